@@ -1,0 +1,1 @@
+"""Backend adapters: one module (or package) per durable-execution substrate."""

@@ -1,0 +1,199 @@
+"""The Reason-Act-Verify phases, written once for every backend.
+
+Backends compose these in their own idiom (a plain loop, a workflow, a graph, an
+event-sourced state machine) and must never re-implement them: that is what
+makes the workload identical everywhere. Each phase records one measurement row.
+
+A backend must NOT call the LLM or the tool service any other way, and must pass
+the act phase the idempotency key it can keep stable across its own retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from harness.errors import DurabenchError
+from harness.measure import PhaseRow, Recorder
+from harness.scenario import Scenario
+from harness.services.common import SERVICE_TIME_HEADER
+from harness.services.llm import MARKER
+from harness.state import StepRecord
+from harness.workload import Decision, Move, idempotency_key, next_move, verify_output
+
+__all__ = [
+    "AgentContext",
+    "PhaseError",
+    "StepOutcome",
+    "act",
+    "drive_step",
+    "reason",
+    "verify",
+]
+
+MAX_TRANSIENT_RETRIES = 8
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 2.0
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class PhaseError(DurabenchError):
+    """A phase gave up after its transient retries (the service stayed unreachable)."""
+
+
+@dataclass
+class AgentContext:
+    """What a worker needs to run phases: the scenario, service URLs, one HTTP session."""
+
+    scenario: Scenario
+    http: aiohttp.ClientSession
+    llm_url: str
+    tools_url: str
+    recorder: Recorder
+    api_key: str | None = None
+    _tool_specs: list[dict[str, Any]] = field(default_factory=list)
+
+    def tool_specs(self) -> list[dict[str, Any]]:
+        """OpenAI `tools` declarations, so a real provider can answer too."""
+        if not self._tool_specs:
+            self._tool_specs = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": name,
+                        "parameters": {
+                            "type": "object",
+                            "properties": {
+                                "item": {"type": "string"},
+                                "quantity": {"type": "integer"},
+                                "amount_cents": {"type": "integer"},
+                                "counterparty": {"type": "string"},
+                            },
+                        },
+                    },
+                }
+                for name in self.scenario.tools
+            ]
+        return self._tool_specs
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    record: StepRecord
+    move: Move  # "commit" or "abort"
+
+
+def _retry_delay(response: aiohttp.ClientResponse | None, retry: int) -> float:
+    if response is not None and "Retry-After" in response.headers:
+        try:
+            return min(float(response.headers["Retry-After"]), BACKOFF_CAP_S * 5)
+        except ValueError:
+            pass
+    return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**retry))
+
+
+async def _post(ctx: AgentContext, url: str, body: dict[str, Any], row: PhaseRow) -> dict[str, Any]:
+    """POST with transient retries; service time and retries go into the row."""
+    headers = {"Authorization": f"Bearer {ctx.api_key}"} if ctx.api_key else {}
+    for retry in range(MAX_TRANSIENT_RETRIES + 1):
+        row.retries = retry
+        try:
+            async with ctx.http.post(url, json=body, headers=headers) as response:
+                row.service_ms += float(response.headers.get(SERVICE_TIME_HEADER, 0.0))
+                if response.status == 200:
+                    data: dict[str, Any] = await response.json()
+                    return data
+                if response.status not in RETRYABLE_STATUS:
+                    row.outcome = "fail"
+                    raise PhaseError(f"{url} answered {response.status}: {await response.text()}")
+                delay = _retry_delay(response, retry)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            row.error = f"{type(exc).__name__}: {exc}"[:500]
+            delay = _retry_delay(None, retry)
+        if retry < MAX_TRANSIENT_RETRIES:
+            await asyncio.sleep(delay)
+    raise PhaseError(f"{url}: gave up after {MAX_TRANSIENT_RETRIES} retries ({row.error})")
+
+
+async def reason(ctx: AgentContext, run_id: str, step: int, attempt: int) -> Decision:
+    """One chat-completion request; the answer names a tool, its arguments, a thought."""
+    prompt = {
+        MARKER: {"run_id": run_id, "step": step, "attempt": attempt},
+        "task": f"{ctx.scenario.name}: choose the tool for step {step}",
+    }
+    body = {
+        "model": ctx.scenario.llm.model,
+        "messages": [
+            {"role": "system", "content": "You are a procurement agent. Call exactly one tool."},
+            {"role": "user", "content": json.dumps(prompt)},
+        ],
+        "tools": ctx.tool_specs(),
+        "tool_choice": "required",
+    }
+    with ctx.recorder.phase(run_id, step, attempt, "reason") as row:
+        data = await _post(ctx, f"{ctx.llm_url}/chat/completions", body, row)
+        message = data["choices"][0]["message"]
+        call = message["tool_calls"][0]["function"]
+        usage = data.get("usage") or {}
+        row.extra = {"tokens_in": usage.get("prompt_tokens"), "tokens_out": usage.get("completion_tokens")}
+        return Decision(call["name"], json.loads(call["arguments"]), message.get("content") or "")
+
+
+async def act(
+    ctx: AgentContext, run_id: str, step: int, attempt: int, decision: Decision, key: str
+) -> dict[str, Any]:
+    """One tool execution with the backend's idempotency key; returns the tool output."""
+    body = {
+        "run_id": run_id,
+        "step": step,
+        "attempt": attempt,
+        "idempotency_key": key,
+        "arguments": decision.arguments,
+    }
+    with ctx.recorder.phase(run_id, step, attempt, "act") as row:
+        data = await _post(ctx, f"{ctx.tools_url}/tools/{decision.tool}", body, row)
+        row.extra = {"applied": bool(data.get("applied"))}
+        output: dict[str, Any] = data["output"]
+        return output
+
+
+def verify(
+    ctx: AgentContext, run_id: str, step: int, attempt: int, decision: Decision, output: dict[str, Any]
+) -> bool:
+    """The deterministic check of the tool output; a rejection is an `ok` row with verdict false."""
+    with ctx.recorder.phase(run_id, step, attempt, "verify") as row:
+        verdict = verify_output(decision, output)
+        row.extra = {"verified": verdict}
+        return verdict
+
+
+async def drive_step(ctx: AgentContext, run_id: str, step: int) -> StepOutcome:
+    """The plain-loop composition: reason, then act and verify until the step policy
+    commits or aborts. The caller persists the record (the commit phase)."""
+    decision = await reason(ctx, run_id, step, 1)
+    verdicts: list[bool] = []
+    attempt = 1
+    while True:
+        output = await act(ctx, run_id, step, attempt, decision, idempotency_key(run_id, step, attempt))
+        verified = verify(ctx, run_id, step, attempt, decision, output)
+        verdicts.append(verified)
+        move = next_move(ctx.scenario.verify, verified, attempt)
+        if move in ("commit", "abort"):
+            break
+        attempt += 1
+        if move == "replan":
+            decision = await reason(ctx, run_id, step, attempt)
+    record = StepRecord(
+        index=step,
+        tool=decision.tool,
+        arguments=decision.arguments,
+        thought=decision.thought,
+        output=output,
+        verdicts=tuple(verdicts),
+        attempts=attempt,
+    )
+    return StepOutcome(record, move)

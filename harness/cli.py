@@ -1,0 +1,179 @@
+"""The `durabench` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from backends.base import BUILTIN_BACKENDS, available_backends
+from harness.errors import DurabenchError
+from harness.results import ResultsDir
+from harness.scenario import list_scenarios, load_scenario
+
+__all__ = ["main"]
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_summary(summary: dict[str, dict[str, Any]]) -> None:
+    table = Table(title="durabench results")
+    for column in ("backend", "runs", "complete", "integrity", "anomalies", "steps/s",
+                   "step p50 ms", "step p99 ms", "overhead p50 ms", "overhead p99 ms"):
+        table.add_column(column, justify="left" if column in ("backend", "anomalies") else "right")
+    for backend, s in summary.items():
+        anomalies = ", ".join(f"{k}={v}" for k, v in s["anomalies"].items() if v) or "none"
+        table.add_row(
+            backend, str(s["runs"]), str(s["completed"]), f"{s['integrity']:.3f}", anomalies,
+            _fmt(s["steps_per_s"], 1), _fmt(s["step_latency_ms"]["p50"]),
+            _fmt(s["step_latency_ms"]["p99"]), _fmt(s["overhead_ms"]["p50"]),
+            _fmt(s["overhead_ms"]["p99"]),
+        )
+    out.print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="durabench")
+def cli() -> None:
+    """durabench: does agent state survive crashes, and what does durability cost per step?"""
+
+
+@cli.command()
+@click.argument("scenario")
+@click.option("--backend", "-b", "backends", multiple=True, metavar="NAME",
+              help="Backend to run (repeatable): a built-in name such as 'baseline', or an import "
+                   "path 'package.module:Class'. Default: every backend whose dependencies are "
+                   "installed.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"),
+              show_default=True, help="Directory that receives results/<run-id>/.")
+def run(scenario: str, backends: tuple[str, ...], out_dir: Path) -> None:
+    """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
+    check integrity against the oracle, and write results/<run-id>/."""
+    from harness.runner import BenchmarkRun
+
+    names = list(backends) or [n for n, missing in available_backends().items() if not missing]
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def report(backend: str, done: int, total: int) -> None:
+        if backend not in tasks:
+            tasks[backend] = progress.add_task(f"{backend} runs", total=total)
+        progress.update(tasks[backend], completed=done)
+
+    try:
+        bench = BenchmarkRun(Path(scenario), names, out_dir, report)
+    except DurabenchError as exc:
+        _fail(str(exc))
+    try:
+        with progress:
+            results = asyncio.run(bench.execute())
+    except KeyboardInterrupt:
+        where = f" (partial results kept in {bench.results.path})" if bench.results else ""
+        _fail(f"interrupted{where}", 130)
+    except DurabenchError as exc:
+        where = f"\n(partial results kept in {bench.results.path})" if bench.results else ""
+        _fail(f"{exc}{where}", 1)
+    print_summary(results.read_json("summary.json"))
+    out.print(f"results: {results.path}")
+
+
+@cli.command(name="list")
+def list_() -> None:
+    """List the shipped scenarios and the built-in backends."""
+    scenarios = Table(title="scenarios")
+    for column in ("name", "runs", "steps", "load", "description"):
+        scenarios.add_column(column)
+    for path in list_scenarios():
+        try:
+            s = load_scenario(path)
+        except DurabenchError as exc:
+            scenarios.add_row(path.stem, "-", "-", "-", f"[red]invalid: {exc}[/]")
+            continue
+        load = (f"concurrency {s.load.concurrency}" if s.load.concurrency
+                else f"{s.load.arrival_rate}/s arrivals")
+        scenarios.add_row(s.name, str(s.runs), str(s.steps), load, s.description)
+    out.print(scenarios)
+    backends = Table(title="backends")
+    backends.add_column("name")
+    backends.add_column("status")
+    backends.add_column("implementation")
+    for name, missing in available_backends().items():
+        status = "ready" if not missing else f"missing {', '.join(missing)}"
+        backends.add_row(name, status, BUILTIN_BACKENDS[name][0])
+    out.print(backends)
+    out.print("Third-party backends load by import path: --backend package.module:Class")
+
+
+@cli.command()
+@click.argument("results_dir", type=click.Path(path_type=Path))
+def check(results_dir: Path) -> None:
+    """Re-run the integrity checker on stored results and compare with the stored verdicts.
+    Exits 1 when any verdict differs."""
+    from harness.recheck import recheck
+
+    try:
+        outcome = recheck(ResultsDir.open(results_dir))
+    except DurabenchError as exc:
+        _fail(str(exc))
+    print_summary(outcome.summary)
+    if outcome.differences:
+        for diff in outcome.differences[:20]:
+            console.print(f"differs: {diff}")
+        _fail(f"{len(outcome.differences)} verdicts differ from the stored ones", 1)
+    out.print(f"verdicts reproduced: {len(outcome.runs)} runs, identical to the stored verdicts")
+
+
+@cli.command()
+def doctor() -> None:
+    """Show what is installed and reachable (packages, Postgres, temporal, Docker), with fixes."""
+    from harness.doctor import run_checks
+
+    table = Table(title="durabench doctor")
+    for column in ("check", "ok", "detail", "fix"):
+        table.add_column(column)
+    failed_required = False
+    for check in run_checks():
+        mark = "[green]yes[/]" if check.ok else ("[red]NO[/]" if check.required else "[yellow]no[/]")
+        failed_required |= check.required and not check.ok
+        table.add_row(check.name, mark, check.detail, check.hint)
+    out.print(table)
+    if failed_required:
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="durabench")
+
+
+if __name__ == "__main__":
+    main()

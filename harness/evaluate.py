@@ -1,0 +1,167 @@
+"""From stored evidence to per-run verdict rows and the per-backend summary.
+
+Both `durabench run` (right after the runs) and `durabench check` (later, from
+the files alone) call these, so stored results can always be re-judged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import pandas as pd
+
+from harness.checker import VERDICTS, RunEvidence, check_run, run_passed
+from harness.oracle import expected_run
+from harness.scenario import Scenario
+from harness.state import LedgerEntry, PersistedRun, RunState
+
+__all__ = ["QUANTILES", "committed_steps", "judge_runs", "step_table", "summarize"]
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def committed_steps(steps: pd.DataFrame) -> dict[str, frozenset[int]]:
+    """run id -> steps the worker acknowledged as committed (an `ok` commit row)."""
+    if steps.empty:
+        return {}
+    done = steps[(steps["phase"] == "commit") & (steps["outcome"] == "ok")]
+    return {
+        str(run_id): frozenset(int(s) for s in group["step"])
+        for run_id, group in done.groupby("run_id")
+    }
+
+
+def judge_runs(
+    scenario: Scenario,
+    backend: str,
+    persisted: list[dict[str, Any]],
+    ledger: list[dict[str, Any]],
+    steps: pd.DataFrame,
+    llm_calls: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One row per run: timings, persisted figures, wasted work and every verdict.
+
+    `persisted` rows carry run_id, state (dict or None), bytes_persisted,
+    history_length, started_at, finished_at, finished_in_time.
+    """
+    ledger_by_run: dict[str, list[LedgerEntry]] = defaultdict(list)
+    for entry in ledger:
+        ledger_by_run[str(entry["run_id"])].append(LedgerEntry.from_dict(entry))
+    calls_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for call in llm_calls:
+        calls_by_run[str(call["run_id"])].append(call)
+    committed = committed_steps(steps)
+    rows = []
+    for item in persisted:
+        run_id = str(item["run_id"])
+        oracle = expected_run(scenario, run_id)
+        state = RunState.from_dict(item["state"]) if item.get("state") else None
+        entries = tuple(ledger_by_run.get(run_id, ()))
+        evidence = RunEvidence(
+            oracle=oracle,
+            persisted=PersistedRun(
+                run_id, state, item.get("bytes_persisted"), item.get("history_length")
+            ),
+            ledger=entries,
+            committed_steps=committed.get(run_id, frozenset()),
+            finished_in_time=bool(item.get("finished_in_time")),
+        )
+        verdicts = check_run(evidence)
+        calls = calls_by_run.get(run_id, [])
+        started, finished = item.get("started_at"), item.get("finished_at")
+        rows.append(
+            {
+                "backend": backend,
+                "run_id": run_id,
+                "status": state.status if state else "lost",
+                "expected_status": oracle.state.status,
+                "started_at": started,
+                "finished_at": finished,
+                "run_latency_s": (finished - started) if started and finished else None,
+                "finished_in_time": bool(item.get("finished_in_time")),
+                "steps_persisted": len(state.steps) if state else 0,
+                "steps_expected": len(oracle.state.steps),
+                "bytes_persisted": item.get("bytes_persisted"),
+                "history_length": item.get("history_length"),
+                "llm_calls": len(calls),
+                "llm_calls_expected": oracle.llm_calls,
+                "llm_tokens": sum(int(c.get("tokens_in", 0)) + int(c.get("tokens_out", 0)) for c in calls),
+                "tool_executions": len(entries),
+                "tool_applied": sum(1 for e in entries if e.applied),
+                "tool_expected": oracle.tool_calls,
+                "passed": run_passed(verdicts),
+                **{name: verdicts[name].valid for name in VERDICTS},
+                "verdict_detail": json.dumps(
+                    {name: v.detail for name, v in verdicts.items()}, sort_keys=True, default=str
+                ),
+            }
+        )
+    return rows
+
+
+def step_table(steps: pd.DataFrame) -> pd.DataFrame:
+    """One row per committed step: wall time from first phase start to commit end, the
+    time spent inside the LLM and tool services, and the orchestration overhead."""
+    if steps.empty:
+        return pd.DataFrame(columns=["backend", "run_id", "step", "step_ms", "service_ms", "overhead_ms"])
+    keys = ["backend", "run_id", "step"]
+    grouped = steps.groupby(keys)
+    table = grouped.agg(start=("start", "min"), service_ms=("service_ms", "sum")).reset_index()
+    commits = steps[(steps["phase"] == "commit") & (steps["outcome"] == "ok")]
+    commit_end = commits.groupby(keys)["end"].max().rename("commit_end").reset_index()
+    table = table.merge(commit_end, on=keys, how="inner")
+    table["step_ms"] = (table["commit_end"] - table["start"]) * 1000.0
+    table["overhead_ms"] = table["step_ms"] - table["service_ms"]
+    return table[["backend", "run_id", "step", "step_ms", "service_ms", "overhead_ms"]]
+
+
+def _quantiles(values: pd.Series) -> dict[str, float | None]:
+    if values.empty:
+        return {f"p{int(q * 100)}": None for q in QUANTILES}
+    return {f"p{int(q * 100)}": round(float(values.quantile(q)), 4) for q in QUANTILES}
+
+
+def summarize(
+    runs: pd.DataFrame, steps: pd.DataFrame, walls: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Per backend: integrity, anomaly counts, throughput, latency and overhead percentiles,
+    wasted work and state bloat. `walls` maps backend -> load-phase wall time in seconds."""
+    per_step = step_table(steps)
+    summary: dict[str, dict[str, Any]] = {}
+    for backend, group in runs.groupby("backend"):
+        name = str(backend)
+        mine = per_step[per_step["backend"] == name]
+        wall = walls.get(name) or 0.0
+        persisted_bytes = group["bytes_persisted"].dropna()
+        steps_persisted = int(group["steps_persisted"].sum())
+        phase_rows = steps[steps["backend"] == name] if not steps.empty else steps
+        summary[name] = {
+            "runs": len(group),
+            "completed": int((group["complete"] == True).sum()),  # noqa: E712  (nullable)
+            "passed": int(group["passed"].sum()),
+            "integrity": round(float(group["passed"].mean()), 6),
+            "anomalies": {v: int((group[v] == False).sum()) for v in VERDICTS},  # noqa: E712
+            "unknown": {v: int(group[v].isna().sum()) for v in VERDICTS},
+            "committed_steps": len(mine),
+            "wall_s": round(wall, 3),
+            "steps_per_s": round(len(mine) / wall, 2) if wall > 0 else None,
+            "step_latency_ms": _quantiles(mine["step_ms"]),
+            "overhead_ms": _quantiles(mine["overhead_ms"]),
+            "phase_mean_ms": {
+                str(phase): round(float(((rows["end"] - rows["start"]) * 1000).mean()), 4)
+                for phase, rows in phase_rows.groupby("phase")
+            }
+            if not phase_rows.empty
+            else {},
+            "wasted": {
+                "llm_calls": int(group["llm_calls"].sum() - group["llm_calls_expected"].sum()),
+                "tool_executions": int(group["tool_executions"].sum() - group["tool_expected"].sum()),
+                "llm_tokens": int(group["llm_tokens"].sum()),
+            },
+            "bytes_per_step": round(float(persisted_bytes.sum()) / steps_persisted, 2)
+            if steps_persisted and not persisted_bytes.empty
+            else None,
+        }
+    return summary

@@ -1,0 +1,248 @@
+"""The local platform: every component is a real subprocess on a 127.0.0.1 port.
+
+Components are started in their own process group, wait until they answer, log to
+`<workdir>/logs/<name>.log`, and are all stopped on exit (also on Ctrl-C, and,
+through PR_SET_PDEATHSIG, when durabench itself is killed). Components marked
+`restart` are restarted when they die, as Kubernetes restarts a pod.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from harness.errors import ComponentError
+
+__all__ = ["Component", "ComponentSpec", "LocalPlatform", "free_port"]
+
+POLL_INTERVAL_S = 0.05
+STOP_GRACE_S = 5.0
+LOG_TAIL_LINES = 30
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What to run. `health_url` (HTTP 200) or else `port` (TCP accept) means ready."""
+
+    name: str
+    role: str  # llm | tools | server | store | worker
+    argv: tuple[str, ...]
+    port: int | None = None
+    health_url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    restart: bool = False
+    restart_delay_s: float = 0.2
+    ready_timeout_s: float = 30.0
+
+
+@dataclass
+class Component:
+    spec: ComponentSpec
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    restarts: int = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it if durabench dies, so nothing leaks."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _ready(spec: ComponentSpec) -> bool:
+    if spec.health_url is not None:
+        try:
+            with urllib.request.urlopen(spec.health_url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+    if spec.port is not None:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            return sock.connect_ex(("127.0.0.1", spec.port)) == 0
+    return True
+
+
+class LocalPlatform:
+    """Starts, supervises and stops component processes. Use as a context manager."""
+
+    name = "local"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.log_dir = workdir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._components: dict[str, Component] = {}
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    def __enter__(self) -> LocalPlatform:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_all()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, spec: ComponentSpec) -> Component:
+        """Start a component and wait until it is ready; raise ComponentError with its log tail."""
+        with self._lock:
+            if spec.name in self._components:
+                raise ComponentError(f"component {spec.name!r} is already running")
+            component = self._spawn(spec)
+            self._components[spec.name] = component
+        self._wait_ready(component)
+        if spec.restart:
+            self._ensure_supervisor()
+        return component
+
+    def _spawn(self, spec: ComponentSpec, restarts: int = 0) -> Component:
+        log_path = self.log_dir / f"{spec.name}.log"
+        with log_path.open("ab") as log:
+            log.write(f"--- start {time.strftime('%H:%M:%S')} restarts={restarts}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                spec.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **spec.env},
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        return Component(spec, process, log_path, restarts)
+
+    def _wait_ready(self, component: Component) -> None:
+        spec = component.spec
+        deadline = time.monotonic() + spec.ready_timeout_s
+        while time.monotonic() < deadline:
+            if component.process.poll() is not None:
+                raise ComponentError(
+                    f"{spec.name} exited with code {component.process.returncode} while starting;"
+                    f" log tail ({component.log_path}):\n{tail(component.log_path)}"
+                )
+            if _ready(spec):
+                return
+            time.sleep(POLL_INTERVAL_S)
+        self._terminate(component)
+        raise ComponentError(
+            f"{spec.name} was not ready after {spec.ready_timeout_s:g}s;"
+            f" log tail ({component.log_path}):\n{tail(component.log_path)}"
+        )
+
+    def _ensure_supervisor(self) -> None:
+        with self._lock:
+            if self._supervisor is None:
+                self._supervisor = threading.Thread(
+                    target=self._supervise, name="durabench-supervisor", daemon=True
+                )
+                self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(POLL_INTERVAL_S):
+            with self._lock:
+                dead = [
+                    c for c in self._components.values()
+                    if c.spec.restart and c.process.poll() is not None
+                ]
+            for component in dead:
+                if self._stopping.wait(component.spec.restart_delay_s):
+                    return
+                with self._lock:
+                    if self._components.get(component.spec.name) is not component:
+                        continue
+                    replacement = self._spawn(component.spec, component.restarts + 1)
+                    self._components[component.spec.name] = replacement
+                with contextlib.suppress(ComponentError):
+                    self._wait_ready(replacement)
+
+    def stop(self, name: str) -> None:
+        with self._lock:
+            component = self._components.pop(name, None)
+        if component is not None:
+            self._terminate(component)
+
+    def stop_all(self) -> None:
+        """Stop every component: SIGTERM to its process group, then SIGKILL after a grace."""
+        self._stopping.set()
+        with self._lock:
+            components = list(self._components.values())
+            self._components.clear()
+        for component in components:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(component.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for component in components:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                component.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                self._terminate(component, grace_s=0)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(component.pid, signal.SIGKILL)  # leftovers in its group
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=2)
+
+    @staticmethod
+    def _terminate(component: Component, grace_s: float = STOP_GRACE_S) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(component.pid, signal.SIGTERM if grace_s else signal.SIGKILL)
+        try:
+            component.process.wait(timeout=grace_s or None)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(component.pid, signal.SIGKILL)
+            component.process.wait()
+
+    # -- inspection and signals (used by tests now, by the nemesis later) -------------
+
+    def component(self, name: str) -> Component:
+        with self._lock:
+            try:
+                return self._components[name]
+            except KeyError:
+                known = ", ".join(sorted(self._components)) or "none"
+                raise ComponentError(f"no component {name!r} (running: {known})") from None
+
+    def components(self, role: str | None = None) -> list[Component]:
+        with self._lock:
+            return [c for c in self._components.values() if role is None or c.spec.role == role]
+
+    def signal(self, name: str, signum: int) -> int:
+        """Send a real signal to a component's process; returns the pid signalled."""
+        component = self.component(name)
+        os.kill(component.pid, signum)
+        return component.pid

@@ -1,0 +1,285 @@
+"""The runner: one scenario on each backend in turn, from services up to verdicts.
+
+For each backend: start the simulated LLM and the tool service (fresh, so every
+backend sees the identical workload and its own ledger), start the backend's
+components, drive the load (closed or open loop), wait for every run up to its
+deadline, read back what was persisted, judge it, and write the results. What
+was measured is written even when the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pandas as pd
+
+from backends.base import Backend, BackendEnv, RunSpec, load_backend
+from harness.evaluate import judge_runs, summarize
+from harness.measure import read_rows
+from harness.oracle import run_ids
+from harness.platform.local import ComponentSpec, LocalPlatform, free_port
+from harness.results import ResultsDir, collect_environment, new_bench_id
+from harness.scenario import Scenario, load_scenario, resolve_scenario_path
+from harness.workload import seeded_rng
+
+__all__ = ["BenchmarkRun", "load_results_tables", "run_benchmark"]
+
+INSPECT_CONCURRENCY = 64
+ProgressFn = Callable[[str, int, int], None]  # (backend, runs finished, runs total)
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    run_id: str
+    started_at: float
+    finished_at: float | None
+    finished_in_time: bool
+    start_error: str | None = None
+
+
+def _service_specs(scenario: Scenario, scenario_path: Path, workdir: Path) -> list[ComponentSpec]:
+    specs = []
+    python = sys.executable
+    if scenario.llm.base_url is None:
+        port = free_port()
+        specs.append(
+            ComponentSpec(
+                name="llm",
+                role="llm",
+                argv=(python, "-m", "harness.services.llm", "--scenario", str(scenario_path),
+                      "--port", str(port), "--call-log", str(workdir / "llm_calls.jsonl")),
+                port=port,
+                health_url=f"http://127.0.0.1:{port}/health",
+            )
+        )
+    port = free_port()
+    specs.append(
+        ComponentSpec(
+            name="tools",
+            role="tools",
+            argv=(python, "-m", "harness.services.tools", "--scenario", str(scenario_path),
+                  "--port", str(port), "--ledger", str(workdir / "ledger.sqlite")),
+            port=port,
+            health_url=f"http://127.0.0.1:{port}/health",
+        )
+    )
+    return specs
+
+
+async def drive_load(
+    scenario: Scenario, backend: Backend, on_finished: Callable[[int], None]
+) -> list[RunTiming]:
+    """Start every run (closed loop: `concurrency` in flight; open loop: Poisson arrivals
+    at `arrival_rate`, drawn from the seed), and wait for each up to its deadline."""
+    timings: list[RunTiming] = []
+    limit = asyncio.Semaphore(scenario.load.concurrency or len(run_ids(scenario)))
+    approval = scenario.approval
+
+    async def approve_later(run_id: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await backend.approve(run_id)
+
+    async def one(run_id: str) -> None:
+        async with limit:
+            started = time.time()
+            approver = None
+            try:
+                await backend.start(RunSpec(run_id, scenario.deadline_s))
+            except Exception as exc:
+                timings.append(RunTiming(run_id, started, None, False, f"{type(exc).__name__}: {exc}"))
+                on_finished(len(timings))
+                return
+            if approval is not None and approval.delay_s is not None:
+                approver = asyncio.create_task(approve_later(run_id, approval.delay_s))
+            try:
+                remaining = scenario.deadline_s - (time.time() - started)
+                done = await backend.wait(run_id, max(0.0, remaining))
+            finally:
+                if approver is not None:
+                    approver.cancel()
+            finished = time.time()
+            in_time = done and finished - started <= scenario.deadline_s
+            timings.append(RunTiming(run_id, started, finished if done else None, in_time))
+            on_finished(len(timings))
+
+    tasks = []
+    arrivals = seeded_rng(scenario.seed, "arrivals")
+    for run_id in run_ids(scenario):
+        if scenario.load.arrival_rate is not None:
+            await asyncio.sleep(arrivals.expovariate(scenario.load.arrival_rate))
+        tasks.append(asyncio.create_task(one(run_id)))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    return timings
+
+
+async def _inspect_all(backend: Backend, timings: list[RunTiming]) -> list[dict[str, Any]]:
+    limit = asyncio.Semaphore(INSPECT_CONCURRENCY)
+
+    async def one(timing: RunTiming) -> dict[str, Any]:
+        async with limit:
+            persisted = await backend.inspect(timing.run_id)
+        return {
+            "run_id": timing.run_id,
+            "state": persisted.state.to_dict() if persisted.state else None,
+            "bytes_persisted": persisted.bytes_persisted,
+            "history_length": persisted.history_length,
+            "extra": persisted.extra,
+            "started_at": timing.started_at,
+            "finished_at": timing.finished_at,
+            "finished_in_time": timing.finished_in_time,
+            "start_error": timing.start_error,
+        }
+
+    return list(await asyncio.gather(*(one(t) for t in sorted(timings, key=lambda t: t.run_id))))
+
+
+async def _fetch_json_lines(url: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        response.raise_for_status()
+        text = await response.text()
+    if text.lstrip().startswith("["):
+        rows: list[dict[str, Any]] = json.loads(text)
+        return rows
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _ledger_rows(backend: str, ledger: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {**e, "backend": backend, "request": json.dumps(e["request"]), "response": json.dumps(e["response"])}
+        for e in ledger
+    ]
+
+
+def load_results_tables(results: ResultsDir) -> dict[str, pd.DataFrame]:
+    """The tables `check` and `summarize` need, tolerant of a run that stopped early."""
+    tables: dict[str, pd.DataFrame] = {}
+    for name in ("steps", "runs", "ledger", "llm_calls"):
+        path = results.path / f"{name}.parquet"
+        tables[name] = pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    return tables
+
+
+@dataclass
+class BenchmarkRun:
+    """One `durabench run`: a scenario on one or more backends, into one results directory."""
+
+    scenario_path: Path
+    backend_names: list[str]
+    out_root: Path
+    progress: ProgressFn | None = None
+
+    def __post_init__(self) -> None:
+        # validate everything before anything starts
+        self.scenario_path = resolve_scenario_path(self.scenario_path)
+        self.scenario = load_scenario(self.scenario_path)
+        self.backends = [load_backend(name) for name in self.backend_names]
+        self.results: ResultsDir | None = None
+        self._walls: dict[str, float] = {}
+
+    async def execute(self) -> ResultsDir:
+        scenario = self.scenario
+        self.results = results = ResultsDir.create(self.out_root, new_bench_id(scenario.name))
+        (results.path / "scenario.yaml").write_text(self.scenario_path.read_text())
+        results.update_manifest(
+            bench_id=results.path.name,
+            status="running",
+            scenario=scenario.model_dump(mode="json"),
+            scenario_path=str(self.scenario_path),
+            seed=scenario.seed,
+            backends=self.backend_names,
+            platform="local",
+            command=" ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
+            started_at=time.time(),
+            environment=collect_environment(),
+        )
+        try:
+            for name, backend in zip(self.backend_names, self.backends, strict=True):
+                await self._run_backend(name, backend, results)
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+            self._finish(results, "interrupted" if interrupted else "failed", repr(exc))
+            raise
+        self._finish(results, "complete", None)
+        return results
+
+    async def _run_backend(self, name: str, backend: Backend, results: ResultsDir) -> None:
+        scenario = self.scenario
+        workdir = results.backend_dir(name)
+        total = scenario.runs
+        report = self.progress or (lambda *_: None)
+        with LocalPlatform(workdir) as platform:
+            specs = _service_specs(scenario, self.scenario_path, workdir)
+            started = {spec.role: platform.start(spec) for spec in specs}
+            llm_url = (
+                f"http://127.0.0.1:{started['llm'].spec.port}/v1"
+                if "llm" in started
+                else str(scenario.llm.base_url)
+            )
+            tools_url = f"http://127.0.0.1:{started['tools'].spec.port}"
+            env = BackendEnv(
+                scenario=scenario,
+                scenario_path=self.scenario_path,
+                bench_id=results.path.name,
+                llm_url=llm_url,
+                tools_url=tools_url,
+                workdir=workdir,
+                measurements_dir=workdir / "measurements",
+            )
+            for spec in backend.components(env):
+                platform.start(spec)
+            await backend.setup(env)
+            try:
+                report(name, 0, total)
+                began = time.time()
+                timings = await drive_load(scenario, backend, lambda n: report(name, n, total))
+                self._walls[name] = time.time() - began
+                persisted = await _inspect_all(backend, timings)
+                stale = await backend.cleanup_stale(scenario.approval.ttl_s if scenario.approval else 0)
+            finally:
+                await backend.teardown()
+            ledger = await _fetch_json_lines(f"{tools_url}/ledger")
+            calls = await _fetch_json_lines(llm_url.removesuffix("/v1") + "/_durabench/calls") if (
+                "llm" in started
+            ) else []
+        steps = pd.DataFrame(read_rows(workdir / "measurements"))
+        rows = judge_runs(scenario, name, persisted, ledger, steps, calls)
+        results.append_jsonl("persisted.jsonl", [{"backend": name, **p} for p in persisted])
+        results.append_table("ledger", _ledger_rows(name, ledger))
+        results.append_table("llm_calls", [{"backend": name, **c} for c in calls])
+        results.append_table("runs", rows)
+        details = results.read_json("manifest.json").get("backend_details", {})
+        details[name] = {**backend.describe(), "stale_cleaned": stale, "wall_s": self._walls[name]}
+        results.update_manifest(backend_details=details)
+
+    def _finish(self, results: ResultsDir, status: str, error: str | None) -> None:
+        """Write steps.parquet and summary.json from whatever was measured, then the status."""
+        rows: list[dict[str, Any]] = []
+        for name in self.backend_names:
+            directory = results.backend_dir(name) / "measurements"
+            if directory.exists():
+                rows.extend(read_rows(directory))
+        results.write_table("steps", rows)
+        tables = load_results_tables(results)
+        if not tables["runs"].empty:
+            results.write_json("summary.json", summarize(tables["runs"], tables["steps"], self._walls))
+        results.update_manifest(status=status, error=error, finished_at=time.time(), pid=os.getpid())
+
+
+async def run_benchmark(
+    scenario: str | Path, backends: list[str], out_root: Path, progress: ProgressFn | None = None
+) -> ResultsDir:
+    return await BenchmarkRun(Path(scenario), backends, out_root, progress).execute()

@@ -1,0 +1,223 @@
+"""Scenarios: YAML files parsed into frozen, fully validated models.
+
+A scenario is validated completely before anything starts; every error names the
+file, the field path and the reason, so a typo never costs a half-finished run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import ScenarioError
+
+__all__ = [
+    "Approval",
+    "ConstantLatency",
+    "ExponentialLatency",
+    "LatencyModel",
+    "LlmModel",
+    "Load",
+    "LognormalLatency",
+    "Scenario",
+    "UniformLatency",
+    "VerifyPolicy",
+    "list_scenarios",
+    "load_scenario",
+    "parse_scenario",
+    "resolve_scenario_path",
+]
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+ToolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ConstantLatency(_Frozen):
+    """Every call takes exactly `ms` milliseconds (0 measures pure overhead)."""
+
+    distribution: Literal["constant"] = "constant"
+    ms: float = Field(0.0, ge=0)
+
+
+class UniformLatency(_Frozen):
+    distribution: Literal["uniform"]
+    low_ms: float = Field(ge=0)
+    high_ms: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformLatency:
+        if self.high_ms < self.low_ms:
+            raise ValueError("high_ms must be >= low_ms")
+        return self
+
+
+class ExponentialLatency(_Frozen):
+    distribution: Literal["exponential"]
+    mean_ms: float = Field(gt=0)
+    max_ms: float | None = Field(None, gt=0)
+
+
+class LognormalLatency(_Frozen):
+    """Heavy-tailed, like real LLM and tool latencies: median and log-space sigma."""
+
+    distribution: Literal["lognormal"]
+    median_ms: float = Field(gt=0)
+    sigma: float = Field(0.5, ge=0, le=4)
+    max_ms: float | None = Field(None, gt=0)
+
+
+LatencyModel = Annotated[
+    ConstantLatency | UniformLatency | ExponentialLatency | LognormalLatency,
+    Field(discriminator="distribution"),
+]
+
+
+class LlmModel(_Frozen):
+    """The reason phase's provider. `base_url: null` starts the simulated provider."""
+
+    base_url: str | None = None
+    model: str = "durabench-sim-1"
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="environment variable holding the key; never stored"
+    )
+    latency: LatencyModel = ConstantLatency()
+    tokens_in: int = Field(400, ge=1)
+    tokens_out: int = Field(120, ge=1)
+
+
+class VerifyPolicy(_Frozen):
+    """What verify checks and what a failed verify leads to."""
+
+    failure_probability: float = Field(0.0, ge=0, lt=1)
+    on_failure: Literal["retry_act", "replan"] = "retry_act"
+    max_attempts: int = Field(3, ge=1, le=100)
+
+
+class Load(_Frozen):
+    """Closed loop (`concurrency` runs in flight) or open loop (`arrival_rate` runs/s)."""
+
+    concurrency: int | None = Field(None, ge=1, le=100_000)
+    arrival_rate: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Load:
+        if (self.concurrency is None) == (self.arrival_rate is None):
+            raise ValueError("set exactly one of concurrency (closed loop) or arrival_rate (open loop)")
+        return self
+
+
+class Approval(_Frozen):
+    """A human-approval wait after a step. `delay_s: null` means nobody ever approves
+    (the zombie case): the run must expire after `ttl_s`."""
+
+    after_step: int = Field(ge=0)
+    delay_s: float | None = Field(0.1, ge=0)
+    ttl_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _decidable(self) -> Approval:
+        if self.delay_s is not None and self.delay_s * 2 > self.ttl_s:
+            raise ValueError(
+                "delay_s must be at most half of ttl_s, or null for never, so the expected "
+                "outcome does not depend on scheduling noise"
+            )
+        return self
+
+
+class Scenario(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str = ""
+    seed: int = Field(ge=0)
+    runs: int = Field(ge=1, le=1_000_000)
+    steps: int = Field(ge=1, le=100_000)
+    load: Load
+    workers: int = Field(1, ge=1, le=256)
+    thought_bytes: int = Field(256, ge=0, le=16 * 1024 * 1024)
+    tool_chain: tuple[ToolName, ...] | None = None
+    tool_mix: dict[ToolName, float] | None = None
+    verify: VerifyPolicy = VerifyPolicy()
+    llm: LlmModel = LlmModel()
+    tool_latency: LatencyModel = ConstantLatency()
+    approval: Approval | None = None
+    deadline_s: float = Field(60.0, gt=0)
+    faults: tuple[dict[str, Any], ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        if (self.tool_chain is None) == (self.tool_mix is None):
+            raise ValueError("set exactly one of tool_chain (fixed order) or tool_mix (weighted)")
+        if self.tool_chain is not None and not self.tool_chain:
+            raise ValueError("tool_chain must name at least one tool")
+        if self.tool_mix is not None:
+            if not self.tool_mix:
+                raise ValueError("tool_mix must name at least one tool")
+            if any(w < 0 for w in self.tool_mix.values()) or sum(self.tool_mix.values()) <= 0:
+                raise ValueError("tool_mix weights must be >= 0 with a positive sum")
+        if self.approval is not None and self.approval.after_step >= self.steps:
+            raise ValueError(
+                f"approval.after_step ({self.approval.after_step}) must be < steps ({self.steps})"
+            )
+        if self.faults:
+            raise ValueError(
+                "fault injection is not available in this version; use an empty list (faults: [])"
+            )
+        return self
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """Every tool this scenario can call, in a stable order."""
+        if self.tool_chain is not None:
+            return tuple(dict.fromkeys(self.tool_chain))
+        assert self.tool_mix is not None
+        return tuple(sorted(self.tool_mix))
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid scenario"]
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    """Validate already-loaded YAML data; raise ScenarioError naming source, field, reason."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: a scenario must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_format_errors(source, exc)) from None
+
+
+def resolve_scenario_path(name_or_path: str | Path) -> Path:
+    """A path as given, or a bare name looked up in the shipped scenarios/ folder."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if shipped.exists():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))) or "none"
+    raise ScenarioError(f"{name_or_path}: no such scenario file (shipped scenarios: {known})")
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    path = resolve_scenario_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    return parse_scenario(data, str(path))
+
+
+def list_scenarios() -> list[Path]:
+    return sorted(SCENARIO_DIR.glob("*.yaml"))
