@@ -85,8 +85,7 @@ class Backend(Protocol):
         """Clean up runs stuck longer than the TTL (zombies); returns how many."""
         ...
 
-    async def teardown(self) -> None:
-        ...
+    async def teardown(self) -> None: ...
 
     def describe(self) -> dict[str, Any]:
         """What ran, for the manifest: variant, options, versions, policies."""
@@ -162,5 +161,7 @@ def load_backend(name: str) -> Backend:
     except TypeError as exc:
         raise BackendError(f"backend {name!r}: bad options {options}: {exc}") from None
     if not isinstance(backend, Backend):
-        raise BackendError(f"backend {name!r}: {cls.__qualname__} does not implement the Backend protocol")
+        raise BackendError(
+            f"backend {name!r}: {cls.__qualname__} does not implement the Backend protocol"
+        )
     return backend

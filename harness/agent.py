@@ -111,7 +111,7 @@ async def _post(ctx: AgentContext, url: str, body: dict[str, Any], row: PhaseRow
                     row.outcome = "fail"
                     raise PhaseError(f"{url} answered {response.status}: {await response.text()}")
                 delay = _retry_delay(response, retry)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             row.error = f"{type(exc).__name__}: {exc}"[:500]
             delay = _retry_delay(None, retry)
         if retry < MAX_TRANSIENT_RETRIES:
@@ -139,7 +139,10 @@ async def reason(ctx: AgentContext, run_id: str, step: int, attempt: int) -> Dec
         message = data["choices"][0]["message"]
         call = message["tool_calls"][0]["function"]
         usage = data.get("usage") or {}
-        row.extra = {"tokens_in": usage.get("prompt_tokens"), "tokens_out": usage.get("completion_tokens")}
+        row.extra = {
+            "tokens_in": usage.get("prompt_tokens"),
+            "tokens_out": usage.get("completion_tokens"),
+        }
         return Decision(call["name"], json.loads(call["arguments"]), message.get("content") or "")
 
 
@@ -162,7 +165,12 @@ async def act(
 
 
 def verify(
-    ctx: AgentContext, run_id: str, step: int, attempt: int, decision: Decision, output: dict[str, Any]
+    ctx: AgentContext,
+    run_id: str,
+    step: int,
+    attempt: int,
+    decision: Decision,
+    output: dict[str, Any],
 ) -> bool:
     """The deterministic check of the tool output; a rejection is an `ok` row with verdict false."""
     with ctx.recorder.phase(run_id, step, attempt, "verify") as row:
@@ -178,7 +186,9 @@ async def drive_step(ctx: AgentContext, run_id: str, step: int) -> StepOutcome:
     verdicts: list[bool] = []
     attempt = 1
     while True:
-        output = await act(ctx, run_id, step, attempt, decision, idempotency_key(run_id, step, attempt))
+        output = await act(
+            ctx, run_id, step, attempt, decision, idempotency_key(run_id, step, attempt)
+        )
         verified = verify(ctx, run_id, step, attempt, decision, output)
         verdicts.append(verified)
         move = next_move(ctx.scenario.verify, verified, attempt)

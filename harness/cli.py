@@ -44,15 +44,31 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def print_summary(summary: dict[str, dict[str, Any]]) -> None:
     table = Table(title="durabench results")
-    for column in ("backend", "runs", "complete", "integrity", "anomalies", "steps/s",
-                   "step p50 ms", "step p99 ms", "overhead p50 ms", "overhead p99 ms"):
+    for column in (
+        "backend",
+        "runs",
+        "complete",
+        "integrity",
+        "anomalies",
+        "steps/s",
+        "step p50 ms",
+        "step p99 ms",
+        "overhead p50 ms",
+        "overhead p99 ms",
+    ):
         table.add_column(column, justify="left" if column in ("backend", "anomalies") else "right")
     for backend, s in summary.items():
         anomalies = ", ".join(f"{k}={v}" for k, v in s["anomalies"].items() if v) or "none"
         table.add_row(
-            backend, str(s["runs"]), str(s["completed"]), f"{s['integrity']:.3f}", anomalies,
-            _fmt(s["steps_per_s"], 1), _fmt(s["step_latency_ms"]["p50"]),
-            _fmt(s["step_latency_ms"]["p99"]), _fmt(s["overhead_ms"]["p50"]),
+            backend,
+            str(s["runs"]),
+            str(s["completed"]),
+            f"{s['integrity']:.3f}",
+            anomalies,
+            _fmt(s["steps_per_s"], 1),
+            _fmt(s["step_latency_ms"]["p50"]),
+            _fmt(s["step_latency_ms"]["p99"]),
+            _fmt(s["overhead_ms"]["p50"]),
             _fmt(s["overhead_ms"]["p99"]),
         )
     out.print(table)
@@ -66,12 +82,24 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("scenario")
-@click.option("--backend", "-b", "backends", multiple=True, metavar="NAME",
-              help="Backend to run (repeatable): a built-in name such as 'baseline', or an import "
-                   "path 'package.module:Class'. Default: every backend whose dependencies are "
-                   "installed.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results"),
-              show_default=True, help="Directory that receives results/<run-id>/.")
+@click.option(
+    "--backend",
+    "-b",
+    "backends",
+    multiple=True,
+    metavar="NAME",
+    help="Backend to run (repeatable): a built-in name such as 'baseline', or an import "
+    "path 'package.module:Class'. Default: every backend whose dependencies are "
+    "installed.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Directory that receives results/<run-id>/.",
+)
 def run(scenario: str, backends: tuple[str, ...], out_dir: Path) -> None:
     """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
     check integrity against the oracle, and write results/<run-id>/."""
@@ -80,8 +108,12 @@ def run(scenario: str, backends: tuple[str, ...], out_dir: Path) -> None:
     names = list(backends) or [n for n, missing in available_backends().items() if not missing]
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
     tasks: dict[str, Any] = {}
 
@@ -119,8 +151,11 @@ def list_() -> None:
         except DurabenchError as exc:
             scenarios.add_row(path.stem, "-", "-", "-", f"[red]invalid: {exc}[/]")
             continue
-        load = (f"concurrency {s.load.concurrency}" if s.load.concurrency
-                else f"{s.load.arrival_rate}/s arrivals")
+        load = (
+            f"concurrency {s.load.concurrency}"
+            if s.load.concurrency
+            else f"{s.load.arrival_rate}/s arrivals"
+        )
         scenarios.add_row(s.name, str(s.runs), str(s.steps), load, s.description)
     out.print(scenarios)
     backends = Table(title="backends")
@@ -163,7 +198,9 @@ def doctor() -> None:
         table.add_column(column)
     failed_required = False
     for check in run_checks():
-        mark = "[green]yes[/]" if check.ok else ("[red]NO[/]" if check.required else "[yellow]no[/]")
+        mark = (
+            "[green]yes[/]" if check.ok else ("[red]NO[/]" if check.required else "[yellow]no[/]")
+        )
         failed_required |= check.required and not check.ok
         table.add_row(check.name, mark, check.detail, check.hint)
     out.print(table)

@@ -76,7 +76,9 @@ def _docker() -> Check:
     except OSError as exc:
         return Check("docker engine", False, f"{sock}: {exc}", "start dockerd")
     ok = b" 200 " in answer.split(b"\r\n", 1)[0]
-    return Check("docker engine", ok, "answers /_ping" if ok else "does not answer", "start dockerd")
+    return Check(
+        "docker engine", ok, "answers /_ping" if ok else "does not answer", "start dockerd"
+    )
 
 
 def _loopback() -> Check:

@@ -87,7 +87,9 @@ def judge_runs(
                 "history_length": item.get("history_length"),
                 "llm_calls": len(calls),
                 "llm_calls_expected": oracle.llm_calls,
-                "llm_tokens": sum(int(c.get("tokens_in", 0)) + int(c.get("tokens_out", 0)) for c in calls),
+                "llm_tokens": sum(
+                    int(c.get("tokens_in", 0)) + int(c.get("tokens_out", 0)) for c in calls
+                ),
                 "tool_executions": len(entries),
                 "tool_applied": sum(1 for e in entries if e.applied),
                 "tool_expected": oracle.tool_calls,
@@ -105,7 +107,9 @@ def step_table(steps: pd.DataFrame) -> pd.DataFrame:
     """One row per committed step: wall time from first phase start to commit end, the
     time spent inside the LLM and tool services, and the orchestration overhead."""
     if steps.empty:
-        return pd.DataFrame(columns=["backend", "run_id", "step", "step_ms", "service_ms", "overhead_ms"])
+        return pd.DataFrame(
+            columns=["backend", "run_id", "step", "step_ms", "service_ms", "overhead_ms"]
+        )
     keys = ["backend", "run_id", "step"]
     grouped = steps.groupby(keys)
     table = grouped.agg(start=("start", "min"), service_ms=("service_ms", "sum")).reset_index()
@@ -157,7 +161,9 @@ def summarize(
             else {},
             "wasted": {
                 "llm_calls": int(group["llm_calls"].sum() - group["llm_calls_expected"].sum()),
-                "tool_executions": int(group["tool_executions"].sum() - group["tool_expected"].sum()),
+                "tool_executions": int(
+                    group["tool_executions"].sum() - group["tool_expected"].sum()
+                ),
                 "llm_tokens": int(group["llm_tokens"].sum()),
             },
             "bytes_per_step": round(float(persisted_bytes.sum()) / steps_persisted, 2)

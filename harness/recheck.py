@@ -27,7 +27,7 @@ class Recheck:
 def _ledger_dicts(frame: pd.DataFrame, backend: str) -> list[dict[str, Any]]:
     if frame.empty:
         return []
-    rows = frame[frame["backend"] == backend].to_dict("records")
+    rows = _records(frame[frame["backend"] == backend])
     for row in rows:
         row["request"] = json.loads(row["request"])
         row["response"] = json.loads(row["response"])
@@ -49,7 +49,7 @@ def recheck(results: ResultsDir) -> Recheck:
                 [p for p in persisted if p["backend"] == backend],
                 _ledger_dicts(tables["ledger"], backend),
                 steps[steps["backend"] == backend] if not steps.empty else steps,
-                calls[calls["backend"] == backend].to_dict("records") if not calls.empty else [],
+                _records(calls[calls["backend"] == backend]) if not calls.empty else [],
             )
         )
     now = pd.DataFrame(rows)
@@ -60,16 +60,27 @@ def recheck(results: ResultsDir) -> Recheck:
     stored = tables["runs"]
     differences = []
     if not stored.empty and not now.empty:
-        merged = stored.merge(now, on=["backend", "run_id"], how="outer", suffixes=("_stored", "_now"))
+        merged = stored.merge(
+            now, on=["backend", "run_id"], how="outer", suffixes=("_stored", "_now")
+        )
         for row in merged.to_dict("records"):
             for name in (*VERDICTS, "passed"):
                 before, after = row.get(f"{name}_stored"), row.get(f"{name}_now")
                 if _norm(before) != _norm(after):
                     differences.append(
-                        {"backend": row["backend"], "run_id": row["run_id"], "verdict": name,
-                         "stored": _norm(before), "now": _norm(after)}
+                        {
+                            "backend": row["backend"],
+                            "run_id": row["run_id"],
+                            "verdict": name,
+                            "stored": _norm(before),
+                            "now": _norm(after),
+                        }
                     )
     return Recheck(now, summarize(now, steps, walls) if not now.empty else {}, differences)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def _norm(value: Any) -> bool | None:

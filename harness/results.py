@@ -37,8 +37,17 @@ from harness.errors import ResultsError
 __all__ = ["ResultsDir", "collect_environment", "new_bench_id"]
 
 PACKAGES = (
-    "durabench", "aiohttp", "pydantic", "pandas", "pyarrow", "temporalio", "langgraph",
-    "langgraph-checkpoint-sqlite", "langgraph-checkpoint-postgres", "psycopg", "dbos",
+    "durabench",
+    "aiohttp",
+    "pydantic",
+    "pandas",
+    "pyarrow",
+    "temporalio",
+    "langgraph",
+    "langgraph-checkpoint-sqlite",
+    "langgraph-checkpoint-postgres",
+    "psycopg",
+    "dbos",
 )
 
 

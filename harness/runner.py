@@ -32,7 +32,7 @@ from harness.results import ResultsDir, collect_environment, new_bench_id
 from harness.scenario import Scenario, load_scenario, resolve_scenario_path
 from harness.workload import seeded_rng
 
-__all__ = ["BenchmarkRun", "load_results_tables", "run_benchmark"]
+__all__ = ["BenchmarkRun", "drive_load", "load_results_tables", "run_benchmark", "service_specs"]
 
 INSPECT_CONCURRENCY = 64
 ProgressFn = Callable[[str, int, int], None]  # (backend, runs finished, runs total)
@@ -47,7 +47,7 @@ class RunTiming:
     start_error: str | None = None
 
 
-def _service_specs(scenario: Scenario, scenario_path: Path, workdir: Path) -> list[ComponentSpec]:
+def service_specs(scenario: Scenario, scenario_path: Path, workdir: Path) -> list[ComponentSpec]:
     specs = []
     python = sys.executable
     if scenario.llm.base_url is None:
@@ -56,8 +56,17 @@ def _service_specs(scenario: Scenario, scenario_path: Path, workdir: Path) -> li
             ComponentSpec(
                 name="llm",
                 role="llm",
-                argv=(python, "-m", "harness.services.llm", "--scenario", str(scenario_path),
-                      "--port", str(port), "--call-log", str(workdir / "llm_calls.jsonl")),
+                argv=(
+                    python,
+                    "-m",
+                    "harness.services.llm",
+                    "--scenario",
+                    str(scenario_path),
+                    "--port",
+                    str(port),
+                    "--call-log",
+                    str(workdir / "llm_calls.jsonl"),
+                ),
                 port=port,
                 health_url=f"http://127.0.0.1:{port}/health",
             )
@@ -67,8 +76,17 @@ def _service_specs(scenario: Scenario, scenario_path: Path, workdir: Path) -> li
         ComponentSpec(
             name="tools",
             role="tools",
-            argv=(python, "-m", "harness.services.tools", "--scenario", str(scenario_path),
-                  "--port", str(port), "--ledger", str(workdir / "ledger.sqlite")),
+            argv=(
+                python,
+                "-m",
+                "harness.services.tools",
+                "--scenario",
+                str(scenario_path),
+                "--port",
+                str(port),
+                "--ledger",
+                str(workdir / "ledger.sqlite"),
+            ),
             port=port,
             health_url=f"http://127.0.0.1:{port}/health",
         )
@@ -96,7 +114,9 @@ async def drive_load(
             try:
                 await backend.start(RunSpec(run_id, scenario.deadline_s))
             except Exception as exc:
-                timings.append(RunTiming(run_id, started, None, False, f"{type(exc).__name__}: {exc}"))
+                timings.append(
+                    RunTiming(run_id, started, None, False, f"{type(exc).__name__}: {exc}")
+                )
                 on_finished(len(timings))
                 return
             if approval is not None and approval.delay_s is not None:
@@ -159,7 +179,12 @@ async def _fetch_json_lines(url: str) -> list[dict[str, Any]]:
 
 def _ledger_rows(backend: str, ledger: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {**e, "backend": backend, "request": json.dumps(e["request"]), "response": json.dumps(e["response"])}
+        {
+            **e,
+            "backend": backend,
+            "request": json.dumps(e["request"]),
+            "response": json.dumps(e["response"]),
+        }
         for e in ledger
     ]
 
@@ -222,7 +247,7 @@ class BenchmarkRun:
         total = scenario.runs
         report = self.progress or (lambda *_: None)
         with LocalPlatform(workdir) as platform:
-            specs = _service_specs(scenario, self.scenario_path, workdir)
+            specs = service_specs(scenario, self.scenario_path, workdir)
             started = {spec.role: platform.start(spec) for spec in specs}
             llm_url = (
                 f"http://127.0.0.1:{started['llm'].spec.port}/v1"
@@ -248,13 +273,17 @@ class BenchmarkRun:
                 timings = await drive_load(scenario, backend, lambda n: report(name, n, total))
                 self._walls[name] = time.time() - began
                 persisted = await _inspect_all(backend, timings)
-                stale = await backend.cleanup_stale(scenario.approval.ttl_s if scenario.approval else 0)
+                stale = await backend.cleanup_stale(
+                    scenario.approval.ttl_s if scenario.approval else 0
+                )
             finally:
                 await backend.teardown()
             ledger = await _fetch_json_lines(f"{tools_url}/ledger")
-            calls = await _fetch_json_lines(llm_url.removesuffix("/v1") + "/_durabench/calls") if (
-                "llm" in started
-            ) else []
+            calls = (
+                await _fetch_json_lines(llm_url.removesuffix("/v1") + "/_durabench/calls")
+                if ("llm" in started)
+                else []
+            )
         steps = pd.DataFrame(read_rows(workdir / "measurements"))
         rows = judge_runs(scenario, name, persisted, ledger, steps, calls)
         results.append_jsonl("persisted.jsonl", [{"backend": name, **p} for p in persisted])
@@ -275,8 +304,12 @@ class BenchmarkRun:
         results.write_table("steps", rows)
         tables = load_results_tables(results)
         if not tables["runs"].empty:
-            results.write_json("summary.json", summarize(tables["runs"], tables["steps"], self._walls))
-        results.update_manifest(status=status, error=error, finished_at=time.time(), pid=os.getpid())
+            results.write_json(
+                "summary.json", summarize(tables["runs"], tables["steps"], self._walls)
+            )
+        results.update_manifest(
+            status=status, error=error, finished_at=time.time(), pid=os.getpid()
+        )
 
 
 async def run_benchmark(

@@ -110,7 +110,9 @@ class Load(_Frozen):
     @model_validator(mode="after")
     def _exactly_one(self) -> Load:
         if (self.concurrency is None) == (self.arrival_rate is None):
-            raise ValueError("set exactly one of concurrency (closed loop) or arrival_rate (open loop)")
+            raise ValueError(
+                "set exactly one of concurrency (closed loop) or arrival_rate (open loop)"
+            )
         return self
 
 
@@ -191,7 +193,9 @@ def _format_errors(source: str, error: ValidationError) -> str:
 def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     """Validate already-loaded YAML data; raise ScenarioError naming source, field, reason."""
     if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: a scenario must be a YAML mapping, got {type(data).__name__}")
+        raise ScenarioError(
+            f"{source}: a scenario must be a YAML mapping, got {type(data).__name__}"
+        )
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

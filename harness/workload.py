@@ -41,8 +41,23 @@ __all__ = [
 Move = Literal["commit", "retry_act", "replan", "abort"]
 
 _WORDS = (
-    "check", "supplier", "budget", "quote", "ledger", "stock", "order", "confirm", "risk",
-    "policy", "compare", "cheapest", "deadline", "approve", "reserve", "notify", "invoice",
+    "check",
+    "supplier",
+    "budget",
+    "quote",
+    "ledger",
+    "stock",
+    "order",
+    "confirm",
+    "risk",
+    "policy",
+    "compare",
+    "cheapest",
+    "deadline",
+    "approve",
+    "reserve",
+    "notify",
+    "invoice",
 )
 
 

@@ -45,14 +45,23 @@ class BaselineBackend:
                     name=f"{self.name}-worker-{index}",
                     role="worker",
                     argv=(
-                        sys.executable, "-m", "backends.baseline.worker",
-                        "--port", str(port),
-                        "--scenario", str(env.scenario_path),
-                        "--llm-url", env.llm_url,
-                        "--tools-url", env.tools_url,
-                        "--measurements", str(env.measurements_dir),
-                        "--worker-id", f"worker-{index}",
-                        "--backend-name", self.name,
+                        sys.executable,
+                        "-m",
+                        "backends.baseline.worker",
+                        "--port",
+                        str(port),
+                        "--scenario",
+                        str(env.scenario_path),
+                        "--llm-url",
+                        env.llm_url,
+                        "--tools-url",
+                        env.tools_url,
+                        "--measurements",
+                        str(env.measurements_dir),
+                        "--worker-id",
+                        f"worker-{index}",
+                        "--backend-name",
+                        self.name,
                     ),
                     port=port,
                     health_url=f"{url}/health",
@@ -76,7 +85,9 @@ class BaselineBackend:
         return self._urls[zlib.crc32(run_id.encode()) % len(self._urls)]
 
     async def start(self, run: RunSpec) -> None:
-        async with self.http.post(f"{self._url(run.run_id)}/runs", json={"run_id": run.run_id}) as r:
+        async with self.http.post(
+            f"{self._url(run.run_id)}/runs", json={"run_id": run.run_id}
+        ) as r:
             if r.status != 202:
                 raise BackendError(f"baseline worker refused {run.run_id}: {await r.text()}")
 
@@ -112,7 +123,9 @@ class BaselineBackend:
             return PersistedRun(run_id, None, bytes_persisted=0, extra={"error": str(exc)})
         state = RunState.from_dict(data["state"])
         extra = {"error": data["error"]} if data.get("error") else {}
-        return PersistedRun(run_id, state, bytes_persisted=0, history_length=len(state.steps), extra=extra)
+        return PersistedRun(
+            run_id, state, bytes_persisted=0, history_length=len(state.steps), extra=extra
+        )
 
     async def cleanup_stale(self, ttl_s: float) -> int:
         return 0  # approval TTLs expire inside the worker loop; nothing else can go stale

@@ -63,7 +63,9 @@ async def run_agent(ctx: AgentContext, slot: RunSlot) -> None:
             approval = scenario.approval
             if approval is not None and approval.after_step == step:
                 slot.status = "waiting_approval"
-                with ctx.recorder.phase(slot.run_id, step, outcome.record.attempts, "approval") as row:
+                with ctx.recorder.phase(
+                    slot.run_id, step, outcome.record.attempts, "approval"
+                ) as row:
                     try:
                         await asyncio.wait_for(slot.approved.wait(), approval.ttl_s)
                     except TimeoutError:

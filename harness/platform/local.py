@@ -111,7 +111,10 @@ class LocalPlatform:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop_all()
 
@@ -175,7 +178,8 @@ class LocalPlatform:
         while not self._stopping.wait(POLL_INTERVAL_S):
             with self._lock:
                 dead = [
-                    c for c in self._components.values()
+                    c
+                    for c in self._components.values()
                     if c.spec.restart and c.process.poll() is not None
                 ]
             for component in dead:

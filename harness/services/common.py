@@ -11,7 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["SERVICE_TIME_HEADER", "FaultSwitches", "add_common_routes", "run_app", "service_parser", "sleep_ms", "switches"]
+__all__ = [
+    "SERVICE_TIME_HEADER",
+    "FaultSwitches",
+    "add_common_routes",
+    "run_app",
+    "service_parser",
+    "sleep_ms",
+    "switches",
+]
 
 SERVICE_TIME_HEADER = "x-durabench-service-ms"
 

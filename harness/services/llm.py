@@ -52,7 +52,9 @@ def parse_marker(body: dict[str, Any]) -> tuple[str, int, int]:
 
 def _completion(scenario: Scenario, run_id: str, step: int, attempt: int) -> dict[str, Any]:
     decision = decide(scenario, run_id, step, attempt)
-    call_id = f"call_{seeded_rng(scenario.seed, 'call', run_id, step, attempt).getrandbits(48):012x}"
+    call_id = (
+        f"call_{seeded_rng(scenario.seed, 'call', run_id, step, attempt).getrandbits(48):012x}"
+    )
     usage = {
         "prompt_tokens": scenario.llm.tokens_in,
         "completion_tokens": scenario.llm.tokens_out,

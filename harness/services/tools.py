@@ -56,8 +56,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS ledger_applied_key ON ledger (idempotency_key)
 CREATE INDEX IF NOT EXISTS ledger_run ON ledger (run_id, step, attempt);
 """
 COLUMNS = (
-    "seq", "run_id", "step", "attempt", "tool", "idempotency_key", "applied",
-    "request", "response", "started_at", "finished_at",
+    "seq",
+    "run_id",
+    "step",
+    "attempt",
+    "tool",
+    "idempotency_key",
+    "applied",
+    "request",
+    "response",
+    "started_at",
+    "finished_at",
 )
 
 
@@ -101,9 +110,16 @@ def _record(
         "INSERT INTO ledger (run_id, step, attempt, tool, idempotency_key, applied, request,"
         " response, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            str(body["run_id"]), int(body["step"]), int(body["attempt"]), tool, key,
-            int(applied), json.dumps(body, sort_keys=True), json.dumps(response, sort_keys=True),
-            began, time.time(),
+            str(body["run_id"]),
+            int(body["step"]),
+            int(body["attempt"]),
+            tool,
+            key,
+            int(applied),
+            json.dumps(body, sort_keys=True),
+            json.dumps(response, sort_keys=True),
+            began,
+            time.time(),
         ),
     )
     return applied, response
