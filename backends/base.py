@@ -148,7 +148,7 @@ def load_backend(name: str) -> Backend:
         cls = _import_class(path, name)
         if variant:
             options = {"variant": variant, **options}
-    elif "." in family and ":" in base:
+    elif ":" in base:
         cls = _import_class(base, name)
     else:
         known = ", ".join(sorted(BUILTIN_BACKENDS))

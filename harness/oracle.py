@@ -25,9 +25,9 @@ class OracleRun:
         return len(self.effects)
 
 
-def run_ids(scenario: Scenario) -> list[str]:
+def run_ids(scenario: Scenario, first: int = 0) -> list[str]:
     """The logical run ids of a scenario; backends namespace them, the workload does not."""
-    return [f"run-{i:06d}" for i in range(scenario.runs)]
+    return [f"run-{i:06d}" for i in range(first, first + scenario.runs)]
 
 
 def expected_run(scenario: Scenario, run_id: str) -> OracleRun:

@@ -95,12 +95,16 @@ def service_specs(scenario: Scenario, scenario_path: Path, workdir: Path) -> lis
 
 
 async def drive_load(
-    scenario: Scenario, backend: Backend, on_finished: Callable[[int], None]
+    scenario: Scenario,
+    backend: Backend,
+    on_finished: Callable[[int], None],
+    ids: list[str] | None = None,
 ) -> list[RunTiming]:
     """Start every run (closed loop: `concurrency` in flight; open loop: Poisson arrivals
     at `arrival_rate`, drawn from the seed), and wait for each up to its deadline."""
+    ids = run_ids(scenario) if ids is None else ids
     timings: list[RunTiming] = []
-    limit = asyncio.Semaphore(scenario.load.concurrency or len(run_ids(scenario)))
+    limit = asyncio.Semaphore(scenario.load.concurrency or len(ids))
     approval = scenario.approval
 
     async def approve_later(run_id: str, delay_s: float) -> None:
@@ -134,7 +138,7 @@ async def drive_load(
 
     tasks = []
     arrivals = seeded_rng(scenario.seed, "arrivals")
-    for run_id in run_ids(scenario):
+    for run_id in ids:
         if scenario.load.arrival_rate is not None:
             await asyncio.sleep(arrivals.expovariate(scenario.load.arrival_rate))
         tasks.append(asyncio.create_task(one(run_id)))
@@ -213,6 +217,7 @@ class BenchmarkRun:
         self.scenario = load_scenario(self.scenario_path)
         self.backends = [load_backend(name) for name in self.backend_names]
         self.results: ResultsDir | None = None
+        self.platform: LocalPlatform | None = None  # of the backend running now
         self._walls: dict[str, float] = {}
 
     async def execute(self) -> ResultsDir:
@@ -247,6 +252,7 @@ class BenchmarkRun:
         total = scenario.runs
         report = self.progress or (lambda *_: None)
         with LocalPlatform(workdir) as platform:
+            self.platform = platform
             specs = service_specs(scenario, self.scenario_path, workdir)
             started = {spec.role: platform.start(spec) for spec in specs}
             llm_url = (

@@ -1,0 +1,142 @@
+"""The `durabench` command as a user runs it: a real subprocess of the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ScenarioFactory
+
+REPO = Path(__file__).resolve().parent.parent
+DURABENCH = shutil.which("durabench", path=str(Path(sys.executable).parent)) or "durabench"
+
+
+def durabench(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [DURABENCH, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["check"], ["doctor"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = durabench(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: durabench" in result.stdout
+
+
+def test_list_shows_shipped_scenarios_and_backends() -> None:
+    result = durabench("list")
+    assert result.returncode == 0, result.stderr
+    for name in ("smoke", "procurement", "baseline", "ready"):
+        assert name in result.stdout
+
+
+def test_doctor_reports_each_check_with_a_fix() -> None:
+    result = durabench("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("loopback ports", "postgres binaries", "temporal binary", "docker engine"):
+        assert name in result.stdout
+
+
+@pytest.mark.integration
+def test_readme_run_then_check(tmp_path: Path) -> None:
+    """The README's default benchmark, then `check` on its results directory."""
+    result = durabench("run", "scenarios/smoke.yaml", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "baseline" in result.stdout and "1.000" in result.stdout
+    results = tmp_path / "latest"
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["baseline"]["integrity"] == 1.0
+
+    check = durabench("check", str(results))
+    assert check.returncode == 0, check.stderr
+    assert "verdicts reproduced: 20 runs" in check.stdout
+
+
+@pytest.mark.integration
+def test_backend_options_reach_the_backend(tmp_path: Path) -> None:
+    result = durabench("run", "smoke", "--backend", "baseline?workers=2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "latest" / "manifest.json").read_text())
+    assert manifest["backend_details"]["baseline?workers=2"]["workers"] == 2
+
+
+def test_invalid_scenario_names_file_field_and_reason(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    path = write_scenario(runs=-3)
+    result = durabench("run", str(path), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "runs" in result.stderr
+    assert "greater than or equal to 1" in result.stderr
+    assert not (tmp_path / "r").exists(), "nothing may start for an invalid scenario"
+
+
+def test_unknown_backend_lists_the_known_ones(tmp_path: Path) -> None:
+    result = durabench("run", "smoke", "--backend", "cassandra", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "unknown backend 'cassandra'" in result.stderr and "baseline" in result.stderr
+
+
+def test_check_on_a_directory_that_is_not_results(tmp_path: Path) -> None:
+    result = durabench("check", str(tmp_path))
+    assert result.returncode == 2
+    assert "not a durabench results directory" in result.stderr
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_keeps_its_measurements_and_stops_everything(
+    write_scenario: ScenarioFactory, tmp_path: Path, signum: int
+) -> None:
+    path = write_scenario(
+        runs=50, steps=20, llm={"latency": {"distribution": "constant", "ms": 20}}
+    )
+    out = tmp_path / "results"
+    process = subprocess.Popen(
+        [DURABENCH, "run", str(path), "--out", str(out)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    measurements = None
+    for _ in range(600):  # liveness bound: up to 60 s for the first measured steps
+        found = list(out.glob("*/baseline/measurements/*.jsonl"))
+        if found and found[0].stat().st_size > 2000:
+            measurements = found[0]
+            break
+        time.sleep(0.1)
+    assert measurements is not None, "the run never started measuring"
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    results = next(p for p in out.iterdir() if not p.is_symlink())
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    steps = pd.read_parquet(results / "steps.parquet")
+    assert len(steps) > 0
+    assert _processes_mentioning(str(results)) == []

@@ -1,0 +1,332 @@
+"""Scenarios as a specification: the shipped files load, and every kind of bad input
+fails before anything starts with a ScenarioError naming the file, the field path and
+the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+
+from harness.errors import ScenarioError
+from harness.scenario import (
+    SCENARIO_DIR,
+    LognormalLatency,
+    Scenario,
+    list_scenarios,
+    load_scenario,
+    parse_scenario,
+    resolve_scenario_path,
+)
+
+SOURCE = "bad.yaml"
+ScenarioFactory = Callable[..., Path]  # the conftest `write_scenario` fixture
+
+
+def minimal(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "t",
+        "seed": 1,
+        "runs": 2,
+        "steps": 3,
+        "load": {"concurrency": 1},
+        "tool_chain": ["search_supplier"],
+    }
+    data.update(overrides)
+    return data
+
+
+def scenario_error(data: Any) -> str:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data, SOURCE)
+    return str(info.value)
+
+
+# -- the shipped scenarios ------------------------------------------------------------
+
+
+def test_every_shipped_scenario_loads() -> None:
+    shipped = list_scenarios()
+    assert {p.stem for p in shipped} >= {"smoke", "procurement"}
+    for path in shipped:
+        scenario = load_scenario(path)
+        assert scenario.name == path.stem
+
+
+def test_procurement_is_a_ten_step_ten_tool_chain() -> None:
+    scenario = load_scenario(SCENARIO_DIR / "procurement.yaml")
+    assert scenario.steps == 10
+    assert scenario.tool_chain is not None
+    assert len(scenario.tool_chain) == 10
+    assert len(scenario.tools) == 10
+    assert scenario.tool_mix is None
+    assert scenario.verify.on_failure == "replan"
+    assert isinstance(scenario.llm.latency, LognormalLatency)
+
+
+def test_smoke_is_a_weighted_tool_mix() -> None:
+    scenario = load_scenario(SCENARIO_DIR / "smoke.yaml")
+    assert scenario.tool_chain is None
+    assert scenario.tool_mix is not None
+    assert scenario.tools == tuple(sorted(scenario.tool_mix))
+
+
+def test_a_bare_shipped_name_resolves_to_the_shipped_file() -> None:
+    assert resolve_scenario_path("smoke") == SCENARIO_DIR / "smoke.yaml"
+    assert load_scenario("smoke") == load_scenario(SCENARIO_DIR / "smoke.yaml")
+
+
+def test_the_conftest_tiny_scenario_loads(write_scenario: ScenarioFactory) -> None:
+    scenario = load_scenario(write_scenario())
+    assert scenario.name == "tiny"
+    assert scenario.tools == ("reserve_budget", "search_supplier")
+
+
+def test_scenario_models_are_frozen() -> None:
+    scenario = parse_scenario(minimal())
+    with pytest.raises(pydantic.ValidationError):
+        scenario.runs = 5  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError):
+        scenario.load.concurrency = 2  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError):
+        scenario.verify.max_attempts = 9  # type: ignore[misc]
+
+
+def test_defaults_fill_every_optional_section() -> None:
+    scenario = parse_scenario(minimal())
+    assert scenario.faults == ()
+    assert scenario.approval is None
+    assert scenario.llm.base_url is None
+    assert scenario.verify.failure_probability == 0.0
+
+
+# -- bad input: each error names file, field path and reason --------------------------
+
+
+def test_an_unknown_field_is_named() -> None:
+    message = scenario_error(minimal(stepz=3))
+    assert SOURCE in message
+    assert "stepz" in message
+    assert "Extra inputs are not permitted" in message
+
+
+def test_an_unknown_nested_field_is_named_with_its_path() -> None:
+    message = scenario_error(minimal(verify={"max_attempt": 3}))
+    assert "verify.max_attempt" in message
+
+
+def test_a_wrong_type_is_named() -> None:
+    message = scenario_error(minimal(runs="many"))
+    assert SOURCE in message
+    assert "runs" in message
+    assert "integer" in message
+
+
+def test_a_negative_count_is_named() -> None:
+    message = scenario_error(minimal(runs=-1))
+    assert SOURCE in message
+    assert "runs" in message
+    assert "greater than or equal to 1" in message
+
+
+def test_a_missing_required_field_is_named() -> None:
+    data = minimal()
+    del data["seed"]
+    message = scenario_error(data)
+    assert "seed" in message
+    assert "Field required" in message
+
+
+def test_every_error_is_reported_at_once() -> None:
+    message = scenario_error(minimal(runs=-1, steps="x", stepz=1))
+    assert "runs" in message
+    assert "steps" in message
+    assert "stepz" in message
+
+
+def test_both_concurrency_and_arrival_rate_is_rejected() -> None:
+    message = scenario_error(minimal(load={"concurrency": 2, "arrival_rate": 1.5}))
+    assert SOURCE in message
+    assert "load" in message
+    assert "exactly one of concurrency" in message
+
+
+def test_neither_concurrency_nor_arrival_rate_is_rejected() -> None:
+    message = scenario_error(minimal(load={}))
+    assert "load" in message
+    assert "exactly one of concurrency" in message
+
+
+def test_both_tool_chain_and_tool_mix_is_rejected() -> None:
+    message = scenario_error(minimal(tool_mix={"search_supplier": 1}))
+    assert SOURCE in message
+    assert "tool_chain" in message
+    assert "tool_mix" in message
+
+
+def test_neither_tool_chain_nor_tool_mix_is_rejected() -> None:
+    message = scenario_error(minimal(tool_chain=None))
+    assert "exactly one of tool_chain" in message
+
+
+def test_an_empty_tool_chain_is_rejected() -> None:
+    assert "at least one tool" in scenario_error(minimal(tool_chain=[]))
+
+
+def test_tool_mix_weights_need_a_positive_sum() -> None:
+    message = scenario_error(minimal(tool_chain=None, tool_mix={"a": 0, "b": 0}))
+    assert "positive sum" in message
+
+
+def test_a_tool_name_that_is_not_an_identifier_is_rejected() -> None:
+    message = scenario_error(minimal(tool_chain=["Search Supplier"]))
+    assert "tool_chain.0" in message
+
+
+def test_approval_after_the_last_step_is_rejected() -> None:
+    message = scenario_error(minimal(steps=3, approval={"after_step": 3, "ttl_s": 1}))
+    assert SOURCE in message
+    assert "approval.after_step" in message
+    assert "must be < steps" in message
+
+
+def test_uniform_latency_with_high_below_low_is_rejected() -> None:
+    message = scenario_error(
+        minimal(tool_latency={"distribution": "uniform", "low_ms": 5, "high_ms": 1})
+    )
+    assert SOURCE in message
+    assert "tool_latency" in message
+    assert "high_ms must be >= low_ms" in message
+
+
+def test_approval_delay_over_half_the_ttl_is_rejected() -> None:
+    message = scenario_error(minimal(approval={"after_step": 0, "delay_s": 0.6, "ttl_s": 1}))
+    assert "approval" in message
+    assert "delay_s must be at most half of ttl_s" in message
+
+
+def test_approval_delay_of_exactly_half_the_ttl_is_accepted() -> None:
+    scenario = parse_scenario(minimal(approval={"after_step": 0, "delay_s": 0.5, "ttl_s": 1}))
+    assert scenario.approval is not None
+    assert scenario.approval.delay_s == 0.5
+
+
+def test_approval_that_never_comes_is_accepted() -> None:
+    scenario = parse_scenario(minimal(approval={"after_step": 2, "delay_s": None, "ttl_s": 1}))
+    assert scenario.approval is not None
+    assert scenario.approval.delay_s is None
+
+
+def test_a_non_empty_faults_list_is_rejected() -> None:
+    message = scenario_error(minimal(faults=[{"kind": "kill", "target": "tools"}]))
+    assert SOURCE in message
+    assert "faults" in message
+    assert "not available in this version" in message
+
+
+def test_a_nested_error_names_the_nested_path() -> None:
+    message = scenario_error(minimal(llm={"latency": {"distribution": "lognormal", "sigma": 1}}))
+    assert SOURCE in message
+    assert "llm.latency" in message
+    assert "median_ms" in message
+    assert "Field required" in message
+
+
+def test_an_unknown_latency_distribution_is_rejected() -> None:
+    message = scenario_error(minimal(tool_latency={"distribution": "pareto", "ms": 1}))
+    assert "tool_latency" in message
+    assert "pareto" in message
+
+
+def test_a_verify_probability_of_one_is_rejected() -> None:
+    message = scenario_error(minimal(verify={"failure_probability": 1.0}))
+    assert "verify.failure_probability" in message
+
+
+def test_a_top_level_list_is_rejected() -> None:
+    message = scenario_error([minimal()])
+    assert SOURCE in message
+    assert "must be a YAML mapping" in message
+    assert "list" in message
+
+
+def test_a_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\nload: {concurrency: 1\nruns: 3\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "not valid YAML" in message
+
+
+def test_an_empty_file_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    with pytest.raises(ScenarioError, match="must be a YAML mapping"):
+        load_scenario(path)
+
+
+def test_a_file_error_names_the_file_and_the_field(write_scenario: ScenarioFactory) -> None:
+    path = write_scenario("typo.yaml", stepz=4)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "stepz" in message
+
+
+def test_a_file_error_in_a_nested_field_names_the_path(write_scenario: ScenarioFactory) -> None:
+    path = write_scenario(llm={"latency": {"distribution": "lognormal"}})
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(path) in str(info.value)
+    assert "llm.latency" in str(info.value)
+
+
+def test_a_missing_file_lists_the_shipped_scenarios(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(missing)
+    message = str(info.value)
+    assert str(missing) in message
+    assert "no such scenario file" in message
+    assert "smoke" in message
+    assert "procurement" in message
+
+
+def test_an_unknown_bare_name_lists_the_shipped_scenarios() -> None:
+    with pytest.raises(ScenarioError, match=r"shipped scenarios: .*smoke"):
+        load_scenario("smok")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: load_scenario(<a directory>) leaks IsADirectoryError instead of ScenarioError"
+    " (harness/scenario.py resolve_scenario_path accepts any existing path, load_scenario"
+    " only catches yaml.YAMLError around path.read_text())",
+)
+def test_a_directory_is_rejected_as_a_scenario_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match=str(tmp_path)):
+        load_scenario(tmp_path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a scenario file that is not UTF-8 leaks UnicodeDecodeError instead of"
+    " ScenarioError (harness/scenario.py load_scenario only catches yaml.YAMLError)",
+)
+def test_a_file_that_is_not_utf8_is_rejected_as_a_scenario_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ScenarioError, match="latin1.yaml"):
+        load_scenario(path)
+
+
+def test_parsing_returns_an_equal_model_for_equal_input() -> None:
+    first: Scenario = parse_scenario(minimal())
+    assert parse_scenario(minimal()) == first
+    assert hash(first.load) == hash(parse_scenario(minimal()).load)
