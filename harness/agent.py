@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "PhaseError",
     "StepOutcome",
     "act",
+    "api_key",
     "drive_step",
     "reason",
     "verify",
@@ -85,6 +87,13 @@ class AgentContext:
 class StepOutcome:
     record: StepRecord
     move: Move  # "commit" or "abort"
+
+
+def api_key(scenario: Scenario) -> str | None:
+    """The provider key for a real LLM endpoint, from the environment only (never stored)."""
+    if scenario.llm.base_url is None:
+        return None
+    return os.environ.get(scenario.llm.api_key_env)
 
 
 def _retry_delay(response: aiohttp.ClientResponse | None, retry: int) -> float:

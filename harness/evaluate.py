@@ -127,6 +127,11 @@ def _quantiles(values: pd.Series) -> dict[str, float | None]:
     return {f"p{int(q * 100)}": round(float(values.quantile(q)), 4) for q in QUANTILES}
 
 
+def _beyond(done: pd.Series, expected: pd.Series) -> int:
+    """Work beyond the oracle's, run by run (a run that stopped early wasted nothing extra)."""
+    return int((done - expected).clip(lower=0).sum())
+
+
 def summarize(
     runs: pd.DataFrame, steps: pd.DataFrame, walls: dict[str, float]
 ) -> dict[str, dict[str, Any]]:
@@ -160,10 +165,8 @@ def summarize(
             if not phase_rows.empty
             else {},
             "wasted": {
-                "llm_calls": int(group["llm_calls"].sum() - group["llm_calls_expected"].sum()),
-                "tool_executions": int(
-                    group["tool_executions"].sum() - group["tool_expected"].sum()
-                ),
+                "llm_calls": _beyond(group["llm_calls"], group["llm_calls_expected"]),
+                "tool_executions": _beyond(group["tool_executions"], group["tool_expected"]),
                 "llm_tokens": int(group["llm_tokens"].sum()),
             },
             "bytes_per_step": round(float(persisted_bytes.sum()) / steps_persisted, 2)

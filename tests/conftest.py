@@ -75,7 +75,9 @@ def services(write_scenario: ScenarioFactory, tmp_path: Path) -> Iterator[Servic
     workdir.mkdir()
     scenario = load_scenario(path)
     with LocalPlatform(workdir) as platform:
-        started = {spec.role: platform.start(spec) for spec in service_specs(scenario, path, workdir)}
+        started = {
+            spec.role: platform.start(spec) for spec in service_specs(scenario, path, workdir)
+        }
         yield Services(
             scenario=scenario,
             scenario_path=path,

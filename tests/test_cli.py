@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 DURABENCH = shutil.which("durabench", path=str(Path(sys.executable).parent)) or "durabench"
 
 
-def durabench(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def durabench(
+    *args: str, cwd: Path = REPO, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
         [DURABENCH, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
@@ -119,7 +121,10 @@ def test_an_interrupted_run_keeps_its_measurements_and_stops_everything(
     out = tmp_path / "results"
     process = subprocess.Popen(
         [DURABENCH, "run", str(path), "--out", str(out)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     measurements = None
     for _ in range(600):  # liveness bound: up to 60 s for the first measured steps

@@ -22,8 +22,14 @@ from tests.conftest import ScenarioFactory
 pytestmark = pytest.mark.integration
 
 RESULT_FILES = (
-    "manifest.json", "steps.parquet", "runs.parquet", "summary.json",
-    "persisted.jsonl", "ledger.parquet", "llm_calls.parquet", "scenario.yaml",
+    "manifest.json",
+    "steps.parquet",
+    "runs.parquet",
+    "summary.json",
+    "persisted.jsonl",
+    "ledger.parquet",
+    "llm_calls.parquet",
+    "scenario.yaml",
 )
 
 
@@ -139,7 +145,9 @@ async def test_a_third_party_backend_loads_by_import_path(
     assert summary["integrity"] == 1.0
 
 
-def test_unknown_backend_names_the_existing_ones(write_scenario: ScenarioFactory, tmp_path: Path) -> None:
+def test_unknown_backend_names_the_existing_ones(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
     with pytest.raises(BackendError, match="built-in backends: baseline"):
         BenchmarkRun(write_scenario(), ["nosuch"], tmp_path)
     with pytest.raises(BackendError, match="cannot import"):

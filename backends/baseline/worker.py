@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from harness.agent import AgentContext, drive_step
+from harness.agent import AgentContext, api_key, drive_step
 from harness.measure import Recorder
 from harness.scenario import load_scenario
 from harness.services.common import add_common_routes, run_app
@@ -149,12 +149,14 @@ class AgentContextFactory:
 
     def __call__(self, http: aiohttp.ClientSession) -> AgentContext:
         args = self.args
+        scenario = load_scenario(args.scenario)
         return AgentContext(
-            scenario=load_scenario(args.scenario),
+            scenario=scenario,
             http=http,
             llm_url=args.llm_url,
             tools_url=args.tools_url,
             recorder=Recorder(Path(args.measurements), args.backend_name, args.worker_id),
+            api_key=api_key(scenario),
         )
 
 
