@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -23,10 +24,41 @@ __all__ = [
     "BUILTIN_BACKENDS",
     "Backend",
     "BackendEnv",
+    "BuiltinBackend",
+    "ExternalServices",
     "RunSpec",
     "available_backends",
     "load_backend",
+    "mask_dsn",
 ]
+
+
+@dataclass(frozen=True)
+class ExternalServices:
+    """Existing servers the user pointed durabench at (CLI options or environment);
+    `None` means durabench starts its own embedded one. Secrets are never stored:
+    only the *names* of environment variables holding them."""
+
+    pg_dsn: str | None = None
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_tls_cert: str | None = None  # client certificate file (mTLS)
+    temporal_tls_key: str | None = None  # client key file (mTLS)
+    temporal_tls_ca: str | None = None  # server CA file
+    temporal_api_key_env: str | None = None  # env var holding a Temporal Cloud API key
+
+    def public(self) -> dict[str, Any]:
+        """For the manifest: what was used, with passwords masked."""
+        data = dict(self.__dict__)
+        if self.pg_dsn:
+            data["pg_dsn"] = mask_dsn(self.pg_dsn)
+        return data
+
+
+def mask_dsn(dsn: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (also key=value form)."""
+    dsn = re.sub(r"(://[^:/@]+:)[^@]*(@)", r"\1***\2", dsn)
+    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
 
 
 @dataclass(frozen=True)
@@ -40,7 +72,7 @@ class BackendEnv:
     tools_url: str
     workdir: Path  # this backend's private directory inside the results directory
     measurements_dir: Path  # where workers' Recorder files go
-    options: dict[str, str] = field(default_factory=dict)  # from "name?key=value&..."
+    external: ExternalServices = field(default_factory=lambda: ExternalServices())
 
 
 @dataclass(frozen=True)
@@ -92,9 +124,23 @@ class Backend(Protocol):
         ...
 
 
-# name -> (import path, the distributions it needs). Extend when a backend lands.
-BUILTIN_BACKENDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "baseline": ("backends.baseline:BaselineBackend", ()),
+@dataclass(frozen=True)
+class BuiltinBackend:
+    """Where a built-in backend lives, the modules it needs, and the extra that brings them."""
+
+    path: str  # package.module:Class
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+
+BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
+    "baseline": BuiltinBackend("backends.baseline:BaselineBackend"),
+    "pgstore": BuiltinBackend("backends.pgstore:PgStoreBackend", ("psycopg",), "pgstore"),
+    "pgstore-naive": BuiltinBackend(
+        "backends.pgstore_naive:NaivePgStoreBackend", ("psycopg",), "pgstore"
+    ),
+    "temporal": BuiltinBackend("backends.temporal:TemporalBackend", ("temporalio",), "temporal"),
+    "langgraph": BuiltinBackend("backends.langgraph:LangGraphBackend", ("langgraph",), "langgraph"),
 }
 
 
@@ -109,13 +155,22 @@ def _split_options(name: str) -> tuple[str, dict[str, str]]:
     return base, options
 
 
-def _missing(distributions: tuple[str, ...]) -> list[str]:
-    return [d for d in distributions if importlib.util.find_spec(d) is None]
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def _missing(backend: BuiltinBackend) -> list[str]:
+    """Modules a built-in backend still misses: its own module, then its dependencies."""
+    own = backend.path.partition(":")[0]
+    return [m for m in (own, *backend.requires) if not _importable(m)]
 
 
 def available_backends() -> dict[str, list[str]]:
     """Built-in backend names mapped to the modules they still miss ([] = ready)."""
-    return {name: _missing(deps) for name, (_, deps) in BUILTIN_BACKENDS.items()}
+    return {name: _missing(backend) for name, backend in BUILTIN_BACKENDS.items()}
 
 
 def _import_class(path: str, name: str) -> type[Any]:
@@ -139,13 +194,12 @@ def load_backend(name: str) -> Backend:
     base, options = _split_options(name)
     family, _, variant = base.partition(":")
     if family in BUILTIN_BACKENDS:
-        path, deps = BUILTIN_BACKENDS[family]
-        missing = _missing(deps)
+        builtin = BUILTIN_BACKENDS[family]
+        missing = _missing(builtin)
         if missing:
-            raise BackendError(
-                f"backend {family!r} needs {', '.join(missing)}: pip install 'durabench[{family}]'"
-            )
-        cls = _import_class(path, name)
+            hint = f": pip install 'durabench[{builtin.extra}]'" if builtin.extra else ""
+            raise BackendError(f"backend {family!r} needs {', '.join(missing)}{hint}")
+        cls = _import_class(builtin.path, name)
         if variant:
             options = {"variant": variant, **options}
     elif ":" in base:

@@ -100,10 +100,75 @@ def cli() -> None:
     show_default=True,
     help="Directory that receives results/<run-id>/.",
 )
-def run(scenario: str, backends: tuple[str, ...], out_dir: Path) -> None:
+@click.option(
+    "--pg-dsn",
+    envvar="DURABENCH_PG_DSN",
+    metavar="DSN",
+    help="Use this existing Postgres (postgresql://...) instead of starting an embedded one; "
+    "durabench creates its own schema per run and touches nothing else. "
+    "[env: DURABENCH_PG_DSN]",
+)
+@click.option(
+    "--temporal-address",
+    envvar="DURABENCH_TEMPORAL_ADDRESS",
+    metavar="HOST:PORT",
+    help="Use this Temporal frontend instead of starting the dev server. "
+    "[env: DURABENCH_TEMPORAL_ADDRESS]",
+)
+@click.option(
+    "--temporal-namespace",
+    envvar="DURABENCH_TEMPORAL_NAMESPACE",
+    default="default",
+    show_default=True,
+    help="Temporal namespace. [env: DURABENCH_TEMPORAL_NAMESPACE]",
+)
+@click.option(
+    "--temporal-tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Client certificate for mTLS to Temporal.",
+)
+@click.option(
+    "--temporal-tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Client private key for mTLS to Temporal.",
+)
+@click.option(
+    "--temporal-tls-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificate of the Temporal server.",
+)
+@click.option(
+    "--temporal-api-key-env",
+    metavar="VAR",
+    help="Name of the environment variable holding a Temporal Cloud API key "
+    "(the key itself is never stored).",
+)
+def run(
+    scenario: str,
+    backends: tuple[str, ...],
+    out_dir: Path,
+    pg_dsn: str | None,
+    temporal_address: str | None,
+    temporal_namespace: str,
+    temporal_tls_cert: str | None,
+    temporal_tls_key: str | None,
+    temporal_tls_ca: str | None,
+    temporal_api_key_env: str | None,
+) -> None:
     """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
     check integrity against the oracle, and write results/<run-id>/."""
+    from backends.base import ExternalServices
     from harness.runner import BenchmarkRun
+
+    external = ExternalServices(
+        pg_dsn=pg_dsn,
+        temporal_address=temporal_address,
+        temporal_namespace=temporal_namespace,
+        temporal_tls_cert=temporal_tls_cert,
+        temporal_tls_key=temporal_tls_key,
+        temporal_tls_ca=temporal_tls_ca,
+        temporal_api_key_env=temporal_api_key_env,
+    )
 
     names = list(backends) or [n for n, missing in available_backends().items() if not missing]
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
@@ -123,7 +188,7 @@ def run(scenario: str, backends: tuple[str, ...], out_dir: Path) -> None:
         progress.update(tasks[backend], completed=done)
 
     try:
-        bench = BenchmarkRun(Path(scenario), names, out_dir, report)
+        bench = BenchmarkRun(Path(scenario), names, out_dir, report, external)
     except DurabenchError as exc:
         _fail(str(exc))
     try:
@@ -164,7 +229,7 @@ def list_() -> None:
     backends.add_column("implementation")
     for name, missing in available_backends().items():
         status = "ready" if not missing else f"missing {', '.join(missing)}"
-        backends.add_row(name, status, BUILTIN_BACKENDS[name][0])
+        backends.add_row(name, status, BUILTIN_BACKENDS[name].path)
     out.print(backends)
     out.print("Third-party backends load by import path: --backend package.module:Class")
 

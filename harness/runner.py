@@ -16,14 +16,14 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pandas as pd
 
-from backends.base import Backend, BackendEnv, RunSpec, load_backend
+from backends.base import Backend, BackendEnv, ExternalServices, RunSpec, load_backend
 from harness.evaluate import judge_runs, summarize
 from harness.measure import read_rows
 from harness.oracle import run_ids
@@ -210,6 +210,7 @@ class BenchmarkRun:
     backend_names: list[str]
     out_root: Path
     progress: ProgressFn | None = None
+    external: ExternalServices = field(default_factory=ExternalServices)
 
     def __post_init__(self) -> None:
         # validate everything before anything starts
@@ -232,6 +233,7 @@ class BenchmarkRun:
             seed=scenario.seed,
             backends=self.backend_names,
             platform="local",
+            external=self.external.public(),
             command=" ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
             started_at=time.time(),
             environment=collect_environment(),
@@ -269,6 +271,7 @@ class BenchmarkRun:
                 tools_url=tools_url,
                 workdir=workdir,
                 measurements_dir=workdir / "measurements",
+                external=self.external,
             )
             for spec in backend.components(env):
                 platform.start(spec)
