@@ -90,9 +90,7 @@ def test_a_tool_mix_scenario_picks_only_mix_tools_roughly_by_weight() -> None:
 
 def test_a_zero_weight_tool_is_never_picked() -> None:
     scenario = make_scenario(tool_mix={"search_supplier": 1, "get_quotes": 0})
-    assert {decide(scenario, f"run-{i:06d}", 0, 1).tool for i in range(300)} == {
-        "search_supplier"
-    }
+    assert {decide(scenario, f"run-{i:06d}", 0, 1).tool for i in range(300)} == {"search_supplier"}
 
 
 @pytest.mark.parametrize("size", [0, 1, 10, 100, 4096])

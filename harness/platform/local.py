@@ -127,7 +127,13 @@ class LocalPlatform:
                 raise ComponentError(f"component {spec.name!r} is already running")
             component = self._spawn(spec)
             self._components[spec.name] = component
-        self._wait_ready(component)
+        try:
+            self._wait_ready(component)
+        except ComponentError:
+            with self._lock:
+                if self._components.get(spec.name) is component:
+                    del self._components[spec.name]
+            raise
         if spec.restart:
             self._ensure_supervisor()
         return component

@@ -137,9 +137,11 @@ async def _execute(request: web.Request) -> web.Response:
         )
     try:
         body = await request.json()
-        run_id, step, attempt = str(body["run_id"]), int(body["step"]), int(body["attempt"])
+        run_id, step, attempt = body["run_id"], int(body["step"]), int(body["attempt"])
         arguments = dict(body["arguments"])
-        str(body["idempotency_key"])
+        for name in ("run_id", "idempotency_key"):
+            if not isinstance(body[name], str) or not body[name]:
+                raise TypeError(f"{name} must be a non-empty string")
     except (ValueError, KeyError, TypeError) as exc:
         return web.json_response({"error": f"bad tool request: {exc!r}"}, status=400)
     sw = switches(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -14,6 +14,9 @@ from harness.agent import AgentContext, PhaseError, reason
 from harness.measure import Recorder, read_rows
 from harness.services.common import SERVICE_TIME_HEADER
 from harness.workload import decide
+
+if TYPE_CHECKING:
+    from conftest import Services
 
 RUN_ID = "run-000001"
 
@@ -45,7 +48,9 @@ async def calls(http: aiohttp.ClientSession, llm_url: str) -> list[dict[str, Any
     return [json.loads(line) for line in text.splitlines() if line]
 
 
-async def test_a_marked_request_gets_the_workload_decision_as_a_tool_call(services: Any) -> None:
+async def test_a_marked_request_gets_the_workload_decision_as_a_tool_call(
+    services: Services,
+) -> None:
     expected = decide(services.scenario, RUN_ID, 2, 1)
     async with (
         aiohttp.ClientSession() as http,
@@ -71,7 +76,7 @@ async def test_a_marked_request_gets_the_workload_decision_as_a_tool_call(servic
     }
 
 
-async def test_the_same_request_twice_gets_the_same_answer(services: Any) -> None:
+async def test_the_same_request_twice_gets_the_same_answer(services: Services) -> None:
     answers = []
     async with aiohttp.ClientSession() as http:
         for _ in range(2):
@@ -89,38 +94,49 @@ async def test_the_same_request_twice_gets_the_same_answer(services: Any) -> Non
     assert answers[0] == answers[1]
 
 
-async def test_another_attempt_gets_the_other_decision(services: Any) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{services.llm_url}/chat/completions", json=chat_body(attempt=2)
-        ) as response:
-            data = await response.json()
+async def test_another_attempt_gets_the_other_decision(services: Services) -> None:
+    url = f"{services.llm_url}/chat/completions"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, json=chat_body(attempt=2)) as response,
+    ):
+        data = await response.json()
     call = data["choices"][0]["message"]["tool_calls"][0]["function"]
     assert json.loads(call["arguments"]) == decide(services.scenario, RUN_ID, 2, 2).arguments
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"model": "x", "messages": [{"role": "user", "content": "hello, no marker here"}]},
-        {"model": "x", "messages": [{"role": "user", "content": json.dumps({"other": 1})}]},
-        {"model": "x", "messages": [{"role": "system", "content": "only a system prompt"}]},
-        {"model": "x"},
-        {"model": "x", "messages": [{"role": "user", "content": '{"durabench": {"step": 1}}'}]},
-    ],
-    ids=["plain-text", "json-without-marker", "no-user-message", "no-messages", "partial"],
-)
+UNMARKED_BODIES: dict[str, dict[str, Any]] = {
+    "plain text": {"model": "x", "messages": [{"role": "user", "content": "hello, no marker"}]},
+    "json without marker": {
+        "model": "x",
+        "messages": [{"role": "user", "content": json.dumps({"other": 1})}],
+    },
+    "no user message": {"model": "x", "messages": [{"role": "system", "content": "hi"}]},
+    "no messages": {"model": "x"},
+    "partial marker": {
+        "model": "x",
+        "messages": [{"role": "user", "content": '{"durabench": {"step": 1}}'}],
+    },
+    "marker only in an earlier turn": {
+        "model": "x",
+        "messages": [*chat_body()["messages"], {"role": "user", "content": "and now?"}],
+    },
+}
+
+
 async def test_a_request_without_the_marker_is_a_400_naming_the_marker(
-    services: Any, body: dict[str, Any]
+    services: Services,
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{services.llm_url}/chat/completions", json=body) as response:
-            assert response.status == 400
-            data = await response.json()
-    assert "durabench marker" in data["error"]["message"]
+        for case, body in UNMARKED_BODIES.items():
+            async with http.post(f"{services.llm_url}/chat/completions", json=body) as response:
+                assert response.status == 400, case
+                data = await response.json()
+            assert "durabench marker" in data["error"]["message"], case
+        assert await calls(http, services.llm_url) == []
 
 
-async def test_every_answer_carries_the_service_time_header(services: Any) -> None:
+async def test_every_answer_carries_the_service_time_header(services: Services) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{services.llm_url}/chat/completions", json=chat_body()) as r:
             assert r.status == 200
@@ -132,7 +148,7 @@ async def test_every_answer_carries_the_service_time_header(services: Any) -> No
 
 
 async def test_an_injected_429_carries_retry_after_until_the_faults_are_cleared(
-    services: Any,
+    services: Services,
 ) -> None:
     url = f"{services.llm_url}/chat/completions"
     async with aiohttp.ClientSession() as http:
@@ -147,7 +163,7 @@ async def test_an_injected_429_carries_retry_after_until_the_faults_are_cleared(
             assert "Retry-After" not in response.headers
 
 
-async def test_the_fault_switches_read_back_what_was_set(services: Any) -> None:
+async def test_the_fault_switches_read_back_what_was_set(services: Services) -> None:
     base = services.llm_url.removesuffix("/v1")
     async with aiohttp.ClientSession() as http:
         await set_faults(http, services.llm_url, {"error_status": 500, "error_probability": 0.25})
@@ -159,7 +175,7 @@ async def test_the_fault_switches_read_back_what_was_set(services: Any) -> None:
             assert r.status == 400
 
 
-async def test_the_call_log_has_one_json_line_per_call(services: Any) -> None:
+async def test_the_call_log_has_one_json_line_per_call(services: Services) -> None:
     url = f"{services.llm_url}/chat/completions"
     async with aiohttp.ClientSession() as http:
         assert await calls(http, services.llm_url) == []
@@ -184,7 +200,7 @@ async def test_the_call_log_has_one_json_line_per_call(services: Any) -> None:
 # -- through the agent's reason phase -------------------------------------------------
 
 
-def context(services: Any, http: aiohttp.ClientSession, rows: Path) -> AgentContext:
+def context(services: Services, http: aiohttp.ClientSession, rows: Path) -> AgentContext:
     return AgentContext(
         scenario=services.scenario,
         http=http,
@@ -195,7 +211,7 @@ def context(services: Any, http: aiohttp.ClientSession, rows: Path) -> AgentCont
 
 
 async def test_reason_returns_the_workload_decision_and_records_one_row(
-    services: Any, tmp_path: Path
+    services: Services, tmp_path: Path
 ) -> None:
     rows_dir = tmp_path / "rows"
     async with aiohttp.ClientSession() as http:
@@ -217,7 +233,7 @@ async def test_reason_returns_the_workload_decision_and_records_one_row(
     }
 
 
-async def test_reason_retries_through_429s(services: Any, tmp_path: Path) -> None:
+async def test_reason_retries_through_429s(services: Services, tmp_path: Path) -> None:
     rows_dir = tmp_path / "rows"
     async with aiohttp.ClientSession() as http:
         await set_faults(
@@ -241,7 +257,7 @@ async def test_reason_retries_through_429s(services: Any, tmp_path: Path) -> Non
 
 
 async def test_reason_gives_up_on_a_non_retryable_status_and_records_a_failure(
-    services: Any, tmp_path: Path
+    services: Services, tmp_path: Path
 ) -> None:
     rows_dir = tmp_path / "rows"
     async with aiohttp.ClientSession() as http:
