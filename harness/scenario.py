@@ -89,8 +89,8 @@ class LlmModel(_Frozen):
         "OPENAI_API_KEY", description="environment variable holding the key; never stored"
     )
     latency: LatencyModel = ConstantLatency()
-    tokens_in: int = Field(400, ge=1)
-    tokens_out: int = Field(120, ge=1)
+    tokens_in: int = Field(400, ge=1, strict=True)
+    tokens_out: int = Field(120, ge=1, strict=True)
 
 
 class VerifyPolicy(_Frozen):
@@ -98,13 +98,13 @@ class VerifyPolicy(_Frozen):
 
     failure_probability: float = Field(0.0, ge=0, lt=1)
     on_failure: Literal["retry_act", "replan"] = "retry_act"
-    max_attempts: int = Field(3, ge=1, le=100)
+    max_attempts: int = Field(3, ge=1, le=100, strict=True)
 
 
 class Load(_Frozen):
     """Closed loop (`concurrency` runs in flight) or open loop (`arrival_rate` runs/s)."""
 
-    concurrency: int | None = Field(None, ge=1, le=100_000)
+    concurrency: int | None = Field(None, ge=1, le=100_000, strict=True)
     arrival_rate: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
@@ -120,7 +120,7 @@ class Approval(_Frozen):
     """A human-approval wait after a step. `delay_s: null` means nobody ever approves
     (the zombie case): the run must expire after `ttl_s`."""
 
-    after_step: int = Field(ge=0)
+    after_step: int = Field(ge=0, strict=True)
     delay_s: float | None = Field(0.1, ge=0)
     ttl_s: float = Field(gt=0)
 
@@ -137,12 +137,12 @@ class Approval(_Frozen):
 class Scenario(_Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     description: str = ""
-    seed: int = Field(ge=0)
-    runs: int = Field(ge=1, le=1_000_000)
-    steps: int = Field(ge=1, le=100_000)
+    seed: int = Field(ge=0, strict=True)
+    runs: int = Field(ge=1, le=1_000_000, strict=True)
+    steps: int = Field(ge=1, le=100_000, strict=True)
     load: Load
-    workers: int = Field(1, ge=1, le=256)
-    thought_bytes: int = Field(256, ge=0, le=16 * 1024 * 1024)
+    workers: int = Field(1, ge=1, le=256, strict=True)
+    thought_bytes: int = Field(256, ge=0, le=16 * 1024 * 1024, strict=True)
     tool_chain: tuple[ToolName, ...] | None = None
     tool_mix: dict[ToolName, float] | None = None
     verify: VerifyPolicy = VerifyPolicy()

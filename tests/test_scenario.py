@@ -320,3 +320,8 @@ def test_parsing_returns_an_equal_model_for_equal_input() -> None:
     first: Scenario = parse_scenario(minimal())
     assert parse_scenario(minimal()) == first
     assert hash(first.load) == hash(parse_scenario(minimal()).load)
+
+
+@pytest.mark.parametrize("value", ["5", True, 2.5])
+def test_counts_must_be_integers_not_lookalikes(value: object) -> None:
+    assert "runs" in scenario_error(minimal(runs=value))
