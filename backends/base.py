@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -25,6 +26,7 @@ __all__ = [
     "Backend",
     "BackendEnv",
     "BuiltinBackend",
+    "Deployable",
     "ExternalServices",
     "RunSpec",
     "available_backends",
@@ -61,6 +63,9 @@ def mask_dsn(dsn: str) -> str:
     return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
 
 
+Router = Callable[[str, str, int], tuple[str, int]]
+
+
 @dataclass(frozen=True)
 class BackendEnv:
     """Everything a backend is given: the scenario, where the services are, where to write."""
@@ -73,6 +78,13 @@ class BackendEnv:
     workdir: Path  # this backend's private directory inside the results directory
     measurements_dir: Path  # where workers' Recorder files go
     external: ExternalServices = field(default_factory=lambda: ExternalServices())
+    route: Router = field(default=lambda link, host, port: (host, port))
+
+    def dial(self, link: str, host: str, port: int) -> tuple[str, int]:
+        """The address a WORKER should dial to reach host:port over `link` (for example
+        "worker->store"): the fault proxy's port when the scenario has network faults,
+        else host:port itself. The harness's own reads (inspect) dial directly."""
+        return self.route(link, host, port)
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,20 @@ class Backend(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """What ran, for the manifest: variant, options, versions, policies."""
+        ...
+
+
+@runtime_checkable
+class Deployable(Protocol):
+    """Optional capability: the backend can run its workers on another code version
+    (the `deploy` fault restarts the workers with these specs)."""
+
+    def versions(self) -> list[str]:
+        """The code versions this backend can deploy, current first."""
+        ...
+
+    def worker_components(self, env: BackendEnv, version: str) -> list[ComponentSpec]:
+        """Worker specs (same names as the running ones) for `version`."""
         ...
 
 

@@ -13,8 +13,9 @@ set per link through a small HTTP control API and are modelled on Toxiproxy's to
 - `bandwidth_kbps`: a cap on throughput, per direction.
 
 Run as `python -m harness.faultproxy --control-port C --link NAME=LISTEN_PORT:HOST:PORT ...`.
-Control: `GET /links`, `PUT /links/{name}` (a Toxics JSON object; `{}` heals), `DELETE /links`
-(heal every link), `GET /health`.
+Control: `GET /links`; `POST /links` adds one (name, upstream_host, upstream_port; the
+answer says where it listens); `PUT /links/{name}` sets a Toxics JSON object (`{}` heals);
+`DELETE /links` heals every link; `GET /health`.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ class Link:
         return {
             "name": self.name,
             "listen": f"127.0.0.1:{self.listen_port}",
+            "listen_port": self.listen_port,
             "upstream": f"{self.upstream_host}:{self.upstream_port}",
             "toxics": asdict(self.toxics),
             "healthy": self.toxics.healthy,
@@ -178,7 +180,25 @@ class FaultProxy:
 
     async def start(self) -> None:
         for link in self.links.values():
-            link.server = await asyncio.start_server(link.handle, "127.0.0.1", link.listen_port)
+            await self._listen(link)
+
+    @staticmethod
+    async def _listen(link: Link) -> None:
+        link.server = await asyncio.start_server(link.handle, "127.0.0.1", link.listen_port)
+        link.listen_port = int(link.server.sockets[0].getsockname()[1])
+
+    async def add_link(self, name: str, upstream_host: str, upstream_port: int) -> Link:
+        """Add a link at run time (listening on a port of the kernel's choice); adding a
+        link that exists with the same upstream returns it."""
+        existing = self.links.get(name)
+        if existing is not None:
+            if (existing.upstream_host, existing.upstream_port) != (upstream_host, upstream_port):
+                raise ValueError(f"link {name!r} exists with another upstream")
+            return existing
+        link = Link(name, 0, upstream_host, upstream_port)
+        await self._listen(link)
+        self.links[name] = link
+        return link
 
     async def heal_all(self) -> None:
         for link in self.links.values():
@@ -188,6 +208,7 @@ class FaultProxy:
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/links", self._list)
+        app.router.add_post("/links", self._add)
         app.router.add_put("/links/{name}", self._set)
         app.router.add_delete("/links", self._heal)
         return app
@@ -197,6 +218,17 @@ class FaultProxy:
 
     async def _list(self, _: web.Request) -> web.Response:
         return web.json_response({name: link.describe() for name, link in self.links.items()})
+
+    async def _add(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            host = str(body["upstream_host"])
+            if not host.startswith("127.") and host != "localhost":
+                raise ValueError("the fault proxy only forwards to loopback addresses")
+            link = await self.add_link(str(body["name"]), host, int(body["upstream_port"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            return web.json_response({"error": f"bad link: {exc}"}, status=400)
+        return web.json_response(link.describe())
 
     async def _set(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -241,7 +273,7 @@ async def _serve(links: list[Link], control_port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="durabench fault proxy (loopback only)")
     parser.add_argument("--control-port", type=int, required=True)
-    parser.add_argument("--link", type=parse_link, action="append", required=True, dest="links")
+    parser.add_argument("--link", type=parse_link, action="append", default=[], dest="links")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.links, args.control_port))

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from harness.failpoints import Failpoints
+
 __all__ = ["PHASES", "Outcome", "PhaseRow", "Recorder", "read_rows"]
 
 PHASES = ("reason", "act", "verify", "commit", "approval")
@@ -54,11 +56,15 @@ class Recorder:
         self.worker = worker
         self.path = directory / f"{worker}-{os.getpid()}.jsonl"
         self._file: IO[str] = self.path.open("a", encoding="utf-8")
+        self.failpoints = Failpoints.from_environment()
 
     @contextmanager
     def phase(self, run_id: str, step: int, attempt: int, phase: str) -> Iterator[PhaseRow]:
-        """Time the block; an exception marks the row `info` (it may have happened)."""
+        """Time the block; an exception marks the row `info` (it may have happened).
+        Phase boundaries are also where configured crash points fire."""
         row = PhaseRow(self.backend, run_id, step, attempt, phase, self.worker, time.time())
+        if self.failpoints is not None and phase == "commit":
+            self.failpoints.hit("before_commit", run_id, step)
         try:
             yield row
         except BaseException as exc:
@@ -69,6 +75,8 @@ class Recorder:
         finally:
             row.end = time.time()
             self.write(row)
+        if self.failpoints is not None and row.outcome == "ok":
+            self.failpoints.hit(f"after_{phase}", run_id, step)
 
     def write(self, row: PhaseRow) -> None:
         data = row.__dict__.copy()

@@ -15,17 +15,29 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pandas as pd
 
-from backends.base import Backend, BackendEnv, ExternalServices, RunSpec, load_backend
+from backends.base import (
+    Backend,
+    BackendEnv,
+    Deployable,
+    ExternalServices,
+    RunSpec,
+    load_backend,
+)
 from harness.evaluate import judge_runs, summarize
+from harness.failpoints import ENV_DIR, ENV_POINTS, CrashPoint, format_points
+from harness.faults import CrashPointFault, NetworkFault
+from harness.healing import STATE_DIR, ActiveFaults
 from harness.measure import read_rows
+from harness.nemesis import CommitCounter, Nemesis
 from harness.oracle import run_ids
 from harness.platform.local import ComponentSpec, LocalPlatform, free_port
 from harness.results import ResultsDir, collect_environment, new_bench_id
@@ -202,6 +214,84 @@ def load_results_tables(results: ResultsDir) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def _direct(link: str, host: str, port: int) -> tuple[str, int]:
+    return host, port
+
+
+def _url(address: tuple[str, int]) -> str:
+    return f"http://{address[0]}:{address[1]}"
+
+
+def _needs_proxy(scenario: Scenario) -> bool:
+    return any(isinstance(f, NetworkFault) for f in scenario.faults)
+
+
+@dataclass(frozen=True)
+class ProxyHandle:
+    """The fault proxy of one backend run; `route` adds a link on first use."""
+
+    control_url: str
+
+    def route(self, link: str, host: str, port: int) -> tuple[str, int]:
+        body = json.dumps({"name": link, "upstream_host": host, "upstream_port": port}).encode()
+        request = urllib.request.Request(
+            f"{self.control_url}/links",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return "127.0.0.1", int(json.loads(response.read())["listen_port"])
+
+
+def _start_proxy(platform: LocalPlatform) -> ProxyHandle:
+    control = free_port()
+    platform.start(
+        ComponentSpec(
+            name="proxy",
+            role="proxy",
+            argv=(sys.executable, "-m", "harness.faultproxy", "--control-port", str(control)),
+            port=control,
+            health_url=f"http://127.0.0.1:{control}/health",
+        )
+    )
+    return ProxyHandle(f"http://127.0.0.1:{control}")
+
+
+def _with_crash_points(spec: ComponentSpec, scenario: Scenario, workdir: Path) -> ComponentSpec:
+    """Workers learn the scenario's crash points through their environment."""
+    points = [
+        CrashPoint(f.point, f.run, f.step)
+        for f in scenario.faults
+        if isinstance(f, CrashPointFault)
+    ]
+    if spec.role != "worker" or not points:
+        return spec
+    env = {
+        **spec.env,
+        ENV_POINTS: format_points(points),
+        ENV_DIR: str(workdir / "failpoints"),
+    }
+    return replace(spec, env=env)
+
+
+def _deployer(
+    backend: Backend, env: BackendEnv, platform: LocalPlatform, scenario: Scenario, workdir: Path
+) -> Callable[[str], Awaitable[None]] | None:
+    """How the `deploy` fault restarts workers on another version, if the backend can."""
+    if not isinstance(backend, Deployable):
+        return None
+
+    async def deploy(version: str) -> None:
+        if version not in backend.versions():
+            raise ValueError(f"unknown version {version!r}; this backend has {backend.versions()}")
+        for spec in backend.worker_components(env, version):
+            await asyncio.to_thread(platform.stop, spec.name)
+            await asyncio.to_thread(platform.start, _with_crash_points(spec, scenario, workdir))
+
+    return deploy
+
+
 @dataclass
 class BenchmarkRun:
     """One `durabench run`: a scenario on one or more backends, into one results directory."""
@@ -253,46 +343,77 @@ class BenchmarkRun:
         workdir = results.backend_dir(name)
         total = scenario.runs
         report = self.progress or (lambda *_: None)
+        active = ActiveFaults(STATE_DIR / f"{results.path.name}-{workdir.name}.json")
         with LocalPlatform(workdir) as platform:
             self.platform = platform
-            specs = service_specs(scenario, self.scenario_path, workdir)
-            started = {spec.role: platform.start(spec) for spec in specs}
+            started = {
+                s.role: platform.start(s)
+                for s in service_specs(scenario, self.scenario_path, workdir)
+            }
+            direct_llm = (
+                f"http://127.0.0.1:{started['llm'].spec.port}" if "llm" in started else None
+            )
+            direct_tools = f"http://127.0.0.1:{started['tools'].spec.port}"
+            proxy = _start_proxy(platform) if _needs_proxy(scenario) else None
+            route = proxy.route if proxy is not None else _direct
             llm_url = (
-                f"http://127.0.0.1:{started['llm'].spec.port}/v1"
-                if "llm" in started
+                _url(route("worker->llm", "127.0.0.1", started["llm"].spec.port or 0)) + "/v1"
+                if direct_llm
                 else str(scenario.llm.base_url)
             )
-            tools_url = f"http://127.0.0.1:{started['tools'].spec.port}"
             env = BackendEnv(
                 scenario=scenario,
                 scenario_path=self.scenario_path,
                 bench_id=results.path.name,
                 llm_url=llm_url,
-                tools_url=tools_url,
+                tools_url=_url(
+                    route("worker->tools", "127.0.0.1", started["tools"].spec.port or 0)
+                ),
                 workdir=workdir,
                 measurements_dir=workdir / "measurements",
                 external=self.external,
+                route=route,
             )
             for spec in backend.components(env):
-                platform.start(spec)
+                platform.start(_with_crash_points(spec, scenario, workdir))
+            for component in platform.components():
+                active.add_process(f"process:{component.spec.name}", component.pid)
+            if proxy is not None:
+                active.add("proxy", {"type": "proxy", "control_url": proxy.control_url})
+            nemesis = Nemesis(
+                scenario,
+                name,
+                platform,
+                log_path=workdir / "faults.jsonl",
+                active=active,
+                commits=CommitCounter(env.measurements_dir),
+                proxy_url=proxy.control_url if proxy is not None else None,
+                llm_admin_url=direct_llm,
+                tools_admin_url=direct_tools,
+                deploy=_deployer(backend, env, platform, scenario, workdir),
+            )
             await backend.setup(env)
             try:
                 report(name, 0, total)
                 began = time.time()
-                timings = await drive_load(scenario, backend, lambda n: report(name, n, total))
+                load_done = asyncio.Event()
+                chaos = asyncio.create_task(nemesis.run(began, load_done))
+                try:
+                    timings = await drive_load(scenario, backend, lambda n: report(name, n, total))
+                finally:
+                    load_done.set()
+                    await chaos
                 self._walls[name] = time.time() - began
                 persisted = await _inspect_all(backend, timings)
                 stale = await backend.cleanup_stale(
                     scenario.approval.ttl_s if scenario.approval else 0
                 )
             finally:
+                await nemesis.heal_all()
                 await backend.teardown()
-            ledger = await _fetch_json_lines(f"{tools_url}/ledger")
-            calls = (
-                await _fetch_json_lines(llm_url.removesuffix("/v1") + "/_durabench/calls")
-                if ("llm" in started)
-                else []
-            )
+            ledger = await _fetch_json_lines(f"{direct_tools}/ledger")
+            calls = await _fetch_json_lines(f"{direct_llm}/_durabench/calls") if direct_llm else []
+        active.close()
         steps = pd.DataFrame(read_rows(workdir / "measurements"))
         rows = judge_runs(scenario, name, persisted, ledger, steps, calls)
         results.append_jsonl("persisted.jsonl", [{"backend": name, **p} for p in persisted])
@@ -311,6 +432,13 @@ class BenchmarkRun:
             if directory.exists():
                 rows.extend(read_rows(directory))
         results.write_table("steps", rows)
+        faults: list[dict[str, Any]] = []
+        for name in self.backend_names:
+            log = results.backend_dir(name) / "faults.jsonl"
+            if log.exists():
+                faults.extend(json.loads(line) for line in log.read_text().splitlines() if line)
+        if faults or self.scenario.faults:
+            results.write_table("faults", faults)
         tables = load_results_tables(results)
         if not tables["runs"].empty:
             results.write_json(

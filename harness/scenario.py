@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import ScenarioError
+from harness.faults import Fault
 
 __all__ = [
     "Approval",
@@ -150,7 +151,7 @@ class Scenario(_Frozen):
     tool_latency: LatencyModel = ConstantLatency()
     approval: Approval | None = None
     deadline_s: float = Field(60.0, gt=0)
-    faults: tuple[dict[str, Any], ...] = ()
+    faults: tuple[Fault, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -166,10 +167,6 @@ class Scenario(_Frozen):
         if self.approval is not None and self.approval.after_step >= self.steps:
             raise ValueError(
                 f"approval.after_step ({self.approval.after_step}) must be < steps ({self.steps})"
-            )
-        if self.faults:
-            raise ValueError(
-                "fault injection is not available in this version; use an empty list (faults: [])"
             )
         return self
 

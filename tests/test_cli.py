@@ -58,11 +58,12 @@ def test_readme_run_then_check(tmp_path: Path) -> None:
     assert "baseline" in result.stdout and "1.000" in result.stdout
     results = tmp_path / "latest"
     summary = json.loads((results / "summary.json").read_text())
-    assert summary["baseline"]["integrity"] == 1.0
+    assert "baseline" in summary  # and every other backend that is installed
+    assert {name: s["integrity"] for name, s in summary.items()} == dict.fromkeys(summary, 1.0)
 
     check = durabench("check", str(results))
     assert check.returncode == 0, check.stderr
-    assert "verdicts reproduced: 20 runs" in check.stdout
+    assert f"verdicts reproduced: {20 * len(summary)} runs" in check.stdout
 
 
 @pytest.mark.integration

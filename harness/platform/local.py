@@ -106,6 +106,7 @@ class LocalPlatform:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self._restart_delays: dict[str, float] = {}
 
     def __enter__(self) -> LocalPlatform:
         return self
@@ -189,7 +190,9 @@ class LocalPlatform:
                     if c.spec.restart and c.process.poll() is not None
                 ]
             for component in dead:
-                if self._stopping.wait(component.spec.restart_delay_s):
+                with self._lock:
+                    delay = self._restart_delays.pop(component.spec.name, None)
+                if self._stopping.wait(component.spec.restart_delay_s if delay is None else delay):
                     return
                 with self._lock:
                     if self._components.get(component.spec.name) is not component:
@@ -256,3 +259,36 @@ class LocalPlatform:
         component = self.component(name)
         os.kill(component.pid, signum)
         return component.pid
+
+    def signal_group(self, name: str, signum: int) -> int:
+        """Signal a component's whole process group (a server and its children)."""
+        component = self.component(name)
+        os.killpg(component.pid, signum)
+        return component.pid
+
+    def delay_next_restart(self, name: str, delay_s: float) -> None:
+        """The supervisor waits `delay_s` before restarting this component next time."""
+        with self._lock:
+            self._restart_delays[name] = delay_s
+
+    def restart(self, name: str, down_s: float = 0.0) -> Component:
+        """Kill a component at once (no shutdown), keep it down `down_s`, start it again
+        with the same spec: same port, same data directory."""
+        component = self.component(name)
+        with self._lock:
+            self._components.pop(name, None)
+        self._terminate(component, grace_s=0)
+        if down_s > 0:
+            time.sleep(down_s)
+        return self.start(component.spec)
+
+    def kill_now(self, name: str) -> Component:
+        """SIGKILL a component's process group and forget it (for outages); see `revive`."""
+        component = self.component(name)
+        with self._lock:
+            self._components.pop(name, None)
+        self._terminate(component, grace_s=0)
+        return component
+
+    def revive(self, component: Component) -> Component:
+        return self.start(component.spec)

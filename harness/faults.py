@@ -1,0 +1,216 @@
+"""Faults are data: what, where, when, how long. Injectors (harness/nemesis.py) act on them.
+
+```yaml
+faults:
+  - kind: kill                 # SIGKILL; the supervisor restarts the worker
+    target: worker
+    select: one                # one | all | {fixed: N} | {percent: P}
+    at_s: 1.5                  # timing: at_s | after_steps | every_s | random
+  - kind: network
+    target: worker->store      # a link between two roles
+    mode: partition            # blackhole (one direction) | partition | reset | latency | bandwidth
+    after_steps: 40
+    duration_s: 2
+  - kind: crash_point          # kill exactly at a durability boundary
+    point: after_act
+    run: run-000003
+    step: 2
+```
+Everything is validated with the scenario, before anything starts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.failpoints import CRASH_POINTS
+
+__all__ = [
+    "LINKS",
+    "ROLES",
+    "CrashPointFault",
+    "DeployFault",
+    "EvictFault",
+    "Fault",
+    "KillFault",
+    "LlmFault",
+    "NetworkFault",
+    "OutageFault",
+    "PauseFault",
+    "RandomTiming",
+    "RestartFault",
+    "Selection",
+    "ToolFault",
+]
+
+ROLES = ("worker", "server", "store", "llm", "tools")
+LINKS = ("worker->server", "worker->store", "worker->llm", "worker->tools")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Fixed(_Frozen):
+    fixed: int = Field(ge=1, strict=True)
+
+
+class Percent(_Frozen):
+    percent: float = Field(gt=0, le=100)
+
+
+Selection = Literal["one", "all"] | Fixed | Percent
+
+
+class RandomTiming(_Frozen):
+    """`count` start times drawn uniformly in [0, within_s) from the scenario seed."""
+
+    count: int = Field(ge=1, le=10_000, strict=True)
+    within_s: float = Field(gt=0)
+
+
+class _Timed(_Frozen):
+    """Exactly one timing: at an offset, after N committed steps, periodically, or random."""
+
+    at_s: float | None = Field(None, ge=0)
+    after_steps: int | None = Field(None, ge=0, strict=True)
+    every_s: float | None = Field(None, gt=0)
+    times: int = Field(1, ge=1, le=10_000, strict=True)  # how often `every_s` repeats
+    random: RandomTiming | None = None
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> _Timed:
+        given = [
+            n for n in ("at_s", "after_steps", "every_s", "random") if getattr(self, n) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "set exactly one timing: at_s, after_steps, every_s (with times) or random"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class KillFault(_Timed):
+    """SIGKILL (a pod lost with its node); the supervisor restarts it after a delay."""
+
+    kind: Literal["kill"]
+    target: Literal["worker"] = "worker"
+    select: Selection = "one"
+    restart_delay_s: float = Field(0.2, ge=0)
+
+
+class EvictFault(_Timed):
+    """SIGTERM, a grace period to drain, then SIGKILL (a Kubernetes eviction)."""
+
+    kind: Literal["evict"]
+    target: Literal["worker"] = "worker"
+    select: Selection = "one"
+    grace_s: float = Field(2.0, ge=0)
+
+
+class PauseFault(_Timed):
+    """SIGSTOP, then SIGCONT after the duration (a long GC pause, a frozen VM)."""
+
+    kind: Literal["pause"]
+    target: Literal["worker", "server", "store", "llm", "tools"] = "worker"
+    select: Selection = "one"
+    duration_s: float = Field(gt=0)
+
+
+class RestartFault(_Timed):
+    """Kill the server or the store and start it again on the same data."""
+
+    kind: Literal["restart"]
+    target: Literal["server", "store"]
+    down_s: float = Field(0.0, ge=0)
+
+
+class OutageFault(_Timed):
+    """Server and store down together for the duration (a regional outage)."""
+
+    kind: Literal["outage"]
+    duration_s: float = Field(gt=0)
+
+
+class NetworkFault(_Timed):
+    """A fault on one link through the fault proxy."""
+
+    kind: Literal["network"]
+    target: Literal["worker->server", "worker->store", "worker->llm", "worker->tools"]
+    mode: Literal["blackhole", "partition", "reset", "latency", "bandwidth"]
+    direction: Literal["upstream", "downstream", "both"] = "both"
+    latency_ms: float = Field(0.0, ge=0)
+    jitter_ms: float = Field(0.0, ge=0)
+    bandwidth_kbps: float | None = Field(None, gt=0)
+    duration_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _parameters(self) -> NetworkFault:
+        if self.mode == "latency" and self.latency_ms <= 0:
+            raise ValueError("mode latency needs latency_ms > 0")
+        if self.mode == "bandwidth" and self.bandwidth_kbps is None:
+            raise ValueError("mode bandwidth needs bandwidth_kbps")
+        return self
+
+
+class LlmFault(_Timed):
+    """The simulated provider answers 429 (with Retry-After), 5xx, or slowly."""
+
+    kind: Literal["llm"]
+    target: Literal["llm"] = "llm"
+    mode: Literal["rate_limit", "error", "slow"]
+    status: int | None = Field(None, ge=400, le=599, strict=True)
+    probability: float = Field(1.0, gt=0, le=1)
+    retry_after_s: float = Field(1.0, ge=0)
+    extra_latency_ms: float = Field(0.0, ge=0)
+    duration_s: float = Field(gt=0)
+
+
+class ToolFault(_Timed):
+    """Slow tool calls (60 s and more exercise heartbeats and timeouts) or tool errors."""
+
+    kind: Literal["tool"]
+    target: Literal["tools"] = "tools"
+    mode: Literal["slow", "error"]
+    tools: tuple[str, ...] = ()  # empty = every tool
+    status: int = Field(503, ge=400, le=599, strict=True)
+    probability: float = Field(1.0, gt=0, le=1)
+    extra_latency_ms: float = Field(0.0, ge=0)
+    duration_s: float = Field(gt=0)
+
+
+class DeployFault(_Timed):
+    """Restart the workers on another code version mid-run (a backend option)."""
+
+    kind: Literal["deploy"]
+    target: Literal["worker"] = "worker"
+    version: str = Field(min_length=1)
+
+
+class CrashPointFault(_Frozen):
+    """Kill the worker that reaches `point` for `run` at `step`, once ('*' = any)."""
+
+    kind: Literal["crash_point"]
+    point: Literal["after_reason", "after_act", "after_verify", "before_commit", "after_commit"]
+    run: str = "*"
+    step: int | None = Field(None, ge=0, strict=True)
+
+
+assert set(CrashPointFault.model_fields["point"].annotation.__args__) == set(CRASH_POINTS)  # type: ignore[union-attr]
+
+Fault = Annotated[
+    KillFault
+    | EvictFault
+    | PauseFault
+    | RestartFault
+    | OutageFault
+    | NetworkFault
+    | LlmFault
+    | ToolFault
+    | DeployFault
+    | CrashPointFault,
+    Field(discriminator="kind"),
+]
