@@ -254,6 +254,32 @@ def check(results_dir: Path) -> None:
 
 
 @cli.command()
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where runs keep their active-fault files. [default: $DURABENCH_STATE_DIR or "
+    "/tmp/durabench-state]",
+)
+def heal(state_dir: Path | None) -> None:
+    """Undo what a durabench run that died left behind: continue stopped processes, heal
+    fault-proxy links and service fault switches, end processes durabench started
+    (matched by pid and start time, so nothing else is ever touched)."""
+    from harness.healing import STATE_DIR, heal_all
+
+    report = heal_all(state_dir or STATE_DIR)
+    if report.still_running:
+        out.print(f"left alone {report.still_running} run(s) whose durabench is still running")
+    out.print(
+        f"healed {report.files - report.still_running} run(s): "
+        f"{report.continued} process(es) continued, "
+        f"{report.killed} stray process(es) ended, {report.links_healed} proxy reset(s), "
+        f"{report.switches_reset} service switch(es) reset"
+        + (f", {report.errors} already gone" if report.errors else "")
+    )
+
+
+@cli.command()
 def doctor() -> None:
     """Show what is installed and reachable (packages, Postgres, temporal, Docker), with fixes."""
     from harness.doctor import run_checks

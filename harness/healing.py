@@ -43,8 +43,11 @@ class ActiveFaults:
         self._lock = threading.Lock()
 
     def _save(self) -> None:
+        owner = {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._entries, indent=1, sort_keys=True))
+        tmp.write_text(
+            json.dumps({"owner": owner, "entries": self._entries}, indent=1, sort_keys=True)
+        )
         tmp.replace(self.path)
 
     def add(self, key: str, entry: dict[str, Any]) -> None:
@@ -79,6 +82,7 @@ class ActiveFaults:
 @dataclass
 class HealReport:
     files: int = 0
+    still_running: int = 0
     continued: int = 0
     killed: int = 0
     links_healed: int = 0
@@ -87,8 +91,13 @@ class HealReport:
 
 
 def _same_process(entry: dict[str, Any]) -> bool:
+    """The recorded process is still the same one (pid and kernel start time match)."""
     pid = int(entry["pid"])
-    return entry.get("start_time") is not None and process_start_time(pid) == entry["start_time"]
+    return (
+        pid > 0
+        and entry.get("start_time") is not None
+        and process_start_time(pid) == entry["start_time"]
+    )
 
 
 def _request(method: str, url: str, body: dict[str, Any] | None = None) -> None:
@@ -105,9 +114,13 @@ def heal_all(state_dir: Path = STATE_DIR) -> HealReport:
     for path in sorted(state_dir.glob("*.json")):
         report.files += 1
         try:
-            entries: dict[str, dict[str, Any]] = json.loads(path.read_text())
-        except (OSError, ValueError):
+            state = json.loads(path.read_text())
+            entries: dict[str, dict[str, Any]] = state["entries"]
+        except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
+            continue
+        if _same_process(state.get("owner") or {"pid": 0}):
+            report.still_running += 1  # its own durabench heals it; never pull the rug
             continue
         # continue stopped processes first, so a kill below can take effect
         ordered = sorted(entries.values(), key=lambda e: e.get("type") != "stopped")
