@@ -17,7 +17,14 @@ from harness.oracle import expected_run
 from harness.scenario import Scenario
 from harness.state import LedgerEntry, PersistedRun, RunState
 
-__all__ = ["QUANTILES", "committed_steps", "judge_runs", "step_table", "summarize"]
+__all__ = [
+    "QUANTILES",
+    "committed_steps",
+    "judge_runs",
+    "recovery_table",
+    "step_table",
+    "summarize",
+]
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -132,12 +139,67 @@ def _beyond(done: pd.Series, expected: pd.Series) -> int:
     return int((done - expected).clip(lower=0).sum())
 
 
+def recovery_table(faults: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """Per fault occurrence and affected run: time from the fault's start to the run's next
+    committed step (NaN: the run never committed again). A run is affected when it had
+    started before the fault and had steps left to commit at that moment."""
+    columns = ["backend", "kind", "fault_index", "occurrence", "run_id", "recovery_ms"]
+    if faults.empty or steps.empty:
+        return pd.DataFrame(columns=columns)
+    commits = steps[(steps["phase"] == "commit") & (steps["outcome"] == "ok")]
+    rows = []
+    applied = faults[(faults["outcome"] == "ok") & faults["actual_start"].notna()]
+    for fault in applied.to_dict("records"):
+        t0 = float(fault["actual_start"])
+        mine = steps[steps["backend"] == fault["backend"]]
+        started = set(mine.loc[mine["start"] <= t0, "run_id"])
+        own_commits = commits[commits["backend"] == fault["backend"]]
+        last_commit = own_commits.groupby("run_id")["end"].max()
+        for run_id in sorted(started):
+            if run_id in last_commit.index and last_commit[run_id] <= t0:
+                continue  # finished committing before the fault: not affected
+            after = own_commits[(own_commits["run_id"] == run_id) & (own_commits["end"] > t0)]
+            rows.append(
+                {
+                    "backend": fault["backend"],
+                    "kind": fault["kind"],
+                    "fault_index": fault["fault_index"],
+                    "occurrence": fault["occurrence"],
+                    "run_id": run_id,
+                    "recovery_ms": (float(after["end"].min()) - t0) * 1000 if len(after) else None,
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _fault_summary(recovery: pd.DataFrame, faults: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, group in faults.groupby("kind"):
+        mine = recovery[recovery["kind"] == kind]
+        times = pd.to_numeric(mine["recovery_ms"], errors="coerce")
+        out[str(kind)] = {
+            "injected": int((group["outcome"] == "ok").sum()),
+            "skipped": int((group["outcome"] == "skipped").sum()),
+            "failed": int((group["outcome"] == "failed").sum()),
+            "affected_runs": len(mine),
+            "unrecovered_runs": int(times.isna().sum()),
+            "recovery_ms": _quantiles(times.dropna()),
+        }
+    return out
+
+
 def summarize(
-    runs: pd.DataFrame, steps: pd.DataFrame, walls: dict[str, float]
+    runs: pd.DataFrame,
+    steps: pd.DataFrame,
+    walls: dict[str, float],
+    faults: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per backend: integrity, anomaly counts, throughput, latency and overhead percentiles,
-    wasted work and state bloat. `walls` maps backend -> load-phase wall time in seconds."""
+    wasted work, state bloat, and per fault kind the recovery times.
+    `walls` maps backend -> load-phase wall time in seconds."""
     per_step = step_table(steps)
+    faults = faults if faults is not None else pd.DataFrame()
+    recovery = recovery_table(faults, steps)
     summary: dict[str, dict[str, Any]] = {}
     for backend, group in runs.groupby("backend"):
         name = str(backend)
@@ -172,5 +234,10 @@ def summarize(
             "bytes_per_step": round(float(persisted_bytes.sum()) / steps_persisted, 2)
             if steps_persisted and not persisted_bytes.empty
             else None,
+            "faults": _fault_summary(
+                recovery[recovery["backend"] == name], faults[faults["backend"] == name]
+            )
+            if not faults.empty
+            else {},
         }
     return summary

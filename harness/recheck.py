@@ -76,7 +76,8 @@ def recheck(results: ResultsDir) -> Recheck:
                             "now": _norm(after),
                         }
                     )
-    return Recheck(now, summarize(now, steps, walls) if not now.empty else {}, differences)
+    summary = summarize(now, steps, walls, tables["faults"]) if not now.empty else {}
+    return Recheck(now, summary, differences)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

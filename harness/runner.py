@@ -208,7 +208,7 @@ def _ledger_rows(backend: str, ledger: list[dict[str, Any]]) -> list[dict[str, A
 def load_results_tables(results: ResultsDir) -> dict[str, pd.DataFrame]:
     """The tables `check` and `summarize` need, tolerant of a run that stopped early."""
     tables: dict[str, pd.DataFrame] = {}
-    for name in ("steps", "runs", "ledger", "llm_calls"):
+    for name in ("steps", "runs", "ledger", "llm_calls", "faults"):
         path = results.path / f"{name}.parquet"
         tables[name] = pd.read_parquet(path) if path.exists() else pd.DataFrame()
     return tables
@@ -441,9 +441,8 @@ class BenchmarkRun:
             results.write_table("faults", faults)
         tables = load_results_tables(results)
         if not tables["runs"].empty:
-            results.write_json(
-                "summary.json", summarize(tables["runs"], tables["steps"], self._walls)
-            )
+            summary = summarize(tables["runs"], tables["steps"], self._walls, tables["faults"])
+            results.write_json("summary.json", summary)
         results.update_manifest(
             status=status, error=error, finished_at=time.time(), pid=os.getpid()
         )

@@ -108,7 +108,13 @@ async def test_pause_stops_the_worker_for_its_duration_then_continues_it(
     assert row["actual_end"] - row["actual_start"] >= 0.8
     assert "T" in seen, "the worker was really stopped"
     assert seen[-1] != "T", "and continued afterwards"
-    assert results.read_json("summary.json")["baseline"]["integrity"] == 1.0
+    summary = results.read_json("summary.json")["baseline"]
+    assert summary["integrity"] == 1.0
+    pause = summary["faults"]["pause"]
+    assert pause["injected"] == 1 and pause["affected_runs"] > 0
+    assert pause["unrecovered_runs"] == 0
+    # recovery is measured from the fault's start: the pause itself is a lower bound
+    assert pause["recovery_ms"]["p50"] >= 800 * 0.9
 
 
 async def test_a_partition_holds_tool_calls_until_it_heals(
