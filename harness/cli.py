@@ -204,6 +204,113 @@ def run(
     out.print(f"results: {results.path}")
 
 
+@cli.command()
+@click.option(
+    "--backend",
+    "-b",
+    "backends",
+    multiple=True,
+    metavar="NAME",
+    help="Backend to include (repeatable). Default: every installed backend.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Run each fault class's scenario as written (minutes); without it, "
+    "every cell runs 5x the runs.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="CLASS",
+    help="Only these fault classes (repeatable), e.g. --only kill --only partition.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Directory that receives suite-<time>/.",
+)
+def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir: Path) -> None:
+    """Run the standard chaos suite: every backend under every fault class
+    (scenarios/chaos/), one results directory per cell, and a matrix summary.
+
+    Exit codes: 0 every cell met its expectation, 1 some integrity expectation failed,
+    2 bad arguments or scenario, 3 the harness itself failed in some cell."""
+    from backends.base import load_backend
+    from harness.suite import Cell, run_suite
+
+    names = list(backends) or [n for n, missing in available_backends().items() if not missing]
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        for name in names:
+            load_backend(name)
+        from harness.suite import chaos_scenarios
+
+        chaos_scenarios(list(only) or None)
+    except DurabenchError as exc:
+        _fail(str(exc))
+
+    def show(cell: Cell) -> None:
+        mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
+        if cell.status == "failed":
+            mark = f"[red]harness failed: {cell.error}[/]"
+        console.print(
+            f"{cell.fault_class:>14} x {cell.backend:<24} integrity "
+            f"{_fmt(cell.integrity, 3)} (expected >= {_fmt(cell.expected_integrity)}) {mark}"
+        )
+
+    try:
+        result = asyncio.run(
+            run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show)
+        )
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except DurabenchError as exc:
+        _fail(str(exc))
+    print_matrix(result.cells)
+    out.print(f"suite: {result.path}")
+    sys.exit(result.exit_code)
+
+
+def print_matrix(cells: list[Any]) -> None:
+    table = Table(title="chaos suite")
+    for column in (
+        "fault class",
+        "backend",
+        "integrity",
+        "expected",
+        "met",
+        "anomalies",
+        "recovery p50 ms",
+        "recovery p99 ms",
+        "wasted llm",
+        "wasted tools",
+        "overhead p50 ms",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("fault class", "backend") else "right"
+        )
+    for c in cells:
+        met = "failed" if c.status == "failed" else {True: "yes", False: "NO", None: "-"}[c.met]
+        table.add_row(
+            c.fault_class,
+            c.backend,
+            _fmt(c.integrity, 3),
+            _fmt(c.expected_integrity),
+            met,
+            _fmt(c.anomalies),
+            _fmt(c.recovery_p50_ms, 0),
+            _fmt(c.recovery_p99_ms, 0),
+            _fmt(c.wasted_llm_calls),
+            _fmt(c.wasted_tool_executions),
+            _fmt(c.overhead_p50_ms),
+        )
+    out.print(table)
+
+
 @cli.command(name="list")
 def list_() -> None:
     """List the shipped scenarios and the built-in backends."""

@@ -18,6 +18,7 @@ from harness.faults import Fault
 __all__ = [
     "Approval",
     "ConstantLatency",
+    "Expectations",
     "ExponentialLatency",
     "LatencyModel",
     "LlmModel",
@@ -135,6 +136,23 @@ class Approval(_Frozen):
         return self
 
 
+class Expectations(_Frozen):
+    """What a run of this scenario must show, per backend, for `durabench suite` to pass.
+
+    Keys are a backend name (`langgraph:sqlite?durability=sync`), its family (`langgraph`)
+    or `*` for every other backend; the most specific key wins.
+    """
+
+    integrity: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+
+    def min_integrity(self, backend: str) -> float | None:
+        family = backend.split("?")[0].split(":")[0]
+        for key in (backend, backend.split("?")[0], family, "*"):
+            if key in self.integrity:
+                return self.integrity[key]
+        return None
+
+
 class Scenario(_Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     description: str = ""
@@ -152,6 +170,7 @@ class Scenario(_Frozen):
     approval: Approval | None = None
     deadline_s: float = Field(60.0, gt=0)
     faults: tuple[Fault, ...] = ()
+    expect: Expectations = Expectations()
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -1,0 +1,167 @@
+"""The standard chaos suite: every backend under every fault class, one cell at a time.
+
+Each fault class has its own scenario under `scenarios/chaos/`; a cell is one backend
+on one of them, with its own results directory. The matrix summary collects, per
+cell, integrity against the scenario's expectation, anomalies, recovery times,
+wasted work and overhead. `--quick` runs the scenarios as written (sized to finish
+within minutes); the full suite multiplies the runs per cell.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import DurabenchError
+from harness.results import collect_environment
+from harness.runner import BenchmarkRun
+from harness.scenario import SCENARIO_DIR, Scenario, load_scenario
+
+__all__ = ["CHAOS_DIR", "Cell", "SuiteResult", "chaos_scenarios", "run_suite"]
+
+CHAOS_DIR = SCENARIO_DIR / "chaos"
+FULL_RUNS_FACTOR = 5
+
+EXIT_OK, EXIT_EXPECTATION, EXIT_BAD_INPUT, EXIT_HARNESS = 0, 1, 2, 3
+
+
+@dataclass
+class Cell:
+    """One backend on one fault class."""
+
+    fault_class: str
+    backend: str
+    results: str | None = None
+    status: str = "pending"  # ok | failed (harness error)
+    integrity: float | None = None
+    expected_integrity: float | None = None
+    met: bool | None = None  # None: no expectation for this backend
+    anomalies: int | None = None
+    faults_injected: int | None = None
+    recovery_p50_ms: float | None = None
+    recovery_p99_ms: float | None = None
+    unrecovered_runs: int | None = None
+    wasted_llm_calls: int | None = None
+    wasted_tool_executions: int | None = None
+    overhead_p50_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class SuiteResult:
+    path: Path
+    cells: list[Cell]
+
+    @property
+    def exit_code(self) -> int:
+        if any(c.status == "failed" for c in self.cells):
+            return EXIT_HARNESS
+        if any(c.met is False for c in self.cells):
+            return EXIT_EXPECTATION
+        return EXIT_OK
+
+
+def chaos_scenarios(only: list[str] | None = None) -> list[Path]:
+    """The suite's scenario files, validated; `only` filters by fault-class name."""
+    paths = sorted(CHAOS_DIR.glob("*.yaml"))
+    if only:
+        known = {p.stem for p in paths}
+        unknown = sorted(set(only) - known)
+        if unknown:
+            raise DurabenchError(
+                f"unknown fault class(es) {', '.join(unknown)}; "
+                f"the suite has {', '.join(sorted(known))}"
+            )
+        paths = [p for p in paths if p.stem in only]
+    for path in paths:
+        load_scenario(path)  # everything validated before anything starts
+    return paths
+
+
+def _scaled(path: Path, quick: bool, directory: Path) -> Path:
+    """The scenario as the cell runs it (full mode: more runs), written beside the results."""
+    if quick:
+        return path
+    data = yaml.safe_load(path.read_text())
+    data["runs"] = int(data["runs"]) * FULL_RUNS_FACTOR
+    scaled = directory / f"{path.stem}.yaml"
+    scaled.write_text(yaml.safe_dump(data, sort_keys=False))
+    return scaled
+
+
+def _fill(cell: Cell, scenario: Scenario, summary: dict[str, Any]) -> None:
+    cell.integrity = summary["integrity"]
+    cell.expected_integrity = scenario.expect.min_integrity(cell.backend)
+    if cell.expected_integrity is not None:
+        cell.met = summary["integrity"] >= cell.expected_integrity
+    cell.anomalies = sum(summary["anomalies"].values())
+    faults = summary.get("faults") or {}
+    cell.faults_injected = sum(f["injected"] for f in faults.values())
+    cell.unrecovered_runs = sum(f["unrecovered_runs"] for f in faults.values())
+    p50s = [f["recovery_ms"]["p50"] for f in faults.values() if f["recovery_ms"]["p50"] is not None]
+    p99s = [f["recovery_ms"]["p99"] for f in faults.values() if f["recovery_ms"]["p99"] is not None]
+    cell.recovery_p50_ms = max(p50s) if p50s else None
+    cell.recovery_p99_ms = max(p99s) if p99s else None
+    cell.wasted_llm_calls = summary["wasted"]["llm_calls"]
+    cell.wasted_tool_executions = summary["wasted"]["tool_executions"]
+    cell.overhead_p50_ms = summary["overhead_ms"]["p50"]
+
+
+async def run_suite(
+    backends: list[str],
+    out_root: Path,
+    *,
+    quick: bool,
+    only: list[str] | None = None,
+    on_cell: Callable[[Cell], None] | None = None,
+    bench_options: dict[str, Any] | None = None,
+) -> SuiteResult:
+    """Run every (fault class, backend) cell; a cell that crashes is recorded, not fatal."""
+    scenarios = chaos_scenarios(only)
+    path = out_root / f"suite-{time.strftime('%Y%m%dT%H%M%S')}{'-quick' if quick else ''}"
+    cells_dir = path / "cells"
+    cells_dir.mkdir(parents=True)
+    result = SuiteResult(path, [])
+    manifest = {
+        "quick": quick,
+        "backends": backends,
+        "fault_classes": [p.stem for p in scenarios],
+        "environment": collect_environment(),
+        "started_at": time.time(),
+    }
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    for scenario_path in scenarios:
+        scenario_file = _scaled(scenario_path, quick, path)
+        scenario = load_scenario(scenario_file)
+        for backend in backends:
+            cell = Cell(scenario_path.stem, backend)
+            result.cells.append(cell)
+            bench = BenchmarkRun(scenario_file, [backend], cells_dir, **(bench_options or {}))
+            try:
+                results = await bench.execute()
+                cell.results = str(results.path)
+                _fill(cell, scenario, results.read_json("summary.json")[backend])
+                cell.status = "ok"
+            except DurabenchError as exc:
+                cell.status, cell.error = "failed", str(exc)[:1000]
+            except Exception as exc:  # a harness bug in one cell must not hide the others
+                cell.status, cell.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+            if bench.results is not None:
+                cell.results = str(bench.results.path)
+            _write_matrix(result)
+            if on_cell is not None:
+                on_cell(cell)
+    return result
+
+
+def _write_matrix(result: SuiteResult) -> None:
+    rows = [asdict(c) for c in result.cells]
+    (result.path / "matrix.json").write_text(
+        json.dumps({"exit_code": result.exit_code, "cells": rows}, indent=2)
+    )
