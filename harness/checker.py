@@ -37,6 +37,7 @@ VERDICTS = (
     "effects_exactly_once",
     "no_orphan_effect",
     "ledger_agrees",
+    "decisions_agree",
 )
 MAX_EXAMPLES = 5  # examples per verdict detail: enough to debug, small enough to store
 MAX_DIFFS = 20
@@ -242,6 +243,32 @@ def _check_ledger_agrees(evidence: RunEvidence) -> CheckResult:
     return not mismatches, {"mismatches": len(mismatches), "examples": mismatches[:MAX_EXAMPLES]}
 
 
+def _check_decisions_agree(evidence: RunEvidence) -> CheckResult:
+    """The decision the history keeps for a step (tool and arguments) must be the one
+    whose effect was applied. A backend that re-runs a reason call after a crash can get
+    a different answer (a real model at temperature > 0 does); if it then keeps the new
+    decision while the old effect stands, state and world disagree."""
+    requests: dict[tuple[int, int], list[LedgerEntry]] = {}
+    for entry in sorted(_applied(evidence), key=lambda e: e.seq):
+        requests.setdefault((entry.step, entry.attempt), []).append(entry)
+    disagreements: list[dict[str, Any]] = []
+    for step in _persisted_steps(evidence):
+        for entry in requests.get((step.index, step.attempts), []):
+            applied = (entry.tool, entry.request.get("arguments"))
+            if applied != (step.tool, step.arguments):
+                disagreements.append(
+                    {
+                        "step": step.index,
+                        "kept": {"tool": step.tool, "arguments": step.arguments},
+                        "applied": {"tool": applied[0], "arguments": applied[1]},
+                    }
+                )
+    return not disagreements, {
+        "disagreements": len(disagreements),
+        "examples": disagreements[:MAX_EXAMPLES],
+    }
+
+
 _CHECKS: dict[str, Callable[[RunEvidence], CheckResult]] = {
     "complete": _check_complete,
     "state_match": _check_state_match,
@@ -250,6 +277,7 @@ _CHECKS: dict[str, Callable[[RunEvidence], CheckResult]] = {
     "effects_exactly_once": _check_effects_exactly_once,
     "no_orphan_effect": _check_no_orphan_effect,
     "ledger_agrees": _check_ledger_agrees,
+    "decisions_agree": _check_decisions_agree,
 }
 
 

@@ -91,6 +91,9 @@ class LlmModel(_Frozen):
         "OPENAI_API_KEY", description="environment variable holding the key; never stored"
     )
     latency: LatencyModel = ConstantLatency()
+    divergent_replays: bool = Field(
+        False, description="answer a repeated reason call differently (temperature > 0)"
+    )
     tokens_in: int = Field(400, ge=1, strict=True)
     tokens_out: int = Field(120, ge=1, strict=True)
 

@@ -101,9 +101,12 @@ def _thought(rng: random.Random, tool: str, step: int, size: int) -> str:
     return " ".join(words)[:size]
 
 
-def decide(scenario: Scenario, run_id: str, step: int, attempt: int) -> Decision:
-    """The simulated LLM's answer for a reason call (attempt > 1 only after a re-plan)."""
-    rng = seeded_rng(scenario.seed, "reason", run_id, step, attempt)
+def decide(scenario: Scenario, run_id: str, step: int, attempt: int, replay: int = 0) -> Decision:
+    """The simulated LLM's answer for a reason call (attempt > 1 only after a re-plan).
+    `replay` > 0 is the n-th repetition of the same call, answered differently when the
+    scenario asks for divergent replays (a real model at temperature > 0)."""
+    parts: tuple[object, ...] = (run_id, step, attempt) + ((replay,) if replay else ())
+    rng = seeded_rng(scenario.seed, "reason", *parts)
     tool = _choose_tool(scenario, rng, step)
     arguments = {
         "item": f"sku-{rng.randrange(10_000):04d}",

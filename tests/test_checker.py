@@ -64,15 +64,22 @@ def entry(
     every attempt of a step replays the first decision)."""
     decision = decide(scenario, RUN_ID, step, 1)
     response = tool_output(scenario, RUN_ID, step, attempt, decision.tool, decision.arguments)
+    key = key or idempotency_key(RUN_ID, step, attempt)
     return LedgerEntry(
         seq=seq,
         run_id=RUN_ID,
         step=step,
         attempt=attempt,
         tool=decision.tool,
-        idempotency_key=key or idempotency_key(RUN_ID, step, attempt),
+        idempotency_key=key,
         applied=applied,
-        request=decision.arguments,
+        request={
+            "run_id": RUN_ID,
+            "step": step,
+            "attempt": attempt,
+            "idempotency_key": key,
+            "arguments": decision.arguments,
+        },
         response=response,
         started_at=float(seq),
         finished_at=float(seq) + 0.5,
@@ -416,8 +423,26 @@ def test_crashing_check_is_unknown_never_a_pass(scenario: Scenario, oracle: Orac
     assert verdicts["state_match"].valid is None
     assert "error" in verdicts["state_match"].detail
     assert list(verdicts) == list(VERDICTS)
-    assert all(verdicts[name].valid is True for name in VERDICTS if name != "state_match")
+    others = [name for name in VERDICTS if name not in ("state_match", "decisions_agree")]
+    assert all(verdicts[name].valid is True for name in others)
+    assert verdicts["decisions_agree"].valid is False  # None is not the applied arguments
     assert not run_passed(verdicts)
+
+
+def test_a_kept_decision_that_is_not_the_applied_one_disagrees(
+    scenario: Scenario, oracle: OracleRun
+) -> None:
+    """A re-run reason call answered differently: history keeps the new decision while
+    the ledger holds the effect of the old one."""
+    steps = list(oracle.state.steps)
+    changed = {**steps[2].arguments, "quantity": steps[2].arguments["quantity"] + 1}
+    steps[2] = dataclasses.replace(steps[2], arguments=changed)
+    verdicts = check_run(
+        evidence_for(scenario, oracle, state=with_steps(oracle.state, tuple(steps)))
+    )
+    assert verdicts["decisions_agree"].valid is False
+    (example,) = verdicts["decisions_agree"].detail["examples"]
+    assert example["step"] == 2 and example["kept"]["arguments"] == changed
 
 
 # --- composition ---------------------------------------------------------------------

@@ -36,6 +36,7 @@ MARKER = "durabench"
 SCENARIO_KEY: web.AppKey[Scenario] = web.AppKey("scenario", Scenario)
 LOG_KEY: web.AppKey[IO[str]] = web.AppKey("call_log")
 RNG_KEY: web.AppKey[random.Random] = web.AppKey("rng", random.Random)
+SEEN_KEY: web.AppKey[dict[tuple[str, int, int], int]] = web.AppKey("seen", dict)
 
 
 def parse_marker(body: dict[str, Any]) -> tuple[str, int, int]:
@@ -50,8 +51,10 @@ def parse_marker(body: dict[str, Any]) -> tuple[str, int, int]:
     raise ValueError("no user message")
 
 
-def _completion(scenario: Scenario, run_id: str, step: int, attempt: int) -> dict[str, Any]:
-    decision = decide(scenario, run_id, step, attempt)
+def _completion(
+    scenario: Scenario, run_id: str, step: int, attempt: int, replay: int
+) -> dict[str, Any]:
+    decision = decide(scenario, run_id, step, attempt, replay)
     call_id = (
         f"call_{seeded_rng(scenario.seed, 'call', run_id, step, attempt).getrandbits(48):012x}"
     )
@@ -106,6 +109,12 @@ async def _chat_completions(request: web.Request) -> web.Response:
     await sleep_ms(latency + sw.extra_latency_ms)
     error = sw.error_response(app[RNG_KEY])
     status = error.status if error is not None else 200
+    repeat = 0  # how often this exact reason call was answered before
+    if error is None:
+        seen = app[SEEN_KEY]
+        repeat = seen.get((run_id, step, attempt), -1) + 1
+        seen[(run_id, step, attempt)] = repeat
+    replay = repeat if scenario.llm.divergent_replays else 0
     log = app[LOG_KEY]
     log.write(
         json.dumps(
@@ -115,6 +124,7 @@ async def _chat_completions(request: web.Request) -> web.Response:
                 "step": step,
                 "attempt": attempt,
                 "status": status,
+                "repeat": repeat,
                 "tokens_in": scenario.llm.tokens_in if status == 200 else 0,
                 "tokens_out": scenario.llm.tokens_out if status == 200 else 0,
             }
@@ -122,7 +132,7 @@ async def _chat_completions(request: web.Request) -> web.Response:
         + "\n"
     )
     log.flush()
-    response = error or web.json_response(_completion(scenario, run_id, step, attempt))
+    response = error or web.json_response(_completion(scenario, run_id, step, attempt, replay))
     response.headers[SERVICE_TIME_HEADER] = f"{(time.perf_counter() - began) * 1000:.3f}"
     return response
 
@@ -139,6 +149,7 @@ def build_app(scenario: Scenario, call_log: Path) -> web.Application:
     app[SCENARIO_KEY] = scenario
     app[LOG_KEY] = call_log.open("a", encoding="utf-8")
     app[RNG_KEY] = random.Random(scenario.seed)
+    app[SEEN_KEY] = {}
     app.router.add_post("/v1/chat/completions", _chat_completions)
     app.router.add_get("/_durabench/calls", _calls)
     return app

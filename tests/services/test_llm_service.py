@@ -12,6 +12,9 @@ import pytest
 
 from harness.agent import AgentContext, PhaseError, reason
 from harness.measure import Recorder, read_rows
+from harness.platform.local import LocalPlatform
+from harness.runner import service_specs
+from harness.scenario import load_scenario
 from harness.services.common import SERVICE_TIME_HEADER
 from harness.workload import decide
 
@@ -270,3 +273,25 @@ async def test_reason_gives_up_on_a_non_retryable_status_and_records_a_failure(
     assert row["outcome"] == "fail"
     assert row["retries"] == 0
     assert "401" in row["error"]
+
+
+async def test_divergent_replays_answer_a_repeated_call_differently(
+    write_scenario: Any, tmp_path: Path
+) -> None:
+    """With `divergent_replays`, the second identical reason call gets another decision
+    (as a real model at temperature > 0 would); the first answer is the oracle's."""
+    path = write_scenario("divergent.yaml", llm={"divergent_replays": True})
+    scenario = load_scenario(path)
+    workdir = tmp_path / "divergent"
+    workdir.mkdir()
+    with LocalPlatform(workdir) as platform:
+        started = {s.role: platform.start(s) for s in service_specs(scenario, path, workdir)}
+        url = f"http://127.0.0.1:{started['llm'].spec.port}/v1/chat/completions"
+        async with aiohttp.ClientSession() as http:
+            answers = []
+            for _ in range(2):
+                async with http.post(url, json=chat_body()) as response:
+                    answers.append((await response.json())["choices"][0]["message"])
+    first, second = (json.loads(a["tool_calls"][0]["function"]["arguments"]) for a in answers)
+    assert first == decide(scenario, "run-000001", 2, 1).arguments
+    assert second != first
