@@ -20,6 +20,7 @@ from harness.state import LedgerEntry, PersistedRun, RunState
 __all__ = [
     "QUANTILES",
     "committed_steps",
+    "indeterminate_acts",
     "judge_runs",
     "recovery_table",
     "step_table",
@@ -38,6 +39,21 @@ def committed_steps(steps: pd.DataFrame) -> dict[str, frozenset[int]]:
         str(run_id): frozenset(int(s) for s in group["step"])
         for run_id, group in done.groupby("run_id")
     }
+
+
+def indeterminate_acts(steps: pd.DataFrame) -> dict[str, int]:
+    """run id -> act calls that may or may not have happened: invoked and never completed
+    (the worker died mid-call), or completed as `info` (timeout, lost connection)."""
+    if steps.empty:
+        return {}
+    acts = steps[steps["phase"] == "act"]
+    keys = ["run_id", "step", "attempt", "worker"]
+    invoked = acts[acts["outcome"] == "invoke"].groupby(keys).size()
+    completed = acts[acts["outcome"] != "invoke"].groupby(keys).size()
+    open_calls = (invoked - completed.reindex(invoked.index, fill_value=0)).clip(lower=0)
+    info = acts[acts["outcome"] == "info"].groupby("run_id").size()
+    counts = open_calls.groupby(level="run_id").sum().add(info, fill_value=0)
+    return {str(k): int(v) for k, v in counts.items() if v}
 
 
 def judge_runs(
@@ -60,6 +76,7 @@ def judge_runs(
     for call in llm_calls:
         calls_by_run[str(call["run_id"])].append(call)
     committed = committed_steps(steps)
+    indeterminate = indeterminate_acts(steps)
     rows = []
     for item in persisted:
         run_id = str(item["run_id"])
@@ -97,6 +114,7 @@ def judge_runs(
                 "llm_tokens": sum(
                     int(c.get("tokens_in", 0)) + int(c.get("tokens_out", 0)) for c in calls
                 ),
+                "acts_indeterminate": indeterminate.get(run_id, 0),
                 "tool_executions": len(entries),
                 "tool_applied": sum(1 for e in entries if e.applied),
                 "tool_expected": oracle.tool_calls,
@@ -222,10 +240,11 @@ def summarize(
             "overhead_ms": _quantiles(mine["overhead_ms"]),
             "phase_mean_ms": {
                 str(phase): round(float(((rows["end"] - rows["start"]) * 1000).mean()), 4)
-                for phase, rows in phase_rows.groupby("phase")
+                for phase, rows in phase_rows[phase_rows["outcome"] != "invoke"].groupby("phase")
             }
             if not phase_rows.empty
             else {},
+            "acts_indeterminate": int(group["acts_indeterminate"].sum()),
             "wasted": {
                 "llm_calls": _beyond(group["llm_calls"], group["llm_calls_expected"]),
                 "tool_executions": _beyond(group["tool_executions"], group["tool_expected"]),

@@ -5,7 +5,9 @@ what was measured survives the worker being killed (only the row in flight is
 lost). The runner turns the files into `steps.parquet`.
 
 Outcomes follow Jepsen: `ok` (it happened), `fail` (it certainly did not), `info`
-(indeterminate: a timeout or a lost connection, so it may have happened).
+(indeterminate: a timeout or a lost connection, so it may have happened). Phases with
+side effects (act) also get an `invoke` row when they start; an invoke with no
+completion is indeterminate too.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import IO, Any, Literal
 
 from harness.failpoints import Failpoints
 
-__all__ = ["PHASES", "Outcome", "PhaseRow", "Recorder", "read_rows"]
+__all__ = ["INVOKED_PHASES", "PHASES", "Outcome", "PhaseRow", "Recorder", "read_rows"]
 
 PHASES = ("reason", "act", "verify", "commit", "approval")
-Outcome = Literal["ok", "fail", "info"]
+INVOKED_PHASES = frozenset({"act"})  # phases with side effects: recorded at invoke too
+Outcome = Literal["invoke", "ok", "fail", "info"]
 
 
 @dataclass
@@ -63,6 +66,10 @@ class Recorder:
         """Time the block; an exception marks the row `info` (it may have happened).
         Phase boundaries are also where configured crash points fire."""
         row = PhaseRow(self.backend, run_id, step, attempt, phase, self.worker, time.time())
+        if phase in INVOKED_PHASES:
+            # Jepsen-style: the invocation is on record before the side effect can happen,
+            # so a worker killed mid-call leaves an invoke with no completion ("may have happened")
+            self.write(PhaseRow(**{**row.__dict__, "end": row.start, "outcome": "invoke"}))
         if self.failpoints is not None and phase == "commit":
             self.failpoints.hit("before_commit", run_id, step)
         try:

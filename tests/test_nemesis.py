@@ -335,3 +335,21 @@ def processes_mentioning(text: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+async def test_an_act_cut_off_by_a_kill_is_recorded_as_indeterminate(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    """Jepsen's `info`: an act that was invoked and never completed may have happened."""
+    _, results = await run_with(
+        write_scenario,
+        tmp_path,
+        {"kind": "tool", "mode": "slow", "extra_latency_ms": 3000, "at_s": 0.2, "duration_s": 2},
+        {"kind": "kill", "at_s": 0.8},
+    )
+    steps = pd.read_parquet(results.path / "steps.parquet")
+    invokes = steps[(steps["phase"] == "act") & (steps["outcome"] == "invoke")]
+    assert len(invokes) > 0
+    runs = pd.read_parquet(results.path / "runs.parquet")
+    assert runs["acts_indeterminate"].sum() > 0
+    assert results.read_json("summary.json")["baseline"]["acts_indeterminate"] > 0
