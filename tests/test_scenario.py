@@ -221,11 +221,11 @@ def test_approval_that_never_comes_is_accepted() -> None:
     assert scenario.approval.delay_s is None
 
 
-def test_a_non_empty_faults_list_is_rejected() -> None:
-    message = scenario_error(minimal(faults=[{"kind": "kill", "target": "tools"}]))
+def test_a_fault_with_an_impossible_target_names_its_path() -> None:
+    message = scenario_error(minimal(faults=[{"kind": "kill", "target": "tools", "at_s": 1}]))
     assert SOURCE in message
-    assert "faults" in message
-    assert "not available in this version" in message
+    assert "faults.0.kill.target" in message
+    assert "'worker'" in message
 
 
 def test_a_nested_error_names_the_nested_path() -> None:
