@@ -143,10 +143,19 @@ def cli() -> None:
     help="Name of the environment variable holding a Temporal Cloud API key "
     "(the key itself is never stored).",
 )
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run every task this many times; summary.json reports pass^k, the "
+    "fraction of tasks that passed every verdict in all k trials.",
+)
 def run(
     scenario: str,
     backends: tuple[str, ...],
     out_dir: Path,
+    trials: int,
     pg_dsn: str | None,
     temporal_address: str | None,
     temporal_namespace: str,
@@ -188,7 +197,7 @@ def run(
         progress.update(tasks[backend], completed=done)
 
     try:
-        bench = BenchmarkRun(Path(scenario), names, out_dir, report, external)
+        bench = BenchmarkRun(Path(scenario), names, out_dir, report, external, trials)
     except DurabenchError as exc:
         _fail(str(exc))
     try:

@@ -16,6 +16,7 @@ from harness.checker import VERDICTS, RunEvidence, check_run, run_passed
 from harness.oracle import expected_run
 from harness.scenario import Scenario
 from harness.state import LedgerEntry, PersistedRun, RunState
+from harness.workload import task_of
 
 __all__ = [
     "QUANTILES",
@@ -231,6 +232,10 @@ def summarize(
             "completed": int((group["complete"] == True).sum()),  # noqa: E712  (nullable)
             "passed": int(group["passed"].sum()),
             "integrity": round(float(group["passed"].mean()), 6),
+            "trials": int(group["run_id"].map(task_of).value_counts().max()),
+            "pass_k": round(
+                float(group.groupby(group["run_id"].map(task_of))["passed"].all().mean()), 6
+            ),
             "anomalies": {v: int((group[v] == False).sum()) for v in VERDICTS},  # noqa: E712
             "unknown": {v: int(group[v].isna().sum()) for v in VERDICTS},
             "committed_steps": len(mine),

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from harness.scenario import Scenario
 from harness.state import RunState, RunStatus, StepRecord
-from harness.workload import decide, final_answer, next_move, tool_output, verify_output
+from harness.workload import (
+    TRIAL_SEPARATOR,
+    decide,
+    final_answer,
+    next_move,
+    tool_output,
+    verify_output,
+)
 
 __all__ = ["OracleRun", "expected_run", "run_ids"]
 
@@ -25,9 +32,15 @@ class OracleRun:
         return len(self.effects)
 
 
-def run_ids(scenario: Scenario, first: int = 0) -> list[str]:
-    """The logical run ids of a scenario; backends namespace them, the workload does not."""
-    return [f"run-{i:06d}" for i in range(first, first + scenario.runs)]
+def run_ids(scenario: Scenario, first: int = 0, trials: int = 1) -> list[str]:
+    """The logical run ids of a scenario; backends namespace them, the workload does not.
+    Trial k > 0 of task `run-000001` is `run-000001~tk`: the same task, another run."""
+    tasks = [f"run-{i:06d}" for i in range(first, first + scenario.runs)]
+    return [
+        task if trial == 0 else f"{task}{TRIAL_SEPARATOR}t{trial}"
+        for trial in range(trials)
+        for task in tasks
+    ]
 
 
 def expected_run(scenario: Scenario, run_id: str) -> OracleRun:

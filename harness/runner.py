@@ -32,6 +32,7 @@ from backends.base import (
     RunSpec,
     load_backend,
 )
+from harness.errors import DurabenchError
 from harness.evaluate import judge_runs, summarize
 from harness.failpoints import ENV_DIR, ENV_POINTS, CrashPoint, format_points
 from harness.faults import CrashPointFault, NetworkFault
@@ -301,9 +302,12 @@ class BenchmarkRun:
     out_root: Path
     progress: ProgressFn | None = None
     external: ExternalServices = field(default_factory=ExternalServices)
+    trials: int = 1  # each task runs this many times: pass^k
 
     def __post_init__(self) -> None:
         # validate everything before anything starts
+        if self.trials < 1:
+            raise DurabenchError(f"--trials must be at least 1, got {self.trials}")
         self.scenario_path = resolve_scenario_path(self.scenario_path)
         self.scenario = load_scenario(self.scenario_path)
         self.backends = [load_backend(name) for name in self.backend_names]
@@ -321,6 +325,7 @@ class BenchmarkRun:
             scenario=scenario.model_dump(mode="json"),
             scenario_path=str(self.scenario_path),
             seed=scenario.seed,
+            trials=self.trials,
             backends=self.backend_names,
             platform="local",
             external=self.external.public(),
@@ -341,7 +346,8 @@ class BenchmarkRun:
     async def _run_backend(self, name: str, backend: Backend, results: ResultsDir) -> None:
         scenario = self.scenario
         workdir = results.backend_dir(name)
-        total = scenario.runs
+        ids = run_ids(scenario, trials=self.trials)
+        total = len(ids)
         report = self.progress or (lambda *_: None)
         active = ActiveFaults(STATE_DIR / f"{results.path.name}-{workdir.name}.json")
         with LocalPlatform(workdir) as platform:
@@ -399,7 +405,9 @@ class BenchmarkRun:
                 load_done = asyncio.Event()
                 chaos = asyncio.create_task(nemesis.run(began, load_done))
                 try:
-                    timings = await drive_load(scenario, backend, lambda n: report(name, n, total))
+                    timings = await drive_load(
+                        scenario, backend, lambda n: report(name, n, total), ids
+                    )
                 finally:
                     load_done.set()
                     await chaos

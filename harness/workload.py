@@ -34,6 +34,7 @@ __all__ = [
     "next_move",
     "sample_latency_ms",
     "seeded_rng",
+    "task_of",
     "tool_output",
     "verify_output",
 ]
@@ -73,6 +74,15 @@ def digest(value: Any) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
+TRIAL_SEPARATOR = "~"
+
+
+def task_of(run_id: str) -> str:
+    """The task a run performs: trials of one task (`run-000001~t2`) get the same answers,
+    so pass^k asks whether a backend gets the *same* work right k times in a row."""
+    return run_id.split(TRIAL_SEPARATOR, 1)[0]
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the reason phase chose: a tool, its arguments and the thought trace."""
@@ -105,7 +115,7 @@ def decide(scenario: Scenario, run_id: str, step: int, attempt: int, replay: int
     """The simulated LLM's answer for a reason call (attempt > 1 only after a re-plan).
     `replay` > 0 is the n-th repetition of the same call, answered differently when the
     scenario asks for divergent replays (a real model at temperature > 0)."""
-    parts: tuple[object, ...] = (run_id, step, attempt) + ((replay,) if replay else ())
+    parts: tuple[object, ...] = (task_of(run_id), step, attempt) + ((replay,) if replay else ())
     rng = seeded_rng(scenario.seed, "reason", *parts)
     tool = _choose_tool(scenario, rng, step)
     arguments = {
@@ -121,7 +131,7 @@ def tool_output(
     scenario: Scenario, run_id: str, step: int, attempt: int, tool: str, arguments: dict[str, Any]
 ) -> dict[str, Any]:
     """What the tool service answers (and records) for one execution."""
-    rng = seeded_rng(scenario.seed, "act", run_id, step, attempt)
+    rng = seeded_rng(scenario.seed, "act", task_of(run_id), step, attempt)
     rejected = rng.random() < scenario.verify.failure_probability
     return {
         "status": "rejected" if rejected else "ok",

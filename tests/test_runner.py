@@ -178,3 +178,44 @@ async def test_a_run_nobody_approves_expires_as_the_oracle_predicts(
     runs = pd.read_parquet(results.path / "runs.parquet")
     assert set(runs["status"]) == {"expired"}
     assert runs["passed"].all()
+
+
+async def test_trials_repeat_the_same_tasks_and_report_pass_k(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    bench = BenchmarkRun(write_scenario(runs=3), ["baseline"], tmp_path / "r", trials=3)
+    results = await bench.execute()
+    runs = pd.read_parquet(results.path / "runs.parquet")
+    assert len(runs) == 9
+    persisted = {p["run_id"]: p["state"] for p in results.read_jsonl("persisted.jsonl")}
+    # the same task gets the same work in every trial (only the run id differs)
+    first, third = persisted["run-000001"], persisted["run-000001~t2"]
+    assert [s["arguments"] for s in first["steps"]] == [s["arguments"] for s in third["steps"]]
+    summary = results.read_json("summary.json")["baseline"]
+    assert summary["trials"] == 3
+    assert summary["pass_k"] == summary["integrity"] == 1.0
+
+
+async def test_pass_k_counts_a_task_only_when_every_trial_passed(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    path = write_scenario(
+        runs=4,
+        steps=30,
+        load={"concurrency": 8},
+        verify={"failure_probability": 0.0},
+        llm={"latency": {"distribution": "constant", "ms": 10}},
+        faults=[
+            {"kind": "crash_point", "point": "after_commit", "run": "run-000001~t1", "step": 3}
+        ],
+    )
+    results = await BenchmarkRun(path, ["baseline"], tmp_path / "r", trials=2).execute()
+    summary = results.read_json("summary.json")["baseline"]
+    runs = pd.read_parquet(results.path / "runs.parquet").set_index("run_id")
+    assert not runs.loc["run-000001~t1", "passed"]
+    tasks_all_passed = sum(
+        bool(runs.loc[t, "passed"] and runs.loc[f"{t}~t1", "passed"])
+        for t in ("run-000000", "run-000001", "run-000002", "run-000003")
+    )
+    assert summary["pass_k"] == tasks_all_passed / 4
+    assert summary["pass_k"] <= summary["integrity"]

@@ -28,7 +28,7 @@ from harness.services.common import (
     sleep_ms,
     switches,
 )
-from harness.workload import decide, sample_latency_ms, seeded_rng
+from harness.workload import decide, sample_latency_ms, seeded_rng, task_of
 
 __all__ = ["MARKER", "build_app", "parse_marker"]
 
@@ -55,9 +55,8 @@ def _completion(
     scenario: Scenario, run_id: str, step: int, attempt: int, replay: int
 ) -> dict[str, Any]:
     decision = decide(scenario, run_id, step, attempt, replay)
-    call_id = (
-        f"call_{seeded_rng(scenario.seed, 'call', run_id, step, attempt).getrandbits(48):012x}"
-    )
+    call_rng = seeded_rng(scenario.seed, "call", task_of(run_id), step, attempt)
+    call_id = f"call_{call_rng.getrandbits(48):012x}"
     usage = {
         "prompt_tokens": scenario.llm.tokens_in,
         "completion_tokens": scenario.llm.tokens_out,
@@ -104,7 +103,8 @@ async def _chat_completions(request: web.Request) -> web.Response:
         )
     sw = switches(app)
     latency = sample_latency_ms(
-        scenario.llm.latency, seeded_rng(scenario.seed, "llm-latency", run_id, step, attempt)
+        scenario.llm.latency,
+        seeded_rng(scenario.seed, "llm-latency", task_of(run_id), step, attempt),
     )
     await sleep_ms(latency + sw.extra_latency_ms)
     error = sw.error_response(app[RNG_KEY])

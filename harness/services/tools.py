@@ -30,7 +30,7 @@ from harness.services.common import (
     sleep_ms,
     switches,
 )
-from harness.workload import sample_latency_ms, seeded_rng, tool_output
+from harness.workload import sample_latency_ms, seeded_rng, task_of, tool_output
 
 __all__ = ["build_app", "open_ledger", "read_ledger"]
 
@@ -146,7 +146,8 @@ async def _execute(request: web.Request) -> web.Response:
         return web.json_response({"error": f"bad tool request: {exc!r}"}, status=400)
     sw = switches(app)
     latency = sample_latency_ms(
-        scenario.tool_latency, seeded_rng(scenario.seed, "tool-latency", run_id, step, attempt)
+        scenario.tool_latency,
+        seeded_rng(scenario.seed, "tool-latency", task_of(run_id), step, attempt),
     )
     await sleep_ms(latency + (sw.extra_latency_ms if sw.applies_to(tool) else 0.0))
     error = sw.error_response(app[RNG_KEY], tool)
