@@ -119,6 +119,8 @@ def judge_runs(
                 "tool_executions": len(entries),
                 "tool_applied": sum(1 for e in entries if e.applied),
                 "tool_expected": oracle.tool_calls,
+                "nondeterminism": bool((item.get("extra") or {}).get("nondeterminism")),
+                "backend_extra": json.dumps(item.get("extra") or {}, sort_keys=True, default=str),
                 "passed": run_passed(verdicts),
                 **{name: verdicts[name].valid for name in VERDICTS},
                 "verdict_detail": json.dumps(
@@ -250,6 +252,7 @@ def summarize(
             if not phase_rows.empty
             else {},
             "acts_indeterminate": int(group["acts_indeterminate"].sum()),
+            "nondeterminism": int(group["nondeterminism"].sum()),
             "wasted": {
                 "llm_calls": _beyond(group["llm_calls"], group["llm_calls_expected"]),
                 "tool_executions": _beyond(group["tool_executions"], group["tool_expected"]),

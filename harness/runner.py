@@ -234,6 +234,8 @@ class ProxyHandle:
     control_url: str
 
     def route(self, link: str, host: str, port: int) -> tuple[str, int]:
+        if not (host.startswith("127.") or host == "localhost"):
+            return host, port  # the proxy stays on loopback: remote links are not cut
         body = json.dumps({"name": link, "upstream_host": host, "upstream_port": port}).encode()
         request = urllib.request.Request(
             f"{self.control_url}/links",
@@ -423,6 +425,8 @@ class BenchmarkRun:
             calls = await _fetch_json_lines(f"{direct_llm}/_durabench/calls") if direct_llm else []
         active.close()
         steps = pd.DataFrame(read_rows(workdir / "measurements"))
+        if not steps.empty:
+            steps["backend"] = name  # workers know their class's name, not the options
         rows = judge_runs(scenario, name, persisted, ledger, steps, calls)
         results.append_jsonl("persisted.jsonl", [{"backend": name, **p} for p in persisted])
         results.append_table("ledger", _ledger_rows(name, ledger))
@@ -438,7 +442,7 @@ class BenchmarkRun:
         for name in self.backend_names:
             directory = results.backend_dir(name) / "measurements"
             if directory.exists():
-                rows.extend(read_rows(directory))
+                rows.extend({**r, "backend": name} for r in read_rows(directory))
         results.write_table("steps", rows)
         faults: list[dict[str, Any]] = []
         for name in self.backend_names:

@@ -1,0 +1,242 @@
+"""The RAV agent as a Temporal workflow (code version v1).
+
+The workflow holds the run's state and composes the phases as activities:
+reason, act and verify run on any worker; each becomes durable when its result
+is recorded in the event history. Once the last result of a step is in the
+history, every field of the step record is durable (the record is a pure
+function of recorded results), so the workflow then runs the `commit` local
+activity, which only writes the commit measurement row: no extra server round
+trip, and the row means exactly "acknowledged as durable".
+
+Workflow code must be deterministic: no I/O, no clocks but `workflow.now()`.
+The pure workload functions are passed through the sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from backends.temporal.messages import (
+        ACT,
+        APPROVAL,
+        APPROVE_SIGNAL,
+        COMMIT,
+        REASON,
+        STATE_QUERY,
+        VERIFY,
+        VERSION_QUERY,
+        WORKFLOW_NAME,
+        ActInput,
+        AgentInput,
+        ApprovalNote,
+        CommitAck,
+        CommitInput,
+        PhaseInput,
+        VerifyInput,
+        VerifyResult,
+    )
+    from harness.scenario import VerifyPolicy
+    from harness.state import RunStatus
+    from harness.workload import Decision, final_answer, idempotency_key, next_move
+
+__all__ = ["AgentLoop", "AgentWorkflow", "retry_policy_of"]
+
+
+def retry_policy_of(spec: AgentInput) -> RetryPolicy:
+    policy = spec.policy
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=policy.retry_initial_s),
+        backoff_coefficient=policy.retry_backoff,
+        maximum_interval=timedelta(seconds=policy.retry_max_interval_s),
+        maximum_attempts=policy.retry_max_attempts,
+    )
+
+
+class AgentLoop:
+    """The workflow logic, shared by every code version; subclasses add the Temporal
+    decorators (the SDK wants them on the registered class) and may override a phase."""
+
+    VERSION = "v1"
+
+    def __init__(self) -> None:
+        self._run_id = ""
+        self._status: RunStatus = "pending"
+        self._steps: list[dict[str, Any]] = []
+        self._answer: str | None = None
+        self._approved = False
+        self._history_bytes = 0
+
+    # -- the run --------------------------------------------------------------------
+
+    async def run_agent(self, spec: AgentInput) -> dict[str, Any]:
+        self._run_id = spec.run_id
+        self._status = "running"
+        policy = VerifyPolicy.model_validate(
+            {"on_failure": spec.on_failure, "max_attempts": spec.max_attempts}
+        )
+        for step in range(spec.steps):
+            move = await self._drive_step(spec, policy, step)
+            if move == "abort":
+                self._status = "aborted"
+                return self.snapshot()
+            if spec.approval_after_step == step and not await self._wait_approval(spec, step):
+                self._status = "expired"
+                return self.snapshot()
+        self._answer = final_answer(spec.run_id, [s["output"] for s in self._steps])
+        self._status = "completed"
+        return self.snapshot()
+
+    async def _drive_step(self, spec: AgentInput, policy: VerifyPolicy, step: int) -> str:
+        """Reason, then act and verify until the step policy commits or aborts."""
+        decision = await self._reason(spec, step, 1)
+        reason_attempt = attempt = 1
+        verdicts: list[bool] = []
+        while True:
+            output = await self._act(spec, step, attempt, decision)
+            result = await self._verify(spec, step, attempt, decision, output)
+            verdicts.append(result.verified)
+            move = next_move(policy, result.verified, attempt)
+            if move in ("commit", "abort"):
+                break
+            attempt += 1
+            if move == "replan":
+                decision = await self._reason(spec, step, attempt)
+                reason_attempt = attempt
+        self._steps.append(
+            {
+                "index": step,
+                "tool": decision.tool,
+                "arguments": decision.arguments,
+                "thought": decision.thought,
+                "output": output,
+                "verdicts": verdicts,
+                "attempts": attempt,
+            }
+        )
+        await self._commit(spec, step, attempt, reason_attempt, result.finished_at)
+        return move
+
+    # -- phases (activities) ----------------------------------------------------------
+
+    async def _reason(self, spec: AgentInput, step: int, attempt: int) -> Decision:
+        decision: Decision = await workflow.execute_activity(
+            REASON,
+            PhaseInput(spec.run_id, step, attempt),
+            result_type=Decision,
+            start_to_close_timeout=timedelta(seconds=spec.policy.start_to_close_s),
+            heartbeat_timeout=timedelta(seconds=spec.policy.heartbeat_s),
+            retry_policy=retry_policy_of(spec),
+        )
+        return decision
+
+    async def _act(
+        self, spec: AgentInput, step: int, attempt: int, decision: Decision
+    ) -> dict[str, Any]:
+        key = idempotency_key(spec.run_id, step, attempt)
+        output: dict[str, Any] = await workflow.execute_activity(
+            ACT,
+            ActInput(spec.run_id, step, attempt, decision.tool, decision.arguments, key),
+            result_type=dict,
+            start_to_close_timeout=timedelta(seconds=spec.policy.start_to_close_s),
+            heartbeat_timeout=timedelta(seconds=spec.policy.heartbeat_s),
+            retry_policy=retry_policy_of(spec),
+        )
+        return output
+
+    async def _verify(
+        self, spec: AgentInput, step: int, attempt: int, decision: Decision, output: dict[str, Any]
+    ) -> VerifyResult:
+        result: VerifyResult = await workflow.execute_activity(
+            VERIFY,
+            VerifyInput(spec.run_id, step, attempt, decision.tool, decision.arguments, output),
+            result_type=VerifyResult,
+            start_to_close_timeout=timedelta(seconds=spec.policy.start_to_close_s),
+            heartbeat_timeout=timedelta(seconds=spec.policy.heartbeat_s),
+            retry_policy=retry_policy_of(spec),
+        )
+        return result
+
+    async def _commit(
+        self, spec: AgentInput, step: int, attempts: int, reason_attempt: int, since: float
+    ) -> None:
+        """Every result of the step is in the history now: write the commit row."""
+        info = workflow.info()
+        size = info.get_current_history_size()
+        grown, self._history_bytes = size - self._history_bytes, size
+        await workflow.execute_local_activity(
+            COMMIT,
+            CommitInput(
+                spec.run_id,
+                step,
+                attempts,
+                reason_attempt,
+                since,
+                info.get_current_history_length(),
+                grown,
+            ),
+            result_type=CommitAck,
+            start_to_close_timeout=timedelta(seconds=spec.policy.local_timeout_s),
+            retry_policy=retry_policy_of(spec),
+        )
+
+    async def _wait_approval(self, spec: AgentInput, step: int) -> bool:
+        """Wait for the approve signal on a durable timer; False when the TTL ran out."""
+        self._status = "waiting_approval"
+        began = workflow.now().timestamp()
+        try:
+            await workflow.wait_condition(lambda: self._approved, timeout=spec.approval_ttl_s)
+            approved = True
+        except TimeoutError:  # the SDK raises asyncio.TimeoutError, the same class
+            approved = False
+        attempts = int(self._steps[-1]["attempts"])
+        await workflow.execute_local_activity(
+            APPROVAL,
+            ApprovalNote(spec.run_id, step, attempts, began, approved),
+            start_to_close_timeout=timedelta(seconds=spec.policy.local_timeout_s),
+            retry_policy=retry_policy_of(spec),
+        )
+        if approved:
+            self._status = "running"
+        return approved
+
+    # -- read side ---------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The RunState as a dict (`harness.state.RunState.from_dict` reads it)."""
+        return {
+            "run_id": self._run_id,
+            "status": self._status,
+            "steps": list(self._steps),
+            "final_answer": self._answer,
+        }
+
+    def mark_approved(self) -> None:
+        self._approved = True
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class AgentWorkflow(AgentLoop):
+    """Code version v1."""
+
+    VERSION = "v1"
+
+    @workflow.run
+    async def run(self, spec: AgentInput) -> dict[str, Any]:
+        return await self.run_agent(spec)
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> dict[str, Any]:
+        return self.snapshot()
+
+    @workflow.query(name=VERSION_QUERY)
+    def version(self) -> str:
+        return self.VERSION
+
+    @workflow.signal(name=APPROVE_SIGNAL)
+    def approve(self) -> None:
+        self.mark_approved()
