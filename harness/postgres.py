@@ -68,6 +68,7 @@ __all__ = [
     "postgres_components",
     "schema_for",
     "schema_name",
+    "server_user_problem",
     "wait_ready",
     "wait_ready_async",
     "with_search_path",
@@ -216,6 +217,21 @@ def backend_dsn(env: BackendEnv, name: str = "store") -> str:
     if env.external.pg_dsn:
         return env.external.pg_dsn
     return embedded_server(env.workdir / name).dsn
+
+
+def worker_dsn(env: BackendEnv, dsn: str) -> str:
+    """The DSN a WORKER dials: host and port routed over the `worker->store` link (through
+    the fault proxy when the scenario cuts that link). The harness's own reads dial `dsn`."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(dsn)
+    host = str(params.get("host") or "127.0.0.1")
+    if host.startswith("/"):
+        return dsn  # a Unix socket: no TCP link to cut
+    port = int(params.get("port") or 5432)
+    dial_host, dial_port = env.dial("worker->store", host, port)
+    params.update(host=dial_host, port=str(dial_port))
+    return make_conninfo("", **params)
 
 
 def schema_name(bench_id: str, backend_name: str) -> str:
@@ -376,6 +392,29 @@ def _server_user() -> pwd.struct_passwd:
             f"cannot create the system user {FALLBACK_PG_USER!r} for Postgres: "
             f"{done.stderr.strip()}; create one and set ${PG_USER_ENV}"
         ) from None
+
+
+def server_user_problem() -> str | None:
+    """Why the embedded server could not drop root here, or None (for `durabench doctor`)."""
+    if os.geteuid() != 0:
+        return None
+    wanted = os.environ.get(PG_USER_ENV)
+    if wanted:
+        try:
+            pwd.getpwnam(wanted)
+        except KeyError:
+            return f"${PG_USER_ENV}={wanted!r}: no such user"
+        return None
+    for name in (SUPERUSER, FALLBACK_PG_USER):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return None
+    if shutil.which("useradd") is None:
+        return (
+            "running as root with no 'postgres' user and no useradd: create an unprivileged "
+            f"user and set ${PG_USER_ENV}"
+        )
+    return None
 
 
 def _open_path_for(directory: Path) -> None:

@@ -73,6 +73,7 @@ from backends.langgraph.savers import (
 )
 from harness.errors import BackendError
 from harness.platform.local import ComponentSpec, free_port
+from harness.postgres import worker_dsn
 from harness.scenario import Scenario
 from harness.state import PersistedRun
 
@@ -191,7 +192,7 @@ class LangGraphBackend:
                     argv=tuple(argv),
                     port=port,
                     health_url=f"http://127.0.0.1:{port}/health",
-                    env={DSN_ENV: store.dsn} if store.dsn else {},
+                    env={DSN_ENV: worker_dsn(env, store.dsn)} if store.dsn else {},
                     restart=True,
                     ready_timeout_s=60.0,
                 )

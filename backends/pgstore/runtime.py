@@ -1,0 +1,256 @@
+"""What both Postgres state stores share: the workers' claim loop, the NOTIFY
+channels, the backend-side wait for a finished run, and the crash hook the
+integration tests use to SIGKILL a worker at a named point.
+
+Work is handed out by the store (`claim`); a worker wakes on a NOTIFY from `start`
+or `approve` and otherwise polls every `poll_s`, so expired leases are reclaimed
+even when nobody notifies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from harness.errors import BackendError
+
+__all__ = [
+    "CRASH_POINTS",
+    "DSN_ENV",
+    "ClaimLoop",
+    "CrashPlan",
+    "DoneWaiter",
+    "Periodic",
+    "channels",
+    "open_pool",
+]
+
+CRASH_POINTS = ("after_act", "after_act_event", "after_commit")
+DSN_ENV = "DURABENCH_WORKER_DSN"  # workers read their DSN here: never in argv (ps, logs)
+POOL_MIN = 2
+POOL_OPEN_TIMEOUT_S = 120.0
+RECONNECT_DELAY_S = 0.5
+WAIT_POLL_S = 1.0  # the backend re-reads a run's status at least this often
+
+log = logging.getLogger("durabench.pgstore")
+T = TypeVar("T")
+
+
+def channels(schema: str) -> tuple[str, str]:
+    """(work, done) NOTIFY channels of one run's schema; short, valid identifiers."""
+    digest = hashlib.blake2b(schema.encode(), digest_size=6).hexdigest()
+    return f"durabench_{digest}_work", f"durabench_{digest}_done"
+
+
+@dataclass(frozen=True)
+class CrashPlan:
+    """Crash points `point:run_id:step` (comma-separated). The worker SIGKILLs itself
+    the first time it reaches one; a marker file makes it happen once per point."""
+
+    points: frozenset[tuple[str, str, int]]
+    marker_dir: Path | None = None
+
+    @classmethod
+    def parse(cls, spec: str | None, marker_dir: Path | None = None) -> CrashPlan:
+        points: set[tuple[str, str, int]] = set()
+        for item in filter(None, (spec or "").split(",")):
+            parts = item.split(":")
+            if len(parts) != 3 or parts[0] not in CRASH_POINTS or not parts[2].isdigit():
+                raise BackendError(
+                    f"crash point {item!r}: expected point:run_id:step with point one of "
+                    f"{', '.join(CRASH_POINTS)}, e.g. after_act:run-000001:2"
+                )
+            points.add((parts[0], parts[1], int(parts[2])))
+        return cls(frozenset(points), marker_dir)
+
+    def maybe_crash(self, point: str, run_id: str, step: int) -> None:
+        if (point, run_id, step) not in self.points or self.marker_dir is None:
+            return
+        self.marker_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.marker_dir / f"{point}-{run_id}-{step}"
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        print(f"crash point {point} at {run_id} step {step}: SIGKILL", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def open_pool(dsn: str, max_size: int) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """An autocommit pool; waits (bounded) for the server to accept connections."""
+    pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        dsn,
+        min_size=min(POOL_MIN, max_size),
+        max_size=max_size,
+        kwargs={"autocommit": True},
+        open=False,
+        reconnect_timeout=POOL_OPEN_TIMEOUT_S,
+    )
+    await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_S)
+    return pool
+
+
+async def _listen(
+    dsn: str, channel_names: Sequence[str], on_notify: Callable[[str, str], None]
+) -> None:
+    """LISTEN forever, reconnecting after errors; calls on_notify(channel, payload)."""
+    while True:
+        try:
+            conn = await AsyncConnection.connect(dsn, autocommit=True)
+            async with conn:
+                for name in channel_names:
+                    await conn.execute(f"LISTEN {name}")
+                on_notify("", "")  # (re)connected: whatever was missed, look again
+                async for note in conn.notifies():
+                    on_notify(note.channel, note.payload)
+        except psycopg.Error as exc:
+            log.warning("listen connection lost: %s", exc)
+        await asyncio.sleep(RECONNECT_DELAY_S)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job the worker runs every `interval_s` (heartbeats, the approval TTL reaper)."""
+
+    interval_s: float
+    job: Callable[[], Awaitable[None]]
+    name: str
+
+
+class ClaimLoop(Generic[T]):
+    """Keeps up to `slots` runs in flight: claim, drive each in its own task, repeat."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        work_channel: str,
+        slots: int,
+        poll_s: float,
+        claim: Callable[[int], Awaitable[list[T]]],
+        drive: Callable[[T], Coroutine[Any, Any, None]],
+        key: Callable[[T], str],
+        periodic: Sequence[Periodic] = (),
+    ) -> None:
+        self.dsn = dsn
+        self.work_channel = work_channel
+        self.slots = slots
+        self.poll_s = poll_s
+        self._claim = claim
+        self._drive = drive
+        self._key = key
+        self._periodic = periodic
+        self.active: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self, *_: str) -> None:
+        self._wake.set()
+
+    async def _every(self, job: Periodic) -> None:
+        while True:
+            await asyncio.sleep(job.interval_s)
+            try:
+                await job.job()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("%s failed: %s", job.name, exc)
+
+    def _launch(self, item: T) -> None:
+        key = self._key(item)
+        task = asyncio.create_task(self._drive(item), name=f"run {key}")
+        self.active[key] = task
+
+        def finished(_: asyncio.Task[None]) -> None:
+            if self.active.get(key) is task:
+                del self.active[key]
+            self._wake.set()
+
+        task.add_done_callback(finished)
+
+    async def run(self) -> None:
+        helpers = [asyncio.create_task(_listen(self.dsn, [self.work_channel], self.wake))]
+        helpers += [asyncio.create_task(self._every(p)) for p in self._periodic]
+        try:
+            while True:
+                free = self.slots - len(self.active)
+                claimed: list[T] = []
+                if free > 0:
+                    try:
+                        claimed = [
+                            c for c in await self._claim(free) if self._key(c) not in self.active
+                        ]
+                    except (psycopg.Error, OSError) as exc:
+                        log.warning("claim failed: %s", exc)
+                        await asyncio.sleep(RECONNECT_DELAY_S)
+                for item in claimed:
+                    self._launch(item)
+                if claimed and len(claimed) == free:
+                    continue  # there may be more waiting
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                self._wake.clear()
+        finally:
+            for task in [*helpers, *self.active.values()]:
+                task.cancel()
+
+
+class DoneWaiter:
+    """The backend side: one LISTEN connection; `wait` returns when a run is done,
+    woken by the done NOTIFY and re-reading the status at least every WAIT_POLL_S."""
+
+    def __init__(self, dsn: str, done_channel: str) -> None:
+        self.dsn = dsn
+        self.channel = done_channel
+        self._events: dict[str, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(_listen(self.dsn, [self.channel], self._notified))
+
+    def _notified(self, _channel: str, run_id: str) -> None:
+        if run_id:
+            self._events.setdefault(run_id, asyncio.Event()).set()
+        else:
+            for event in self._events.values():
+                event.set()
+
+    async def wait(
+        self, run_id: str, timeout_s: float, is_done: Callable[[], Awaitable[bool]]
+    ) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        event = self._events.setdefault(run_id, asyncio.Event())
+        try:
+            while True:
+                event.clear()
+                try:
+                    if await is_done():
+                        return True
+                except (psycopg.Error, OSError) as exc:
+                    log.warning("status of %s: %s", run_id, exc)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(remaining, WAIT_POLL_S))
+        finally:
+            self._events.pop(run_id, None)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

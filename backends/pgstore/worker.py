@@ -1,0 +1,394 @@
+"""The pgstore worker: claims runs from the queue and drives each as an event-sourced
+state machine.
+
+For a claimed run it folds the event log, asks `next_action`, performs that one
+phase through `harness.agent`, and appends the result as an event under its lease
+and fencing token before the next phase starts. A phase whose result is already in
+the log is never performed again: a restarted worker reuses the recorded LLM answer
+or tool output. Act carries the stable key `idempotency_key(run, step, attempt)`.
+
+The `commit` measurement row is written after the append that contains the step's
+`step_committed` event returned (the verify event and whatever follows without a
+call, e.g. `run_completed`, go in the same transaction). Its `extra` holds how many
+durable appends the step took and their total time, for the overhead figures.
+
+Run as `python -m backends.pgstore.worker --dsn DSN --scenario F ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from backends.pgstore import store
+from backends.pgstore.fold import (
+    Action,
+    CorruptLog,
+    Event,
+    Progress,
+    apply_event,
+    internal_events,
+    next_action,
+)
+from backends.pgstore.runtime import (
+    DSN_ENV,
+    ClaimLoop,
+    CrashPlan,
+    Periodic,
+    channels,
+    open_pool,
+)
+from harness.agent import AgentContext, PhaseError, act, api_key, reason, verify
+from harness.measure import Recorder
+from harness.scenario import load_scenario
+from harness.workload import idempotency_key
+
+__all__ = ["PgStoreWorker", "main"]
+
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+RETRY_DELAY_S = 0.2
+REAP_MIN_INTERVAL_S = 0.05
+REAP_MAX_INTERVAL_S = 1.0
+
+log = logging.getLogger("durabench.pgstore.worker")
+
+
+@dataclass
+class StepCost:
+    """Durable appends made for one step by this worker (for the commit row)."""
+
+    appends: int = 0
+    ms: float = 0.0
+    bytes: int = 0
+
+
+@dataclass
+class WorkerOptions:
+    worker_id: str
+    lease_s: float
+    slots: int
+    snapshot_every: int
+    schema: str
+    crash: CrashPlan = field(default_factory=lambda: CrashPlan(frozenset()))
+
+
+class PgStoreWorker:
+    def __init__(
+        self,
+        ctx: AgentContext,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        options: WorkerOptions,
+    ) -> None:
+        self.ctx = ctx
+        self.scenario = ctx.scenario
+        self.pool = pool
+        self.options = options
+        self.work_channel, self.done_channel = channels(options.schema)
+        self.leases: dict[str, int] = {}  # run id -> fencing token, for runs in flight
+        self.loop: ClaimLoop[store.Claim] | None = None
+
+    # -- queue -------------------------------------------------------------------------
+
+    async def claim(self, n: int) -> list[store.Claim]:
+        async with self.pool.connection() as conn:
+            claims = await store.claim(conn, self.options.worker_id, n, self.options.lease_s)
+        for c in claims:
+            if c.takeover:
+                log.info("took over %s (token %d) from %s", c.run_id, c.token, c.previous_worker)
+        return claims
+
+    async def heartbeat(self) -> None:
+        """Extend the leases of runs in flight (not durable: a lost extension only makes a
+        lease end sooner); a run whose lease is gone is cancelled here."""
+        leases = dict(self.leases)
+        if not leases:
+            return
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            lost = await store.heartbeat(conn, leases, self.options.lease_s)
+        for run_id in lost:
+            if self.leases.get(run_id) != leases[run_id] or self.loop is None:
+                continue  # finished meanwhile
+            self._record_fenced(run_id, "heartbeat", leases[run_id])
+            task = self.loop.active.get(run_id)
+            if task is not None:
+                task.cancel()
+
+    async def reap(self) -> None:
+        """The approval TTL policy: close runs nobody approved in time."""
+        approval = self.scenario.approval
+        if approval is None:
+            return
+        async with self.pool.connection() as conn:
+            expired = await store.expire_waiting(conn, approval.ttl_s, self.done_channel)
+        for run_id in expired:
+            log.info("expired %s: no approval within %gs", run_id, approval.ttl_s)
+
+    # -- one run -----------------------------------------------------------------------
+
+    async def drive(self, claim: store.Claim) -> None:
+        run_id, token = claim.run_id, claim.token
+        self.leases[run_id] = token
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    await self._drive(run_id, token)
+                    return
+                except store.Fenced as exc:
+                    log.warning("%s", exc)
+                    return
+                except (PhaseError, CorruptLog) as exc:
+                    log.error("%s: %s (left for a later claim)", run_id, exc)
+                    return
+                except DB_ERRORS as exc:
+                    log.warning("%s: store error %s; retrying while the lease lasts", run_id, exc)
+                    deadline = loop.time() + self.options.lease_s
+                    mine: bool | None = None
+                    while mine is None and loop.time() < deadline:
+                        await asyncio.sleep(RETRY_DELAY_S)
+                        mine = await self._still_mine(run_id, token)
+                    if not mine:
+                        return
+        finally:
+            if self.leases.get(run_id) == token:
+                del self.leases[run_id]
+
+    async def _still_mine(self, run_id: str, token: int) -> bool | None:
+        try:
+            async with self.pool.connection(timeout=self.options.lease_s) as conn:
+                cursor = await conn.execute(
+                    "SELECT token = %s AND status = 'leased' AND lease_until > clock_timestamp()"
+                    " FROM runs WHERE run_id = %s",
+                    (token, run_id),
+                )
+                row = await cursor.fetchone()
+        except (*DB_ERRORS, TimeoutError):
+            return None
+        return bool(row and row[0])
+
+    async def _load(self, run_id: str) -> Progress:
+        async with self.pool.connection() as conn:
+            return await store.load(conn, run_id, use_snapshot=self.options.snapshot_every > 0)
+
+    async def _drive(self, run_id: str, token: int) -> None:
+        progress = await self._load(run_id)
+        costs: dict[int, StepCost] = {}
+        while True:
+            action = next_action(self.scenario, progress)
+            if action.kind == "done":
+                return
+            if action.kind == "wait":  # normally parked by the approval_requested append
+                await self._append_once(run_id, token, [], park=True)
+                return
+            events = await self._perform(run_id, progress, action)
+            progress = await self._append(run_id, token, progress, events, action, costs)
+            if progress.terminal or progress.status == "waiting_approval":
+                return
+            if action.kind == "act":
+                self.options.crash.maybe_crash("after_act_event", run_id, action.step)
+
+    async def _perform(self, run_id: str, progress: Progress, action: Action) -> list[Event]:
+        """Run one phase (or none, for internal actions) and draft its events."""
+        ctx, step, attempt = self.ctx, action.step, action.attempt
+        if action.kind == "reason":
+            decision = await reason(ctx, run_id, step, attempt)
+            return [Event("reason", step, attempt, {"decision": decision.__dict__})]
+        if action.kind == "act":
+            assert action.decision is not None
+            key = idempotency_key(run_id, step, attempt)
+            output = await act(ctx, run_id, step, attempt, action.decision, key)
+            self.options.crash.maybe_crash("after_act", run_id, step)
+            return [Event("act", step, attempt, {"key": key, "output": output})]
+        draft = progress.copy()
+        events: list[Event] = []
+        if action.kind == "verify":
+            assert action.decision is not None and action.output is not None
+            verified = verify(ctx, run_id, step, attempt, action.decision, action.output)
+            event = Event("verify", step, attempt, {"verified": verified})
+            apply_event(draft, event, draft.last_seq + 1)
+            events.append(event)
+        return events + internal_events(self.scenario, draft)
+
+    async def _append(
+        self,
+        run_id: str,
+        token: int,
+        progress: Progress,
+        events: list[Event],
+        action: Action,
+        costs: dict[int, StepCost],
+    ) -> Progress:
+        """Append under the lease; returns the progress with the events folded in (or
+        re-folded from the log when an approval was appended meanwhile)."""
+        closes = next((e for e in events if e.type == "step_committed"), None)
+        step = action.step
+        cost = costs.setdefault(step, StepCost())
+        began = time.perf_counter()
+        if closes is not None:
+            attempts = int(closes.payload["attempts"])
+            with self.ctx.recorder.phase(run_id, step, attempts, "commit") as row:
+                try:
+                    appended = await self._append_once(run_id, token, events)
+                except store.Fenced as exc:
+                    row.outcome = "fail"  # certain: nothing was written
+                    row.extra = {"fenced": True, "by": "step_committed", "token": token}
+                    row.error = str(exc)
+                    raise
+                cost.appends += 1
+                cost.ms += (time.perf_counter() - began) * 1000
+                cost.bytes += appended.bytes
+                row.bytes = progress.step_bytes.get(step, 0) + appended.bytes
+                row.extra = {
+                    "appends": cost.appends,
+                    "append_ms": round(cost.ms, 3),
+                    "events": len(events),
+                    "bytes_written": cost.bytes,
+                }
+        else:
+            try:
+                appended = await self._append_once(run_id, token, events)
+            except store.Fenced:
+                kind = events[0].type if events else "park"
+                self._record_fenced(run_id, kind, token, step, action.attempt)
+                raise
+            cost.appends += 1
+            cost.ms += (time.perf_counter() - began) * 1000
+            cost.bytes += appended.bytes
+        if appended.first_seq != progress.last_seq + 1:
+            progress = await self._load(run_id)  # an approval was appended in between
+        else:
+            for i, event in enumerate(events):
+                apply_event(progress, event, appended.first_seq + i)
+            if events:
+                progress.step_bytes[step] = progress.step_bytes.get(step, 0) + appended.bytes
+        if closes is not None:
+            costs.pop(step, None)
+            self.options.crash.maybe_crash("after_commit", run_id, step)
+        await self._maybe_snapshot(run_id, token, progress, appended)
+        return progress
+
+    async def _append_once(
+        self, run_id: str, token: int, events: list[Event], park: bool = False
+    ) -> store.Appended:
+        async with self.pool.connection() as conn:
+            return await store.append(
+                conn,
+                run_id,
+                token,
+                events,
+                lease_s=self.options.lease_s,
+                done_channel=self.done_channel,
+                park=park,
+            )
+
+    def _record_fenced(
+        self, run_id: str, by: str, token: int, step: int = -1, attempt: int = 0
+    ) -> None:
+        """A fencing refusal as a `fail` commit row: it certainly did not happen."""
+        with self.ctx.recorder.phase(run_id, step, attempt, "commit") as row:
+            row.outcome = "fail"
+            row.error = f"fenced: lease for token {token} taken over or expired"
+            row.extra = {"fenced": True, "by": by, "token": token}
+
+    async def _maybe_snapshot(
+        self, run_id: str, token: int, progress: Progress, appended: store.Appended
+    ) -> None:
+        every = self.options.snapshot_every
+        if every <= 0 or appended.status != "leased" or progress.terminal:
+            return
+        first = appended.first_seq
+        if progress.last_seq // every > (first - 1) // every:
+            async with self.pool.connection() as conn:
+                await store.write_snapshot(conn, run_id, token, progress)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    scenario = load_scenario(args.scenario)
+    recorder = Recorder(Path(args.measurements), args.backend_name, args.worker_id)
+    options = WorkerOptions(
+        worker_id=args.worker_id,
+        lease_s=args.lease_s,
+        slots=args.slots,
+        snapshot_every=args.snapshot_every,
+        schema=args.schema,
+        crash=CrashPlan.parse(args.crash, Path(args.crash_markers) if args.crash_markers else None),
+    )
+    pool = await open_pool(args.dsn, max_size=min(args.slots, 16) + 2)
+    async with (
+        pool,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0)) as http,
+    ):
+        async with pool.connection() as conn:
+            await store.ensure_tables(conn, args.schema)
+            released = await store.release_own(conn, args.worker_id)
+        if released:
+            log.info("ended %d leases this worker id held before its restart", len(released))
+        ctx = AgentContext(
+            scenario=scenario,
+            http=http,
+            llm_url=args.llm_url,
+            tools_url=args.tools_url,
+            recorder=recorder,
+            api_key=api_key(scenario),
+        )
+        worker = PgStoreWorker(ctx, pool, options)
+        periodic = [Periodic(args.lease_s / 3, worker.heartbeat, "heartbeat")]
+        if scenario.approval is not None:
+            interval = min(
+                REAP_MAX_INTERVAL_S, max(REAP_MIN_INTERVAL_S, scenario.approval.ttl_s / 4)
+            )
+            periodic.append(Periodic(interval, worker.reap, "approval reaper"))
+        worker.loop = ClaimLoop(
+            dsn=args.dsn,
+            work_channel=worker.work_channel,
+            slots=args.slots,
+            poll_s=min(1.0, args.lease_s / 2),
+            claim=worker.claim,
+            drive=worker.drive,
+            key=lambda c: c.run_id,
+            periodic=periodic,
+        )
+        log.info("worker %s ready (lease %gs, %d slots)", args.worker_id, args.lease_s, args.slots)
+        await worker.loop.run()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="durabench pgstore worker (event-sourced)")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get(DSN_ENV),
+        help=f"conninfo with search_path set (default: ${DSN_ENV}, which keeps it out of ps)",
+    )
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--llm-url", required=True)
+    parser.add_argument("--tools-url", required=True)
+    parser.add_argument("--measurements", required=True)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--backend-name", default="pgstore")
+    parser.add_argument("--lease-s", type=float, default=10.0)
+    parser.add_argument("--slots", type=int, default=64)
+    parser.add_argument("--snapshot-every", type=int, default=256)
+    parser.add_argument("--crash", default=None)
+    parser.add_argument("--crash-markers", default=None)
+    args = parser.parse_args()
+    if not args.dsn:
+        parser.error(f"--dsn or ${DSN_ENV} is required")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""The pgstore-naive worker: claim a run by its status column, resume from the last
+saved step, and overwrite the whole state after each step.
+
+It composes reason/act/verify like `drive_step` does, but, as such stores do, it
+gives every act call a fresh key (`uuid4`): nothing in its state says an act was
+already sent, so a step re-run after a crash calls the tool again under a new key.
+A worker restarted under the same id puts the runs it held back in the queue at
+once; runs of a worker that stopped heartbeating are picked up after `stale_s`.
+
+Run as `python -m backends.pgstore_naive.worker --schema S --scenario F ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from backends.pgstore.runtime import (
+    DSN_ENV,
+    ClaimLoop,
+    CrashPlan,
+    Periodic,
+    channels,
+    open_pool,
+)
+from backends.pgstore_naive import store
+from harness.agent import AgentContext, PhaseError, act, api_key, reason, verify
+from harness.measure import Recorder
+from harness.scenario import load_scenario
+from harness.state import RunState, RunStatus, StepRecord
+from harness.workload import Move, final_answer, next_move
+
+__all__ = ["NaiveWorker", "main"]
+
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+REAP_MIN_INTERVAL_S = 0.05
+REAP_MAX_INTERVAL_S = 1.0
+
+log = logging.getLogger("durabench.pgstore_naive.worker")
+
+
+@dataclass(frozen=True)
+class NaiveOptions:
+    worker_id: str
+    stale_s: float
+    slots: int
+    schema: str
+    crash: CrashPlan
+
+
+class NaiveWorker:
+    def __init__(
+        self,
+        ctx: AgentContext,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        options: NaiveOptions,
+    ) -> None:
+        self.ctx = ctx
+        self.scenario = ctx.scenario
+        self.pool = pool
+        self.options = options
+        self.work_channel, self.done_channel = channels(options.schema)
+        self.running: set[str] = set()
+
+    async def claim(self, n: int) -> list[store.Claimed]:
+        async with self.pool.connection() as conn:
+            claimed = await store.claim(conn, self.options.worker_id, n, self.options.stale_s)
+        for c in claimed:
+            if c.takeover:
+                log.info("picked up %s from %s (stale heartbeat)", c.run_id, c.previous_worker)
+        return claimed
+
+    async def heartbeat(self) -> None:
+        if self.running:
+            async with self.pool.connection() as conn:
+                await store.heartbeat(conn, sorted(self.running))
+
+    async def reap(self) -> None:
+        approval = self.scenario.approval
+        if approval is not None:
+            async with self.pool.connection() as conn:
+                await store.expire_waiting(conn, approval.ttl_s, self.done_channel)
+
+    async def drive(self, claimed: store.Claimed) -> None:
+        self.running.add(claimed.run_id)
+        try:
+            await self._drive(claimed)
+        except (PhaseError, *DB_ERRORS) as exc:
+            log.error("%s: %s (left for a later pick-up)", claimed.run_id, exc)
+        finally:
+            self.running.discard(claimed.run_id)
+
+    async def _step(self, run_id: str, step: int) -> tuple[StepRecord, Move]:
+        """Reason, then act and verify until the step policy commits or aborts."""
+        ctx = self.ctx
+        decision = await reason(ctx, run_id, step, 1)
+        verdicts: list[bool] = []
+        attempt = 1
+        while True:
+            key = uuid.uuid4().hex  # a fresh key per call: no stable identity for the act
+            output = await act(ctx, run_id, step, attempt, decision, key)
+            self.options.crash.maybe_crash("after_act", run_id, step)
+            verified = verify(ctx, run_id, step, attempt, decision, output)
+            verdicts.append(verified)
+            move = next_move(self.scenario.verify, verified, attempt)
+            if move in ("commit", "abort"):
+                break
+            attempt += 1
+            if move == "replan":
+                decision = await reason(ctx, run_id, step, attempt)
+        record = StepRecord(
+            step,
+            decision.tool,
+            decision.arguments,
+            decision.thought,
+            output,
+            tuple(verdicts),
+            attempt,
+        )
+        return record, move
+
+    async def _drive(self, claimed: store.Claimed) -> None:
+        run_id, state = claimed.run_id, claimed.state
+        scenario = self.scenario
+        approval = scenario.approval
+        steps = list(state.steps)
+        if state.status in ("completed", "aborted", "expired"):
+            return
+        while len(steps) < scenario.steps:
+            step = len(steps)
+            record, move = await self._step(run_id, step)
+            steps.append(record)
+            status: RunStatus = "running"
+            wait = False
+            if move == "abort":
+                status = "aborted"
+            elif approval is not None and approval.after_step == step:
+                status, wait = "waiting_approval", True
+            elif len(steps) == scenario.steps:
+                status = "completed"
+            answer = (
+                final_answer(run_id, [s.output for s in steps]) if status == "completed" else None
+            )
+            state = RunState(run_id, status, tuple(steps), answer)
+            with self.ctx.recorder.phase(run_id, step, record.attempts, "commit") as row:
+                async with self.pool.connection() as conn:
+                    saved = await store.save(conn, state, wait=wait, done_channel=self.done_channel)
+                row.bytes = saved.bytes
+            self.options.crash.maybe_crash("after_commit", run_id, step)
+            if saved.status in ("done", "waiting"):
+                return
+            if wait:  # approved before we got here: carry on
+                state = replace(state, status="running")
+        # approved after the last step: finish
+        state = RunState(
+            run_id, "completed", tuple(steps), final_answer(run_id, [s.output for s in steps])
+        )
+        async with self.pool.connection() as conn:
+            await store.save(conn, state, wait=False, done_channel=self.done_channel)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    scenario = load_scenario(args.scenario)
+    recorder = Recorder(Path(args.measurements), args.backend_name, args.worker_id)
+    options = NaiveOptions(
+        worker_id=args.worker_id,
+        stale_s=args.stale_s,
+        slots=args.slots,
+        schema=args.schema,
+        crash=CrashPlan.parse(args.crash, Path(args.crash_markers) if args.crash_markers else None),
+    )
+    pool = await open_pool(args.dsn, max_size=min(args.slots, 16) + 2)
+    async with (
+        pool,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0)) as http,
+    ):
+        async with pool.connection() as conn:
+            await store.ensure_tables(conn, args.schema)
+            released = await store.release_own(conn, args.worker_id)
+        if released:
+            log.info("requeued %d runs this worker held before its restart", len(released))
+        ctx = AgentContext(
+            scenario=scenario,
+            http=http,
+            llm_url=args.llm_url,
+            tools_url=args.tools_url,
+            recorder=recorder,
+            api_key=api_key(scenario),
+        )
+        worker = NaiveWorker(ctx, pool, options)
+        periodic = [Periodic(args.stale_s / 3, worker.heartbeat, "heartbeat")]
+        if scenario.approval is not None:
+            interval = min(
+                REAP_MAX_INTERVAL_S, max(REAP_MIN_INTERVAL_S, scenario.approval.ttl_s / 4)
+            )
+            periodic.append(Periodic(interval, worker.reap, "approval reaper"))
+        loop: ClaimLoop[store.Claimed] = ClaimLoop(
+            dsn=args.dsn,
+            work_channel=worker.work_channel,
+            slots=args.slots,
+            poll_s=min(1.0, args.stale_s / 2),
+            claim=worker.claim,
+            drive=worker.drive,
+            key=lambda c: c.run_id,
+            periodic=periodic,
+        )
+        log.info(
+            "worker %s ready (stale after %gs, %d slots)", args.worker_id, args.stale_s, args.slots
+        )
+        await loop.run()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="durabench pgstore-naive worker")
+    parser.add_argument("--dsn", default=os.environ.get(DSN_ENV))
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--llm-url", required=True)
+    parser.add_argument("--tools-url", required=True)
+    parser.add_argument("--measurements", required=True)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--backend-name", default="pgstore-naive")
+    parser.add_argument("--stale-s", type=float, default=10.0)
+    parser.add_argument("--slots", type=int, default=64)
+    parser.add_argument("--crash", default=None)
+    parser.add_argument("--crash-markers", default=None)
+    args = parser.parse_args()
+    if not args.dsn:
+        parser.error(f"--dsn or ${DSN_ENV} is required")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()
