@@ -144,6 +144,14 @@ def cli() -> None:
     "(the key itself is never stored).",
 )
 @click.option(
+    "--platform",
+    "platform_name",
+    default="local",
+    show_default=True,
+    metavar="NAME",
+    help="Where components run: local (processes on 127.0.0.1).",
+)
+@click.option(
     "--trials",
     type=click.IntRange(min=1),
     default=1,
@@ -156,6 +164,7 @@ def run(
     backends: tuple[str, ...],
     out_dir: Path,
     trials: int,
+    platform_name: str,
     pg_dsn: str | None,
     temporal_address: str | None,
     temporal_namespace: str,
@@ -197,7 +206,9 @@ def run(
         progress.update(tasks[backend], completed=done)
 
     try:
-        bench = BenchmarkRun(Path(scenario), names, out_dir, report, external, trials)
+        bench = BenchmarkRun(
+            Path(scenario), names, out_dir, report, external, trials, platform_name
+        )
     except DurabenchError as exc:
         _fail(str(exc))
     try:

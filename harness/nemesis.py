@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import json
 import math
-import os
-import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,7 @@ from harness.faults import (
     ToolFault,
 )
 from harness.healing import ActiveFaults
-from harness.platform.local import Component, LocalPlatform
+from harness.platform.base import Handle, Platform
 from harness.scenario import Scenario
 from harness.workload import seeded_rng
 
@@ -126,8 +124,8 @@ class CommitCounter:
 
 
 def _select(
-    selection: Selection, components: list[Component], rng_key: tuple[Any, ...]
-) -> list[Component]:
+    selection: Selection, components: Sequence[Handle], rng_key: tuple[Any, ...]
+) -> list[Handle]:
     if not components:
         return []
     ordered = sorted(components, key=lambda c: c.spec.name)
@@ -143,13 +141,13 @@ def _select(
 
 
 class Nemesis:
-    """Runs the fault plan of one backend run against the local platform."""
+    """Runs the fault plan of one backend run against its platform."""
 
     def __init__(
         self,
         scenario: Scenario,
         backend: str,
-        platform: LocalPlatform,
+        platform: Platform,
         *,
         log_path: Path,
         active: ActiveFaults,
@@ -267,22 +265,21 @@ class Nemesis:
         rng_key = (self.scenario.seed, "fault-select", record.fault_index, record.occurrence)
         if isinstance(fault, KillFault | EvictFault):
             victims = _select(fault.select, self.platform.components("worker"), rng_key)
-            record.selected = [f"{c.spec.name}:{c.pid}" for c in victims]
+            record.selected = [f"{c.spec.name}:{c.ident}" for c in victims]
             for victim in victims:
                 if isinstance(fault, KillFault):
-                    self.platform.delay_next_restart(victim.spec.name, fault.restart_delay_s)
-                    self.platform.signal(victim.spec.name, signal.SIGKILL)
+                    self.platform.kill(victim.spec.name, fault.restart_delay_s)
                 else:
-                    await self._evict(victim, fault.grace_s)
+                    await asyncio.to_thread(self.platform.evict, victim.spec.name, fault.grace_s)
             return None
         if isinstance(fault, PauseFault):
             victims = _select(fault.select, self.platform.components(fault.target), rng_key)
             return self._pause(victims, record, key)
         if isinstance(fault, RestartFault):
-            victims = self.platform.components(fault.target)
+            victims = list(self.platform.components(fault.target))
             if not victims:
                 return self._skip(record, f"this backend has no {fault.target}")
-            record.selected = [f"{c.spec.name}:{c.pid}" for c in victims]
+            record.selected = [f"{c.spec.name}:{c.ident}" for c in victims]
             for victim in victims:
                 await asyncio.to_thread(self.platform.restart, victim.spec.name, fault.down_s)
             return None
@@ -305,29 +302,20 @@ class Nemesis:
         record.outcome = "skipped"
         record.detail = why
 
-    async def _evict(self, victim: Component, grace_s: float) -> None:
-        os.kill(victim.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and victim.process.poll() is None:
-            await asyncio.sleep(EVICT_POLL_S)
-        if victim.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(victim.pid, signal.SIGKILL)
-
     def _pause(
-        self, victims: list[Component], record: FaultRecord, key: str
+        self, victims: list[Handle], record: FaultRecord, key: str
     ) -> Callable[[], Awaitable[None]]:
-        record.selected = [f"{c.spec.name}:{c.pid}" for c in victims]
-        group = [c.spec.role in ("server", "store") for c in victims]
-        for victim, whole in zip(victims, group, strict=True):
-            self.active.add_stopped(f"{key}:{victim.pid}", victim.pid, whole)
-            (os.killpg if whole else os.kill)(victim.pid, signal.SIGSTOP)
+        record.selected = [f"{c.spec.name}:{c.ident}" for c in victims]
+        paused: list[tuple[str, dict[str, Any]]] = []
+        for victim in victims:
+            entry = self.platform.pause(victim.spec.name)
+            self.active.add(f"{key}:{victim.ident}", entry)
+            paused.append((victim.spec.name, entry))
 
         async def resume() -> None:
-            for victim, whole in zip(victims, group, strict=True):
-                with contextlib.suppress(ProcessLookupError):
-                    (os.killpg if whole else os.kill)(victim.pid, signal.SIGCONT)
-                self.active.remove(f"{key}:{victim.pid}")
+            for (name, entry), victim in zip(paused, victims, strict=True):
+                self.platform.resume(name, entry)
+                self.active.remove(f"{key}:{victim.ident}")
             record.actual_end = time.time()
 
         return resume
@@ -336,7 +324,7 @@ class Nemesis:
         down = [c for role in ("server", "store") for c in self.platform.components(role)]
         if not down:
             return self._skip(record, "this backend has neither a server nor a store")
-        record.selected = [f"{c.spec.name}:{c.pid}" for c in down]
+        record.selected = [f"{c.spec.name}:{c.ident}" for c in down]
         killed = [await asyncio.to_thread(self.platform.kill_now, c.spec.name) for c in down]
 
         async def back() -> None:

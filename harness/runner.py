@@ -40,7 +40,9 @@ from harness.healing import STATE_DIR, ActiveFaults
 from harness.measure import read_rows
 from harness.nemesis import CommitCounter, Nemesis
 from harness.oracle import run_ids
-from harness.platform.local import ComponentSpec, LocalPlatform, free_port
+from harness.platform import PLATFORMS, closing_platform, make_platform
+from harness.platform.base import ComponentSpec, Platform
+from harness.platform.local import free_port
 from harness.results import ResultsDir, collect_environment, new_bench_id
 from harness.scenario import Scenario, load_scenario, resolve_scenario_path
 from harness.workload import seeded_rng
@@ -247,7 +249,7 @@ class ProxyHandle:
             return "127.0.0.1", int(json.loads(response.read())["listen_port"])
 
 
-def _start_proxy(platform: LocalPlatform) -> ProxyHandle:
+def _start_proxy(platform: Platform) -> ProxyHandle:
     control = free_port()
     platform.start(
         ComponentSpec(
@@ -279,7 +281,7 @@ def _with_crash_points(spec: ComponentSpec, scenario: Scenario, workdir: Path) -
 
 
 def _deployer(
-    backend: Backend, env: BackendEnv, platform: LocalPlatform, scenario: Scenario, workdir: Path
+    backend: Backend, env: BackendEnv, platform: Platform, scenario: Scenario, workdir: Path
 ) -> Callable[[str], Awaitable[None]] | None:
     """How the `deploy` fault restarts workers on another version, if the backend can."""
     if not isinstance(backend, Deployable):
@@ -305,16 +307,20 @@ class BenchmarkRun:
     progress: ProgressFn | None = None
     external: ExternalServices = field(default_factory=ExternalServices)
     trials: int = 1  # each task runs this many times: pass^k
+    platform_name: str = "local"
 
     def __post_init__(self) -> None:
         # validate everything before anything starts
         if self.trials < 1:
             raise DurabenchError(f"--trials must be at least 1, got {self.trials}")
+        if self.platform_name not in PLATFORMS:
+            known = ", ".join(sorted(PLATFORMS))
+            raise DurabenchError(f"unknown platform {self.platform_name!r}; platforms: {known}")
         self.scenario_path = resolve_scenario_path(self.scenario_path)
         self.scenario = load_scenario(self.scenario_path)
         self.backends = [load_backend(name) for name in self.backend_names]
         self.results: ResultsDir | None = None
-        self.platform: LocalPlatform | None = None  # of the backend running now
+        self.platform: Platform | None = None  # of the backend running now
         self._walls: dict[str, float] = {}
 
     async def execute(self) -> ResultsDir:
@@ -329,7 +335,7 @@ class BenchmarkRun:
             seed=scenario.seed,
             trials=self.trials,
             backends=self.backend_names,
-            platform="local",
+            platform=self.platform_name,
             external=self.external.public(),
             command=" ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
             started_at=time.time(),
@@ -352,7 +358,9 @@ class BenchmarkRun:
         total = len(ids)
         report = self.progress or (lambda *_: None)
         active = ActiveFaults(STATE_DIR / f"{results.path.name}-{workdir.name}.json")
-        with LocalPlatform(workdir) as platform:
+        with closing_platform(
+            make_platform(self.platform_name, workdir, results.path.name)
+        ) as platform:
             self.platform = platform
             started = {
                 s.role: platform.start(s)
@@ -385,7 +393,7 @@ class BenchmarkRun:
             for spec in backend.components(env):
                 platform.start(_with_crash_points(spec, scenario, workdir))
             for component in platform.components():
-                active.add_process(f"process:{component.spec.name}", component.pid)
+                active.add(f"started:{component.spec.name}", platform.started_entry(component))
             if proxy is not None:
                 active.add("proxy", {"type": "proxy", "control_url": proxy.control_url})
             nemesis = Nemesis(

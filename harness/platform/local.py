@@ -17,12 +17,14 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from harness.errors import ComponentError
+from harness.healing import process_start_time
+from harness.platform.base import ComponentSpec, Handle
 
 __all__ = ["Component", "ComponentSpec", "LocalPlatform", "free_port"]
 
@@ -39,21 +41,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class ComponentSpec:
-    """What to run. `health_url` (HTTP 200) or else `port` (TCP accept) means ready."""
-
-    name: str
-    role: str  # llm | tools | server | store | worker
-    argv: tuple[str, ...]
-    port: int | None = None
-    health_url: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    restart: bool = False
-    restart_delay_s: float = 0.2
-    ready_timeout_s: float = 30.0
-
-
 @dataclass
 class Component:
     spec: ComponentSpec
@@ -64,6 +51,13 @@ class Component:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    @property
+    def ident(self) -> str:
+        return str(self.process.pid)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
 
 def _die_with_parent() -> None:
@@ -290,5 +284,49 @@ class LocalPlatform:
         self._terminate(component, grace_s=0)
         return component
 
-    def revive(self, component: Component) -> Component:
-        return self.start(component.spec)
+    def revive(self, handle: Handle) -> Component:
+        return self.start(handle.spec)
+
+    # -- process faults (the nemesis's injectors for this platform) ---------------------
+
+    def kill(self, name: str, restart_delay_s: float) -> str:
+        """SIGKILL; the supervisor restarts the component after the delay."""
+        self.delay_next_restart(name, restart_delay_s)
+        return str(self.signal(name, signal.SIGKILL))
+
+    def evict(self, name: str, grace_s: float) -> str:
+        """SIGTERM, up to `grace_s` to drain, then SIGKILL for the whole group."""
+        component = self.component(name)
+        os.kill(component.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and component.alive():
+            time.sleep(POLL_INTERVAL_S)
+        if component.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(component.pid, signal.SIGKILL)
+        return component.ident
+
+    def _stop_signal_target(self, component: Component) -> tuple[int, bool]:
+        """Servers and stores are stopped as a whole process group (postgres children)."""
+        return component.pid, component.spec.role in ("server", "store")
+
+    def pause(self, name: str) -> dict[str, Any]:
+        """SIGSTOP; the returned entry lets `durabench heal` send the SIGCONT."""
+        pid, group = self._stop_signal_target(self.component(name))
+        entry = {
+            "type": "stopped",
+            "pid": pid,
+            "group": group,
+            "start_time": process_start_time(pid),
+        }
+        (os.killpg if group else os.kill)(pid, signal.SIGSTOP)
+        return entry
+
+    def started_entry(self, handle: Handle) -> dict[str, Any]:
+        pid = int(handle.ident)
+        return {"type": "process", "pid": pid, "start_time": process_start_time(pid)}
+
+    def resume(self, name: str, entry: dict[str, Any]) -> None:
+        pid = int(entry["pid"])
+        with contextlib.suppress(ProcessLookupError):
+            (os.killpg if entry.get("group") else os.kill)(pid, signal.SIGCONT)

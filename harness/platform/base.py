@@ -1,0 +1,88 @@
+"""What every platform offers: run components, and apply process-level faults to them.
+
+A platform runs ComponentSpecs (local processes, containers, pods) and is the only
+thing the nemesis touches to kill, evict, pause or restart a component, so every
+fault works on every platform that implements these methods, and every backend gets
+them for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["ComponentSpec", "Handle", "Platform"]
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What to run. `health_url` (HTTP 200) or else `port` (TCP accept) means ready."""
+
+    name: str
+    role: str  # llm | tools | server | store | worker | proxy
+    argv: tuple[str, ...]
+    port: int | None = None
+    health_url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    restart: bool = False
+    restart_delay_s: float = 0.2
+    ready_timeout_s: float = 30.0
+
+
+class Handle(Protocol):
+    """A running component."""
+
+    spec: ComponentSpec
+
+    @property
+    def ident(self) -> str:
+        """What identifies the running instance (a pid, a container id): for fault records."""
+        ...
+
+
+class Platform(Protocol):
+    """Runs components and applies process faults to them. Implementations must undo
+    nothing silently: every change a fault makes is reversed by the matching method."""
+
+    name: str
+
+    def start(self, spec: ComponentSpec) -> Handle:
+        """Start a component and wait until it is ready (ComponentError with its log tail)."""
+        ...
+
+    def stop(self, name: str) -> None: ...
+
+    def stop_all(self) -> None: ...
+
+    def component(self, name: str) -> Handle: ...
+
+    def components(self, role: str | None = None) -> Sequence[Handle]: ...
+
+    def kill(self, name: str, restart_delay_s: float) -> str:
+        """Kill at once (a node lost); restarted after the delay if the spec says restart."""
+        ...
+
+    def evict(self, name: str, grace_s: float) -> str:
+        """Ask to stop, wait up to the grace period, then kill (blocking)."""
+        ...
+
+    def pause(self, name: str) -> dict[str, Any]:
+        """Freeze a component; returns the entry `durabench heal` needs to undo it."""
+        ...
+
+    def resume(self, name: str, entry: dict[str, Any]) -> None: ...
+
+    def restart(self, name: str, down_s: float = 0.0) -> Handle:
+        """Kill at once, stay down `down_s`, start again on the same data."""
+        ...
+
+    def kill_now(self, name: str) -> Handle:
+        """Kill at once and forget the component until `revive` (an outage)."""
+        ...
+
+    def revive(self, handle: Handle) -> Handle: ...
+
+    def started_entry(self, handle: Handle) -> dict[str, Any]:
+        """The entry `durabench heal` needs to end this component if durabench dies."""
+        ...
