@@ -43,6 +43,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -443,7 +444,9 @@ def _initdb(bindir: Path, data: Path, password: str) -> None:
     """initdb into a sibling directory, then rename: a killed initdb leaves no half cluster."""
     staging = data.with_name(data.name + ".init")
     shutil.rmtree(staging, ignore_errors=True)
-    pwfile = data.with_name("pwfile")
+    # the password goes through a private directory of the server user, never argv
+    private = Path(tempfile.mkdtemp(prefix="durabench-initdb-"))
+    pwfile = private / "pwfile"
     pwfile.write_text(password + "\n")
     pwfile.chmod(0o600)
     command = [
@@ -459,8 +462,12 @@ def _initdb(bindir: Path, data: Path, password: str) -> None:
         "--locale=C",
         "--no-instructions",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=staging.parent)
-    pwfile.unlink()
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, cwd=staging.parent
+        )
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     if done.returncode != 0:
         raise ComponentError(
             f"initdb failed ({' '.join(command)}):\n{done.stdout}\n{done.stderr}".strip()
