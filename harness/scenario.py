@@ -142,15 +142,16 @@ class Approval(_Frozen):
 class Expectations(_Frozen):
     """What a run of this scenario must show, per backend, for `durabench suite` to pass.
 
-    Keys are a backend name (`langgraph:sqlite?durability=sync`), its family (`langgraph`)
-    or `*` for every other backend; the most specific key wins.
+    Keys are a backend name with options (`langgraph:sqlite?durability=sync`), without
+    them (`langgraph:sqlite`, `pgstore`), or `*` for every other backend; the most
+    specific key wins. Variants are distinct backends: `langgraph` does not cover
+    `langgraph:memory`.
     """
 
     integrity: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
 
     def min_integrity(self, backend: str) -> float | None:
-        family = backend.split("?")[0].split(":")[0]
-        for key in (backend, backend.split("?")[0], family, "*"):
+        for key in (backend, backend.split("?")[0], "*"):
             if key in self.integrity:
                 return self.integrity[key]
         return None

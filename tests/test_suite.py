@@ -80,3 +80,13 @@ def test_the_quick_suite_runs_a_matrix_of_cells(tmp_path: Path) -> None:
     assert cells[("kill", "baseline")]["integrity"] < 1.0
     for cell in cells.values():
         assert (Path(cell["results"]) / "faults.parquet").exists()
+
+
+def test_expectations_pick_the_most_specific_key() -> None:
+    from harness.scenario import Expectations
+
+    expect = Expectations(integrity={"langgraph": 1.0, "langgraph:postgres": 0.9, "*": 0.5})
+    assert expect.min_integrity("langgraph") == 1.0
+    assert expect.min_integrity("langgraph:postgres?durability=sync") == 0.9
+    assert expect.min_integrity("langgraph:memory") == 0.5, "a variant is its own backend"
+    assert Expectations().min_integrity("pgstore") is None
