@@ -160,10 +160,13 @@ def _beyond(done: pd.Series, expected: pd.Series) -> int:
     return int((done - expected).clip(lower=0).sum())
 
 
-def recovery_table(faults: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+def recovery_table(
+    faults: pd.DataFrame, steps: pd.DataFrame, runs: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Per fault occurrence and affected run: time from the fault's start to the run's next
     committed step (NaN: the run never committed again). A run is affected when it had
-    started before the fault and had steps left to commit at that moment."""
+    started before the fault and had not finished at that moment (with `runs`: its
+    `finished_at`; without: its last commit, which misses runs that were lost)."""
     columns = ["backend", "kind", "fault_index", "occurrence", "run_id", "recovery_ms"]
     if faults.empty or steps.empty:
         return pd.DataFrame(columns=columns)
@@ -175,10 +178,14 @@ def recovery_table(faults: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
         mine = steps[steps["backend"] == fault["backend"]]
         started = set(mine.loc[mine["start"] <= t0, "run_id"])
         own_commits = commits[commits["backend"] == fault["backend"]]
-        last_commit = own_commits.groupby("run_id")["end"].max()
+        if runs is not None and not runs.empty:
+            own_runs = runs[runs["backend"] == fault["backend"]].set_index("run_id")
+            finished = own_runs["finished_at"].dropna()
+        else:
+            finished = own_commits.groupby("run_id")["end"].max()
         for run_id in sorted(started):
-            if run_id in last_commit.index and last_commit[run_id] <= t0:
-                continue  # finished committing before the fault: not affected
+            if run_id in finished.index and finished[run_id] <= t0:
+                continue  # finished before the fault: not affected
             after = own_commits[(own_commits["run_id"] == run_id) & (own_commits["end"] > t0)]
             rows.append(
                 {
@@ -220,7 +227,7 @@ def summarize(
     `walls` maps backend -> load-phase wall time in seconds."""
     per_step = step_table(steps)
     faults = faults if faults is not None else pd.DataFrame()
-    recovery = recovery_table(faults, steps)
+    recovery = recovery_table(faults, steps, runs)
     summary: dict[str, dict[str, Any]] = {}
     for backend, group in runs.groupby("backend"):
         name = str(backend)

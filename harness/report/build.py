@@ -1,0 +1,361 @@
+"""`durabench report`: results directories in, report.html + report.md + report.json out.
+
+One builder per section; each returns a Section whose first line is a plain reading of
+what it shows, with the headline number. A section whose data is absent still appears
+and says what is missing and how to get it, instead of failing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from harness.report import anomalies, chaos, figures, metrics
+from harness.report.document import Code, Document, Note, Plot, Section, Table, format_value
+from harness.report.load import ResultSet, load_results
+from harness.report.render import render_html, render_json, render_markdown, write_figures
+
+__all__ = ["ReportPaths", "build_document", "build_report"]
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    html: Path
+    markdown: Path
+    data: Path  # report.json: every table's raw numbers (for READMEs and tests)
+    figures: list[Path]
+
+
+def _plot(name: str, figure: Figure | None, alt: str) -> Plot | None:
+    return Plot(name, figures.to_png(figure), alt) if figure is not None else None
+
+
+def _blocks(*items: Plot | Table | Note | Code | None) -> list[Plot | Table | Note | Code]:
+    return [i for i in items if i is not None]
+
+
+def _ms(value: object) -> str:
+    return f"{format_value(value)} ms"
+
+
+def _headline(classes: pd.Series) -> str:
+    """The fault class a reading quotes: a fault-free one when there is one."""
+    names = list(dict.fromkeys(str(c) for c in classes))
+    return next((c for c in names if c.endswith("(no faults)")), names[0])
+
+
+def environment_section(results: ResultSet) -> Section:
+    env = metrics.environment_table(results)
+    facts = dict(zip(env["fact"], env["value"], strict=True))
+    n = len(results.items)
+    commands = list(dict.fromkeys(str(i.manifest.get("command") or "") for i in results.items))
+    one = len(commands) == 1
+    reading = (
+        f"{n} results director{'y' if n == 1 else 'ies'} from host {facts.get('host')} "
+        f"({facts.get('cores')} cores) at commit {facts.get('commit')}; "
+        f"the command{'' if one else 's'} below reproduce{'s' if one else ''} them."
+    )
+    section = Section("environment", "Environment and how to reproduce", reading)
+    section.add(
+        Table("environment", env), Table("results", metrics.runs_table(results), "Results read")
+    )
+    section.add(Code("\n".join(c for c in commands if c) or "(no command recorded)"))
+    for cell in results.missing:
+        section.add(
+            Note(
+                f"Suite cell {cell.get('fault_class')} x {cell.get('backend')} has no results "
+                f"({cell.get('status')}: {cell.get('error') or 'no results directory'})."
+            )
+        )
+    return section
+
+
+def integrity_section(results: ResultSet) -> Section:
+    table = metrics.integrity_table(results)
+    if table.empty:
+        return Section("integrity", "Integrity", "No agent runs were judged in these results.").add(
+            Note("runs.parquet is missing or empty: the run stopped before any verdict.")
+        )
+    worst = table.iloc[int(table["integrity"].to_numpy().argmin())]
+    if (table["integrity"] == 1.0).all():
+        reading = (
+            "Every backend kept every run intact (all verdicts true) "
+            "under every fault class tested."
+        )
+    else:
+        reading = (
+            f"Share of runs that passed every verdict: lowest is {worst['backend']} under "
+            f"{worst['fault_class']}, {worst['passed']} of {worst['runs']} runs "
+            f"({worst['integrity']:.3f})."
+        )
+    matrix = metrics.integrity_matrix(table)
+    shown = ["fault_class", "backend", "runs", "passed", "integrity"]
+    if (table["trials"] > 1).any():
+        shown += ["trials", "pass_k"]
+    verdicts = [c for c in table.columns if c.startswith("anomalies.")]
+    table = table.assign(
+        by_verdict=[
+            ", ".join(f"{c.split('.', 1)[1]}={int(row[c])}" for c in verdicts if row[c]) or "none"
+            for _, row in table.iterrows()
+        ]
+    )
+    alt = "; ".join(
+        f"{r.backend} under {r.fault_class}: {r.integrity:.3f}" for r in table.itertuples()
+    )
+    return Section("integrity", "Integrity: backend x fault class", reading).add(
+        *_blocks(
+            _plot("integrity", figures.integrity_figure(matrix), f"Integrity heatmap. {alt}"),
+            Table(
+                "integrity",
+                table,
+                "Runs intact, pass^k where tasks ran more than once, anomalies per verdict",
+                (*shown, "anomalies", "unknown", "by_verdict"),
+            ),
+        )
+    )
+
+
+def latency_section(results: ResultSet, colours: dict[str, str]) -> Section:
+    per_step = results.frame("per_step")
+    latency = metrics.latency_table(per_step)
+    if latency.empty:
+        return Section(
+            "latency", "Per-step latency", "No step committed, so there is no latency to show."
+        ).add(Note("steps.parquet has no ok commit row: nothing was acknowledged."))
+    first = latency[latency["fault_class"] == _headline(latency["fault_class"])]
+    parts = []
+    for backend in dict.fromkeys(first["backend"]):
+        rows = first[first["backend"] == backend].set_index("component")
+        step, overhead = rows.loc["step"], rows.loc["overhead"]
+        parts.append(
+            f"{backend} p50 {_ms(step['p50'])} (overhead {_ms(overhead['p50'])}), "
+            f"p99 {_ms(step['p99'])}"
+        )
+    reading = (
+        f"How long a committed step takes and how much of it is orchestration rather than LLM "
+        f"or tool time; under {first['fault_class'].iloc[0]}: " + "; ".join(parts) + "."
+    )
+    alt = "CDF of per-step latency and overhead per backend. " + "; ".join(parts)
+    return Section("latency", "Per-step latency and orchestration overhead", reading).add(
+        *_blocks(
+            _plot("latency_cdf", figures.latency_cdf_figure(per_step, colours), alt),
+            Table(
+                "latency",
+                latency,
+                "Quantiles per step component (ms): step = llm + tool + overhead",
+            ),
+            _plot(
+                "time_breakdown",
+                figures.breakdown_figure(latency),
+                "Mean time per step by component.",
+            ),
+        )
+    )
+
+
+def durability_section(results: ResultSet) -> Section:
+    latency = metrics.latency_table(results.frame("per_step"))
+    table = metrics.durability_table(latency)
+    floor_note = Note(
+        "No raw commit floor in these results (a backend named "
+        f"{', '.join(metrics.FLOOR_BACKENDS)} committing one Postgres insert per step): "
+        "the ratio to the floor is not available yet."
+    )
+    if table.empty:
+        reading = (
+            "No durable backend ran next to the baseline in these results, so there is no "
+            "durability overhead to report."
+        )
+        return Section("durability", "Durability overhead", reading).add(floor_note)
+    known = table.dropna(subset=["ratio_p50"])
+    if known.empty:
+        reading = (
+            f"No {metrics.BASELINE_BACKEND} backend ran under the same fault class, so no ratio "
+            "can be formed: run the baseline alongside."
+        )
+    else:
+        row = known[known["fault_class"] == _headline(known["fault_class"])].iloc[0]
+        reading = (
+            f"What durability costs per step under {row['fault_class']}: {row['backend']} spends "
+            f"{row['ratio_p50']:.1f}x the baseline's orchestration time at p50 "
+            f"({row['extra_ms_p50']:+.2f} ms per step)."
+        )
+    section = Section("durability", "Durability overhead against the baseline", reading)
+    section.add(Table("durability", table))
+    if table["floor_ratio_p50"].isna().all():
+        section.add(floor_note)
+    return section
+
+
+def timeline_section(results: ResultSet, colours: dict[str, str]) -> Section:
+    pairs = chaos.timeline_runs(results)
+    untimed = [
+        Note(f"No timeline for {backend} under {item.fault_class} ({item.label}): {why}.")
+        for item, backend, why in chaos.untimed_fault_runs(results)
+    ]
+    if not pairs:
+        reading = (
+            "No results here injected a fault, so there is no timeline to draw."
+            if not untimed
+            else "No fault took effect at a point in time, so there is no timeline to draw."
+        )
+        hint = Note("Run a scenario with faults (e.g. scenarios/chaos/kill.yaml) to get one.")
+        return Section("timeline", "Timelines under faults", reading).add(*untimed, hint)
+    reading = (
+        f"Committed steps per second and each step's latency over time for {len(pairs)} fault "
+        "run(s); shaded windows (a line for an instant fault) are when each fault was active."
+    )
+    section = Section("timeline", "Timelines under faults", reading)
+    for i, (item, backend) in enumerate(pairs, 1):
+        windows = chaos.fault_windows(item, backend)
+        rate = chaos.throughput(item, backend)
+        steps = item.per_step[item.per_step["backend"] == backend]
+        title = f"{backend} · {item.fault_class} · {item.label}"
+        alt = f"Timeline of {title}: {len(steps)} committed steps; faults " + ", ".join(
+            f"{w.kind} at {format_value(w.start_s)} s" for w in windows.itertuples()
+        )
+        figure = figures.timeline_figure(
+            title, rate, steps, windows, colours.get(backend, "#444444")
+        )
+        section.add(
+            *_blocks(
+                _plot(f"timeline_{i}", figure, alt),
+                Table(f"faults_{i}", windows, f"Faults: {title}"),
+            )
+        )
+    return section.add(*untimed)
+
+
+def recovery_section(results: ResultSet, colours: dict[str, str]) -> Section:
+    times = chaos.recovery_times(results)
+    stats = chaos.recovery_stats(times)
+    wasted = chaos.wasted_table(results)
+    total_llm = int(wasted["wasted_llm_calls"].sum()) if not wasted.empty else 0
+    total_tools = int(wasted["wasted_tool_executions"].sum()) if not wasted.empty else 0
+    if stats.empty:
+        lead = "No run was caught mid-flight by an injected fault, so there are no recovery times"
+    else:
+        worst = stats.sort_values("p50", na_position="first").iloc[-1]
+        lead = (
+            f"After a fault, affected runs committed again after a median "
+            f"{_ms(worst['p50'])} at worst ({worst['kind']} on {worst['backend']}); "
+            f"{int(stats['unrecovered'].sum())} never did"
+        )
+    reading = (
+        f"{lead}; repeated work: {total_llm} extra LLM calls "
+        f"and {total_tools} extra tool executions."
+    )
+    section = Section("recovery", "Recovery time and wasted work", reading)
+    if stats.empty:
+        section.add(Note("No recovery times: no fault was injected while runs were in flight."))
+    else:
+        section.add(
+            *_blocks(
+                _plot(
+                    "recovery",
+                    figures.recovery_figure(times, colours),
+                    f"Recovery times. {reading}",
+                ),
+                Table("recovery", stats, "Recovery time per fault kind (ms)"),
+            )
+        )
+    section.add(
+        *_blocks(
+            _plot("wasted", figures.wasted_figure(wasted, colours), f"Wasted work. {reading}"),
+            Table("wasted", wasted, "Work beyond the oracle's, per fault class"),
+        )
+    )
+    return section
+
+
+def bloat_section(results: ResultSet, colours: dict[str, str]) -> Section:
+    table = metrics.bloat_table(results)
+    if table.empty:
+        return Section(
+            "bloat", "State bloat", "No run was read back, so there is nothing to weigh."
+        )
+    pooled = table.dropna(subset=["bytes_persisted"]).groupby("backend", sort=False)
+    parts = [
+        f"{backend} {format_value(g['bytes_persisted'].sum() / g['steps_persisted'].sum())} "
+        "bytes/step"
+        for backend, g in pooled
+        if g["steps_persisted"].sum() > 0
+    ]
+    reading = (
+        "What each backend stores per persisted step (all its runs): " + "; ".join(parts) + "."
+        if parts
+        else "No backend reported persisted bytes."
+    )
+    alt = f"Persisted bytes and history length against steps per run. {reading}"
+    return Section("bloat", "State bloat", reading).add(
+        *_blocks(
+            _plot("bloat", figures.bloat_figure(results.frame("runs"), colours), alt),
+            Table("bloat", table),
+        )
+    )
+
+
+def anomaly_section(results: ResultSet) -> Section:
+    examples = anomalies.anomaly_examples(results)
+    table = anomalies.anomaly_table(results)
+    if not examples:
+        return Section("anomalies", "Anomalies", "No anomalies: every verdict held for every run.")
+    reading = (
+        f"{len(table)} kind(s) of anomaly (backend x verdict); below, the first and the worst "
+        "run of each, with the evidence the checker kept."
+    )
+    section = Section("anomalies", "Anomalies: first and worst examples", reading)
+    section.add(Table("anomalies", table))
+    for i, example in enumerate(examples, 1):
+        line, rows = anomalies.detail_rows(example.detail)
+        state = "unknown" if example.valid is None else "false"
+        section.add(
+            Note(
+                f"{example.verdict} = {state} on {example.backend}, {example.which}: run "
+                f"{example.run_id} in {example.results} ({example.fault_class}). {line}"
+            )
+        )
+        if not rows.empty:
+            section.add(Table(f"anomaly_{i}", rows))
+    return section
+
+
+def build_document(results: ResultSet, inputs: list[str]) -> Document:
+    colours = figures.backend_colours(results.backends)
+    sections = [
+        environment_section(results),
+        integrity_section(results),
+        latency_section(results, colours),
+        durability_section(results),
+        timeline_section(results, colours),
+        recovery_section(results, colours),
+        bloat_section(results, colours),
+        anomaly_section(results),
+    ]
+    subtitle = (
+        f"{len(results.items)} results, backends {', '.join(results.backends)}; "
+        f"generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+    )
+    return Document("durabench report", subtitle, sections, inputs)
+
+
+def build_report(results_dirs: list[Path], out_dir: Path) -> ReportPaths:
+    """Write report.html (self-contained), report.md with its PNGs beside it, and
+    report.json into out_dir (created if needed)."""
+    results = load_results(results_dirs)
+    document = build_document(results, [str(p) for p in results_dirs])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(
+        html=out_dir / "report.html",
+        markdown=out_dir / "report.md",
+        data=out_dir / "report.json",
+        figures=write_figures(document, out_dir),
+    )
+    paths.html.write_text(render_html(document), encoding="utf-8")
+    paths.markdown.write_text(render_markdown(document), encoding="utf-8")
+    paths.data.write_text(render_json(document), encoding="utf-8")
+    return paths

@@ -1,0 +1,274 @@
+"""The report's numbers, as plain pandas frames: environment, integrity, latency,
+durability overhead and state bloat.
+
+Each function is a pure function of loaded results, so the report, the notebook and
+the tests all compute a number the same way. Groups are (fault class, backend): a
+backend's runs under one scenario, pooled when several directories hold them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from harness.checker import VERDICTS
+from harness.report.load import ResultSet
+from harness.workload import task_of
+
+__all__ = [
+    "BASELINE_BACKEND",
+    "COMPONENTS",
+    "FLOOR_BACKENDS",
+    "QUANTILES",
+    "bloat_table",
+    "durability_table",
+    "environment_table",
+    "integrity_matrix",
+    "integrity_table",
+    "latency_table",
+    "quantile_name",
+    "runs_table",
+    "verdict_columns",
+]
+
+BASELINE_BACKEND = "baseline"  # the no-durability reference every ratio divides by
+FLOOR_BACKENDS = ("floor",)  # one raw committed insert per step, when a run measured it
+QUANTILES = (0.5, 0.95, 0.99, 0.999)
+# what a committed step's wall time is made of (per_step columns)
+COMPONENTS = {"step": "step_ms", "llm": "llm_ms", "tool": "tool_ms", "overhead": "overhead_ms"}
+GROUP = ["fault_class", "backend"]
+
+
+def quantile_name(q: float) -> str:
+    """0.5 -> p50, 0.999 -> p99.9."""
+    return "p" + f"{q * 100:.1f}".rstrip("0").rstrip(".")
+
+
+def verdict_columns(runs: pd.DataFrame) -> list[str]:
+    return [v for v in VERDICTS if v in runs.columns]
+
+
+# -- environment -------------------------------------------------------------------------
+
+
+def environment_table(results: ResultSet) -> pd.DataFrame:
+    """What the runs ran on, one row per fact; facts that differ between directories list
+    every value seen."""
+    facts: dict[str, list[str]] = {}
+
+    def add(key: str, value: Any) -> None:
+        text = "unknown" if value in (None, "") else str(value)
+        facts.setdefault(key, [])
+        if text not in facts[key]:
+            facts[key].append(text)
+
+    for item in results.items:
+        env = item.manifest.get("environment") or {}
+        add("host", env.get("host"))
+        add("cores", env.get("cpus"))
+        add("platform", f"{item.manifest.get('platform', '?')} on {env.get('platform', '?')}")
+        add("python", env.get("python"))
+        add("commit", env.get("git_commit"))
+        add("seeds", item.manifest.get("seed"))
+        for name, version in sorted((env.get("packages") or {}).items()):
+            add(f"package {name}", version)
+    return pd.DataFrame(
+        [{"fact": key, "value": ", ".join(values)} for key, values in facts.items()],
+        columns=["fact", "value"],
+    )
+
+
+def runs_table(results: ResultSet) -> pd.DataFrame:
+    """One row per results directory: what ran, its status, and the command that made it."""
+    rows = []
+    for item in results.items:
+        m = item.manifest
+        rows.append(
+            {
+                "results": item.label,
+                "fault_class": item.fault_class,
+                "backends": ", ".join(item.backends),
+                "seed": m.get("seed"),
+                "trials": m.get("trials", 1),
+                "runs": len(item.runs),
+                "status": m.get("status"),
+                "command": m.get("command"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# -- integrity ---------------------------------------------------------------------------
+
+
+def integrity_table(results: ResultSet) -> pd.DataFrame:
+    """Per (fault class, backend): runs, passed, integrity = passed / runs, pass^k over
+    the tasks (each task run `trials` times), anomalies and unknowns per verdict."""
+    runs = results.frame("runs")
+    verdicts = verdict_columns(runs)
+    columns = [*GROUP, "runs", "passed", "integrity", "trials", "pass_k", "anomalies", "unknown"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    runs = runs.assign(task=runs["run_id"].map(task_of))
+    rows = []
+    for (fault_class, backend), group in runs.groupby(GROUP, sort=False):
+        per_task = group.groupby(["results", "task"])["passed"]
+        anomalies = {v: int((group[v] == False).sum()) for v in verdicts}  # noqa: E712
+        unknown = {v: int(group[v].isna().sum()) for v in verdicts}
+        rows.append(
+            {
+                "fault_class": fault_class,
+                "backend": backend,
+                "runs": len(group),
+                "passed": int(group["passed"].sum()),
+                "integrity": float(group["passed"].mean()),
+                "trials": int(per_task.size().max()),
+                "pass_k": float(per_task.all().mean()),
+                "anomalies": sum(anomalies.values()),
+                "unknown": sum(unknown.values()),
+                **{f"anomalies.{v}": n for v, n in anomalies.items()},
+                **{f"unknown.{v}": n for v, n in unknown.items()},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def integrity_matrix(table: pd.DataFrame) -> pd.DataFrame:
+    """backend x fault class -> integrity (NaN where that cell did not run)."""
+    if table.empty:
+        return pd.DataFrame()
+    matrix = table.pivot(index="backend", columns="fault_class", values="integrity")
+    order_rows = list(dict.fromkeys(table["backend"]))
+    order_cols = list(dict.fromkeys(table["fault_class"]))
+    return matrix.reindex(index=order_rows, columns=order_cols)
+
+
+# -- latency -----------------------------------------------------------------------------
+
+
+def latency_table(per_step: pd.DataFrame) -> pd.DataFrame:
+    """Per (fault class, backend) and component of a committed step (the whole step, LLM
+    time, tool time, orchestration overhead = the rest): count, mean and quantiles, ms."""
+    names = [quantile_name(q) for q in QUANTILES]
+    rows = []
+    if not per_step.empty:
+        for (fault_class, backend), group in per_step.groupby(GROUP, sort=False):
+            for component, column in COMPONENTS.items():
+                values = group[column].astype(float)
+                rows.append(
+                    {
+                        "fault_class": fault_class,
+                        "backend": backend,
+                        "component": component,
+                        "steps": len(values),
+                        "mean": float(values.mean()),
+                        **{
+                            n: float(values.quantile(q))
+                            for n, q in zip(names, QUANTILES, strict=True)
+                        },
+                    }
+                )
+    return pd.DataFrame(rows, columns=[*GROUP, "component", "steps", "mean", *names])
+
+
+def durability_table(latency: pd.DataFrame) -> pd.DataFrame:
+    """Each backend's orchestration overhead against the baseline's (and the raw commit
+    floor's, when measured) under the same fault class: ratios and extra ms per step."""
+    columns = [
+        *GROUP,
+        "overhead_p50",
+        "baseline_p50",
+        "ratio_p50",
+        "extra_ms_p50",
+        "overhead_p99",
+        "baseline_p99",
+        "ratio_p99",
+        "step_ratio_p50",
+        "floor_ratio_p50",
+    ]
+    if latency.empty:
+        return pd.DataFrame(columns=columns)
+    indexed = latency.set_index([*GROUP, "component"])
+    rows = []
+    for fault_class, group in latency.groupby("fault_class", sort=False):
+
+        def pick(backend: str, component: str, column: str, fc: Any = fault_class) -> float | None:
+            key = (fc, backend, component)
+            return float(indexed.loc[key, column]) if key in indexed.index else None
+
+        floor = next((b for b in FLOOR_BACKENDS if b in set(group["backend"])), None)
+        for backend in dict.fromkeys(group["backend"]):
+            if backend == BASELINE_BACKEND or backend in FLOOR_BACKENDS:
+                continue
+            own50, own99 = pick(backend, "overhead", "p50"), pick(backend, "overhead", "p99")
+            base50 = pick(BASELINE_BACKEND, "overhead", "p50")
+            base99 = pick(BASELINE_BACKEND, "overhead", "p99")
+            step50, base_step50 = (
+                pick(backend, "step", "p50"),
+                pick(BASELINE_BACKEND, "step", "p50"),
+            )
+            floor50 = pick(floor, "overhead", "p50") if floor else None
+            rows.append(
+                {
+                    "fault_class": fault_class,
+                    "backend": backend,
+                    "overhead_p50": own50,
+                    "baseline_p50": base50,
+                    "ratio_p50": _ratio(own50, base50),
+                    "extra_ms_p50": own50 - base50
+                    if own50 is not None and base50 is not None
+                    else None,
+                    "overhead_p99": own99,
+                    "baseline_p99": base99,
+                    "ratio_p99": _ratio(own99, base99),
+                    "step_ratio_p50": _ratio(step50, base_step50),
+                    "floor_ratio_p50": _ratio(own50, floor50),
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference <= 0:
+        return None
+    return value / reference
+
+
+# -- state bloat -------------------------------------------------------------------------
+
+
+def bloat_table(results: ResultSet) -> pd.DataFrame:
+    """Per (fault class, backend): what was persisted per step (bytes, history entries)."""
+    runs = results.frame("runs")
+    columns = [
+        *GROUP,
+        "runs",
+        "steps_persisted",
+        "bytes_persisted",
+        "bytes_per_step",
+        "history_per_step",
+        "max_bytes_run",
+    ]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (fault_class, backend), group in runs.groupby(GROUP, sort=False):
+        steps = int(group["steps_persisted"].sum())
+        size = pd.to_numeric(group["bytes_persisted"], errors="coerce").dropna()
+        history = pd.to_numeric(group["history_length"], errors="coerce").dropna()
+        rows.append(
+            {
+                "fault_class": fault_class,
+                "backend": backend,
+                "runs": len(group),
+                "steps_persisted": steps,
+                "bytes_persisted": int(size.sum()) if not size.empty else None,
+                "bytes_per_step": float(size.sum()) / steps if steps and not size.empty else None,
+                "history_per_step": float(history.sum()) / steps
+                if steps and not history.empty
+                else None,
+                "max_bytes_run": int(size.max()) if not size.empty else None,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
