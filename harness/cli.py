@@ -149,7 +149,30 @@ def cli() -> None:
     default="local",
     show_default=True,
     metavar="NAME",
-    help="Where components run: local (processes on 127.0.0.1).",
+    help="Where components run: local (processes on 127.0.0.1), docker (containers on the "
+    "host network; image $DURABENCH_DOCKER_IMAGE, default durabench-local:latest) or "
+    "kubernetes (pods; needs --context and --namespace).",
+)
+@click.option(
+    "--context",
+    "kube_context",
+    envvar="DURABENCH_KUBE_CONTEXT",
+    metavar="NAME",
+    help="kubernetes: the kubeconfig context to act on (required; never implied).",
+)
+@click.option(
+    "--namespace",
+    "kube_namespace",
+    envvar="DURABENCH_KUBE_NAMESPACE",
+    metavar="NS",
+    help="kubernetes: the namespace to act in (required; must carry the label "
+    "durabench.io/chaos=enabled; kube-system, kube-public and default are refused).",
+)
+@click.option(
+    "--dry-run",
+    "kube_dry_run",
+    is_flag=True,
+    help="kubernetes: print every API call instead of making it.",
 )
 @click.option(
     "--trials",
@@ -165,6 +188,9 @@ def run(
     out_dir: Path,
     trials: int,
     platform_name: str,
+    kube_context: str | None,
+    kube_namespace: str | None,
+    kube_dry_run: bool,
     pg_dsn: str | None,
     temporal_address: str | None,
     temporal_namespace: str,
@@ -189,6 +215,8 @@ def run(
     )
 
     names = list(backends) or [n for n, missing in available_backends().items() if not missing]
+    if platform_name == "kubernetes":
+        _kube_target(kube_context, kube_namespace, kube_dry_run, export=True)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     progress = Progress(
         TextColumn("{task.description}"),
@@ -452,22 +480,151 @@ def compare(baseline_dir: Path, candidate_dir: Path, fail_on: tuple[str, ...]) -
     help="Where runs keep their active-fault files. [default: $DURABENCH_STATE_DIR or "
     "/tmp/durabench-state]",
 )
-def heal(state_dir: Path | None) -> None:
-    """Undo what a durabench run that died left behind: continue stopped processes, heal
-    fault-proxy links and service fault switches, end processes durabench started
-    (matched by pid and start time, so nothing else is ever touched)."""
-    from harness.healing import STATE_DIR, heal_all
+@click.option(
+    "--platform",
+    "platform_name",
+    type=click.Choice(["local", "docker", "kubernetes"]),
+    default="local",
+    show_default=True,
+    help="Also sweep this platform: docker removes every container labelled durabench.run "
+    "of a run no live durabench owns; kubernetes deletes such objects in --namespace.",
+)
+@click.option("--context", "kube_context", metavar="NAME", help="kubernetes: context.")
+@click.option("--namespace", "kube_namespace", metavar="NS", help="kubernetes: namespace.")
+def heal(
+    state_dir: Path | None,
+    platform_name: str,
+    kube_context: str | None,
+    kube_namespace: str | None,
+) -> None:
+    """Undo what a durabench run that died left behind: continue stopped processes and
+    unpause containers, heal fault-proxy links and service fault switches, end processes
+    (matched by pid and start time), containers and Kubernetes objects (matched by the
+    run-id label) durabench started, so nothing else is ever touched."""
+    from harness.healing import STATE_DIR, heal_all, live_runs
 
+    target = None
+    if platform_name == "kubernetes":
+        target = _kube_target(kube_context, kube_namespace, False)
     report = heal_all(state_dir or STATE_DIR)
+    spare = live_runs(state_dir or STATE_DIR)
+    if platform_name == "docker":
+        from harness.platform.docker import docker_client, sweep_containers
+
+        try:
+            report.containers_removed += sweep_containers(docker_client(), spare=spare)
+        except DurabenchError as exc:
+            _fail(str(exc), 1)
+    if target is not None:
+        from harness.platform.kubernetes.healing import sweep_namespace
+
+        try:
+            report.kube_objects_deleted += sweep_namespace(target, spare, console.print)
+        except DurabenchError as exc:
+            _fail(str(exc), 1)
     if report.still_running:
         out.print(f"left alone {report.still_running} run(s) whose durabench is still running")
     out.print(
         f"healed {report.files - report.still_running} run(s): "
         f"{report.continued} process(es) continued, "
         f"{report.killed} stray process(es) ended, {report.links_healed} proxy reset(s), "
-        f"{report.switches_reset} service switch(es) reset"
+        f"{report.switches_reset} service switch(es) reset, "
+        f"{report.containers_unpaused} container(s) unpaused, "
+        f"{report.containers_removed} container(s) removed, "
+        f"{report.kube_objects_deleted} kubernetes object(s) deleted"
         + (f", {report.errors} already gone" if report.errors else "")
     )
+
+
+def _kube_target(
+    context: str | None, namespace: str | None, dry_run: bool, *, export: bool = False
+) -> Any:
+    """The kubernetes target, printed before anything happens; guardrail refusals exit 2.
+    `export` hands it to the platform (through the environment) for `run`."""
+    import os
+
+    from harness.platform.kubernetes.guardrails import (
+        CONTEXT_ENV,
+        DRY_RUN_ENV,
+        NAMESPACE_ENV,
+        KubeTarget,
+    )
+
+    console.print(
+        f"kubernetes: context {context or '(none)'}, namespace {namespace or '(none)'}"
+        + (" [dry run]" if dry_run else ""),
+        highlight=False,
+    )
+    try:
+        kubeconfig = os.environ.get("DURABENCH_KUBECONFIG") or os.environ.get("KUBECONFIG")
+        target = KubeTarget(context or "", namespace or "", dry_run, kubeconfig)
+    except DurabenchError as exc:
+        _fail(str(exc))
+    if export:
+        os.environ[CONTEXT_ENV] = target.context
+        os.environ[NAMESPACE_ENV] = target.namespace
+        os.environ[DRY_RUN_ENV] = "1" if dry_run else ""
+    return target
+
+
+@cli.group()
+def k8s() -> None:
+    """Kubernetes: render the manifests of a scenario for review."""
+
+
+@k8s.command()
+@click.argument("scenario")
+@click.option("--backend", "-b", "backend", required=True, metavar="NAME", help="Backend.")
+@click.option("--namespace", required=True, metavar="NS", help="Namespace of the objects.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write one YAML file per object here (default: print them).",
+)
+@click.option(
+    "--image",
+    default="durabench:latest",
+    show_default=True,
+    help="The durabench image (built from the Dockerfile and pushed to your registry).",
+)
+@click.option("--pg-dsn", metavar="DSN", help="Use this database, not a Postgres StatefulSet.")
+@click.option(
+    "--temporal-address", metavar="HOST:PORT", help="Use this Temporal instead of a dev server."
+)
+def render(
+    scenario: str,
+    backend: str,
+    namespace: str,
+    out_dir: Path | None,
+    image: str,
+    pg_dsn: str | None,
+    temporal_address: str | None,
+) -> None:
+    """Write the manifests that run SCENARIO on one backend: Deployments for llm, tools
+    and workers, Services, a PodDisruptionBudget, and StatefulSets for Postgres and the
+    Temporal dev server unless external addresses are given. Nothing is contacted."""
+    import yaml
+
+    from harness.platform.kubernetes.render import render_manifests, write_manifests
+
+    try:
+        objects = render_manifests(
+            scenario,
+            backend,
+            namespace,
+            image=image,
+            pg_dsn=pg_dsn,
+            temporal_address=temporal_address,
+        )
+    except DurabenchError as exc:
+        _fail(str(exc))
+    if out_dir is None:
+        out.print(yaml.safe_dump_all(objects, sort_keys=False), highlight=False, markup=False)
+        return
+    for path in write_manifests(objects, out_dir):
+        out.print(str(path), highlight=False)
 
 
 @cli.command()

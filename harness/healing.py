@@ -4,7 +4,8 @@ Each entry names something durabench changed (a stopped process, a proxy link wi
 fault, a service fault switch) or started (a component process). `durabench heal`
 reads every file and undoes what is left. Processes are only touched when their pid
 AND their kernel start time match what was recorded, so a recycled pid belonging
-to someone else is never signalled.
+to someone else is never signalled. Containers (docker) and Kubernetes objects are
+only touched when they still carry the run-id label their entry recorded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATE_DIR", "ActiveFaults", "HealReport", "heal_all", "process_start_time"]
+__all__ = [
+    "STATE_DIR",
+    "ActiveFaults",
+    "HealReport",
+    "heal_all",
+    "live_runs",
+    "process_start_time",
+]
 
 STATE_DIR = Path(os.environ.get("DURABENCH_STATE_DIR", "/tmp/durabench-state"))
 
@@ -87,6 +95,9 @@ class HealReport:
     killed: int = 0
     links_healed: int = 0
     switches_reset: int = 0
+    containers_unpaused: int = 0
+    containers_removed: int = 0
+    kube_objects_deleted: int = 0
     errors: int = 0
 
 
@@ -108,6 +119,49 @@ def _request(method: str, url: str, body: dict[str, Any] | None = None) -> None:
         pass
 
 
+_FROZEN = ("stopped", "docker_paused")  # healed before anything is ended
+
+
+def _heal_container(entry: dict[str, Any], report: HealReport) -> None:
+    """Docker entries: only containers still labelled with the entry's run are touched."""
+    try:
+        from harness.platform.docker import heal_container
+    except ImportError:
+        report.errors += 1
+        return
+    done = heal_container(entry)
+    if done == "unpaused":
+        report.containers_unpaused += 1
+    elif done == "removed":
+        report.containers_removed += 1
+    elif done == "unreachable":
+        report.errors += 1
+
+
+def _heal_kube(entry: dict[str, Any], report: HealReport) -> None:
+    """Kubernetes entries: objects are deleted only when they carry the entry's run label."""
+    try:
+        from harness.platform.kubernetes.healing import heal_kube_entry
+    except ImportError:
+        report.errors += 1
+        return
+    if heal_kube_entry(entry):
+        report.kube_objects_deleted += 1
+
+
+def live_runs(state_dir: Path = STATE_DIR) -> frozenset[str]:
+    """Run ids (the "run" of entries) whose durabench is still running: sweeps spare them."""
+    runs: set[str] = set()
+    for path in state_dir.glob("*.json"):
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(state, dict) and _same_process(state.get("owner") or {"pid": 0}):
+            runs.update(str(e["run"]) for e in state.get("entries", {}).values() if e.get("run"))
+    return frozenset(runs)
+
+
 def heal_all(state_dir: Path = STATE_DIR) -> HealReport:
     """Undo whatever active-fault files say is left; remove the files once done."""
     report = HealReport()
@@ -123,7 +177,7 @@ def heal_all(state_dir: Path = STATE_DIR) -> HealReport:
             report.still_running += 1  # its own durabench heals it; never pull the rug
             continue
         # continue stopped processes first, so a kill below can take effect
-        ordered = sorted(entries.values(), key=lambda e: e.get("type") != "stopped")
+        ordered = sorted(entries.values(), key=lambda e: e.get("type") not in _FROZEN)
         for entry in ordered:
             try:
                 kind = entry.get("type")
@@ -144,6 +198,10 @@ def heal_all(state_dir: Path = STATE_DIR) -> HealReport:
                 elif kind == "switch":
                     _request("PUT", f"{entry['url']}/_durabench/faults", {})
                     report.switches_reset += 1
+                elif kind in ("container", "docker_paused"):
+                    _heal_container(entry, report)
+                elif kind == "kube":
+                    _heal_kube(entry, report)
             except (OSError, ValueError):
                 report.errors += 1  # the thing is gone: nothing left to undo
         path.unlink(missing_ok=True)

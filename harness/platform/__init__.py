@@ -25,9 +25,24 @@ __all__ = [
     "make_platform",
 ]
 
+
 # name -> factory(workdir, bench_id). Platforms that need optional packages import lazily.
+def _docker(workdir: Path, bench_id: str) -> Platform:
+    from harness.platform.docker import DockerPlatform
+
+    return DockerPlatform(workdir, bench_id)
+
+
+def _kubernetes(workdir: Path, bench_id: str) -> Platform:
+    from harness.platform.kubernetes import KubernetesPlatform
+
+    return KubernetesPlatform.from_environment(workdir, bench_id)
+
+
 PLATFORMS: dict[str, Callable[[Path, str], Platform]] = {
     "local": lambda workdir, bench_id: LocalPlatform(workdir),
+    "docker": _docker,
+    "kubernetes": _kubernetes,
 }
 
 

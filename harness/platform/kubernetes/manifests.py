@@ -1,0 +1,275 @@
+"""Kubernetes objects for durabench components, as plain dicts ready to apply or print.
+
+Every object carries the run label, the component and role labels, and
+`app.kubernetes.io/managed-by: durabench`: that is how the platform, the injectors
+and `durabench heal` find what durabench made, and nothing else. A ComponentSpec
+becomes a Deployment (workers, llm, tools) or a StatefulSet (server, store) with a
+Service in front of its port; addresses other components dial (`127.0.0.1:PORT` on
+the local platform) become that Service's DNS name.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from harness.platform.base import ComponentSpec
+from harness.platform.kubernetes.guardrails import (
+    COMPONENT_LABEL,
+    MANAGED_BY,
+    ROLE_LABEL,
+    RUN_LABEL,
+)
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "STATEFUL_ROLES",
+    "WORK_MOUNT",
+    "component_objects",
+    "k8s_name",
+    "network_policies",
+    "object_labels",
+    "pod_argv",
+    "pod_chaos",
+    "pod_disruption_budget",
+    "service",
+    "workload",
+]
+
+Manifest = dict[str, Any]
+DEFAULT_IMAGE = "durabench:latest"
+STATEFUL_ROLES = frozenset({"server", "store"})
+SERVICE_HOST_ROLES = frozenset({"llm", "tools"})  # take --host: must listen on the pod IP
+WORK_MOUNT = "/var/lib/durabench"
+_UNSAFE = re.compile(r"[^a-z0-9-]")
+_KV_DSN = re.compile(r"\bhost=(127\.0\.0\.1|localhost)\b.*?\bport=(?P<port>\d+)")
+_KV_HOST = re.compile(r"\bhost=(127\.0\.0\.1|localhost)\b")
+
+
+def k8s_name(name: str) -> str:
+    """A DNS-1123 label: lowercase alphanumerics and '-', at most 63 characters."""
+    cleaned = _UNSAFE.sub("-", name.lower()).strip("-")[:63].strip("-")
+    return cleaned or "component"
+
+
+def object_labels(run: str, component: str, role: str) -> dict[str, str]:
+    return {
+        RUN_LABEL: run,
+        COMPONENT_LABEL: k8s_name(component),
+        ROLE_LABEL: role,
+        MANAGED_BY[0]: MANAGED_BY[1],
+    }
+
+
+def _metadata(name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": dict(labels)}
+
+
+def pod_argv(spec: ComponentSpec, services: Mapping[int, str]) -> list[str]:
+    """The spec's argv as the pod runs it: the image's python, Service names instead of
+    loopback ports, and services that take --host listening on the pod's address."""
+    argv = list(spec.argv)
+    if argv and (argv[0] == sys.executable or re.search(r"/python3?(\.\d+)?$", argv[0])):
+        argv[0] = "python"
+    rewritten = [rewrite_addresses(arg, services) for arg in argv]
+    if spec.role in SERVICE_HOST_ROLES and "--host" not in rewritten:
+        rewritten += ["--host", "0.0.0.0"]
+    return rewritten
+
+
+def rewrite_addresses(text: str, services: Mapping[int, str]) -> str:
+    """`127.0.0.1:PORT` (URLs) and `host=127.0.0.1 ... port=PORT` (libpq key=value
+    DSNs) become the Service that owns PORT."""
+    for port, host in services.items():
+        for loopback in ("127.0.0.1", "localhost"):
+            text = text.replace(f"{loopback}:{port}", f"{host}:{port}")
+    match = _KV_DSN.search(text)
+    if match and int(match.group("port")) in services:
+        text = _KV_HOST.sub(f"host={services[int(match.group('port'))]}", text)
+    return text
+
+
+def _probe(spec: ComponentSpec) -> dict[str, Any] | None:
+    """Readiness as on the local platform, checked inside the pod (loopback works there)."""
+    if spec.health_url is not None:
+        code = f"import urllib.request; urllib.request.urlopen({spec.health_url!r}, timeout=2)"
+    elif spec.port is not None:
+        code = f"import socket; socket.create_connection(('127.0.0.1', {spec.port}), 2)"
+    else:
+        return None
+    return {
+        "exec": {"command": ["python", "-c", code]},
+        "periodSeconds": 2,
+        "timeoutSeconds": 3,
+        "failureThreshold": max(3, int(spec.ready_timeout_s / 2)),
+    }
+
+
+def workload(
+    kind: str,
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    container: Mapping[str, Any],
+    *,
+    volumes: list[dict[str, Any]] | None = None,
+    claims: list[dict[str, Any]] | None = None,
+    grace_s: int = 10,
+) -> Manifest:
+    """A one-replica Deployment or StatefulSet selecting its pods by durabench's labels."""
+    selector = {k: labels[k] for k in (RUN_LABEL, COMPONENT_LABEL)}
+    pod_spec: dict[str, Any] = {
+        "containers": [dict(container)],
+        "terminationGracePeriodSeconds": grace_s,
+        "automountServiceAccountToken": False,
+    }
+    if volumes:
+        pod_spec["volumes"] = volumes
+    spec: dict[str, Any] = {
+        "replicas": 1,
+        "selector": {"matchLabels": selector},
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+    }
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+        if claims:
+            spec["volumeClaimTemplates"] = claims
+    api_version = "apps/v1"
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": _metadata(name, namespace, labels),
+        "spec": spec,
+    }
+
+
+def service(name: str, namespace: str, labels: Mapping[str, str], port: int) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(name, namespace, labels),
+        "spec": {
+            "selector": {k: labels[k] for k in (RUN_LABEL, COMPONENT_LABEL)},
+            "ports": [{"name": "main", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def pod_disruption_budget(
+    name: str, namespace: str, labels: Mapping[str, str], selector: Mapping[str, str]
+) -> Manifest:
+    """At most one worker pod voluntarily disrupted at a time: evictions beyond are refused."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(name, namespace, labels),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(selector)}},
+    }
+
+
+def network_policies(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    side_a: Mapping[str, str],
+    side_b: Mapping[str, str],
+) -> list[Manifest]:
+    """A partition between two label sets: each side admits traffic from, and sends it
+    to, every pod except the other side (NetworkPolicies only allow, so the deny is an
+    allow-all-but). DNS and other namespaces stay reachable."""
+
+    def one(suffix: str, selected: Mapping[str, str], other: Mapping[str, str]) -> Manifest:
+        not_other = {
+            "podSelector": {
+                "matchExpressions": [
+                    {"key": key, "operator": "NotIn", "values": [value]}
+                    for key, value in sorted(other.items())
+                    if key != RUN_LABEL
+                ]
+            }
+        }
+        elsewhere = {
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "NotIn",
+                        "values": [namespace],
+                    }
+                ]
+            }
+        }
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _metadata(f"{name}-{suffix}", namespace, labels),
+            "spec": {
+                "podSelector": {"matchLabels": dict(selected)},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [not_other, elsewhere]}],
+                "egress": [{"to": [not_other, elsewhere]}],
+            },
+        }
+
+    return [one("a", side_a, side_b), one("b", side_b, side_a)]
+
+
+def pod_chaos(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    selector: Mapping[str, str],
+    action: str = "pod-failure",
+) -> Manifest:
+    """A Chaos Mesh PodChaos on the pods with these labels, until it is deleted."""
+    return {
+        "apiVersion": "chaos-mesh.org/v1alpha1",
+        "kind": "PodChaos",
+        "metadata": _metadata(name, namespace, labels),
+        "spec": {
+            "action": action,
+            "mode": "all",
+            "selector": {"namespaces": [namespace], "labelSelectors": dict(selector)},
+        },
+    }
+
+
+def component_objects(
+    spec: ComponentSpec,
+    *,
+    namespace: str,
+    run: str,
+    image: str,
+    services: Mapping[int, str],
+    work_paths: tuple[str, ...] = (),
+) -> list[Manifest]:
+    """The Deployment or StatefulSet, and the Service, that run one ComponentSpec.
+    `work_paths` are host directories the argv writes into: each gets an emptyDir."""
+    name = k8s_name(spec.name)
+    labels = object_labels(run, spec.name, spec.role)
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": image,
+        "command": pod_argv(spec, services),
+        "env": [
+            {"name": key, "value": rewrite_addresses(value, services)}
+            for key, value in sorted(spec.env.items())
+        ],
+    }
+    if spec.port is not None:
+        container["ports"] = [{"containerPort": spec.port, "name": "main"}]
+    probe = _probe(spec)
+    if probe is not None:
+        container["readinessProbe"] = probe
+    volumes = [{"name": f"work-{i}", "emptyDir": {}} for i, _ in enumerate(work_paths)]
+    if work_paths:
+        container["volumeMounts"] = [
+            {"name": f"work-{i}", "mountPath": path} for i, path in enumerate(work_paths)
+        ]
+    kind = "StatefulSet" if spec.role in STATEFUL_ROLES else "Deployment"
+    objects = [workload(kind, name, namespace, labels, container, volumes=volumes)]
+    if spec.port is not None:
+        objects.append(service(name, namespace, labels, spec.port))
+    return objects

@@ -1,0 +1,39 @@
+"""Fixtures for the Kubernetes contract tests: a stub API server and targets on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from k8s_stub_api import StubApiServer
+
+from harness.platform.kubernetes.guardrails import OPT_IN_LABEL, OPT_IN_VALUE, KubeTarget
+
+OPTED_IN = "durabench-chaos"
+NOT_OPTED_IN = "team-staging"
+OPTED_OUT = "payments"
+
+
+@pytest.fixture
+def stub() -> Iterator[StubApiServer]:
+    server = StubApiServer(
+        namespaces={
+            OPTED_IN: {OPT_IN_LABEL: OPT_IN_VALUE},
+            NOT_OPTED_IN: {},
+            OPTED_OUT: {OPT_IN_LABEL: "disabled"},
+            "default": {OPT_IN_LABEL: OPT_IN_VALUE},  # even opted in, default is refused
+        }
+    )
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def kubeconfig(stub: StubApiServer, tmp_path: Path) -> Path:
+    return stub.kubeconfig(tmp_path)
+
+
+@pytest.fixture
+def target(kubeconfig: Path) -> KubeTarget:
+    return KubeTarget(context="stub", namespace=OPTED_IN, kubeconfig=str(kubeconfig))

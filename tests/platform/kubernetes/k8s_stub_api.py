@@ -1,0 +1,223 @@
+"""A small Kubernetes API server stand-in on 127.0.0.1 for contract tests.
+
+It keeps objects in memory, records every request, and behaves like the real API
+where durabench depends on it: workloads get a ready pod (and a new one when a pod
+is deleted, as a controller would), label selectors filter lists, evictions of pods
+named in `refuse_evictions` answer 429 as a PodDisruptionBudget would, and the
+Chaos Mesh API group is served only when `chaos_mesh` is set. It is not a cluster:
+tests built on it are contract tests, never counted as integration tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+__all__ = ["Request", "StubApiServer"]
+
+WORKLOAD_PLURALS = ("deployments", "statefulsets")
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class StubApiServer:
+    namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
+    refuse_evictions: set[str] = field(default_factory=set)
+    chaos_mesh: bool = False
+    requests: list[Request] = field(default_factory=list)
+    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # coll -> name
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def kubeconfig(self, directory: Path, context: str = "stub") -> Path:
+        path = directory / "kubeconfig.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "stub", "cluster": {"server": self.url}}],
+                    "users": [{"name": "stub", "user": {"token": "contract-test"}}],
+                    "contexts": [{"name": context, "context": {"cluster": "stub", "user": "stub"}}],
+                    "current-context": "other-context-never-used",
+                }
+            )
+        )
+        return path
+
+    # -- what tests look at ----------------------------------------------------------
+
+    def calls(self, method: str | None = None, contains: str = "") -> list[Request]:
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method) and contains in r.path
+            ]
+
+    def names(self, collection_suffix: str) -> list[str]:
+        with self._lock:
+            return sorted(
+                name
+                for coll, items in self.objects.items()
+                if coll.endswith(collection_suffix)
+                for name in items
+            )
+
+    def add_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        with self._lock:
+            self._pods(namespace)[name] = {"metadata": {"name": name, "labels": labels}}
+
+    # -- the fake API ------------------------------------------------------------------
+
+    def _pods(self, namespace: str) -> dict[str, dict[str, Any]]:
+        return self.objects.setdefault(f"/api/v1/namespaces/{namespace}/pods", {})
+
+    def _new_pod(self, namespace: str, owner: dict[str, Any]) -> None:
+        labels = owner["spec"]["template"]["metadata"]["labels"]
+        name = f"{owner['metadata']['name']}-{next(self._counter):05d}"
+        self._pods(namespace)[name] = {"metadata": {"name": name, "labels": dict(labels)}}
+
+    def _owner_of(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any] | None:
+        component = pod["metadata"]["labels"].get("durabench.io/component")
+        for plural in WORKLOAD_PLURALS:
+            coll = self.objects.get(f"/apis/apps/v1/namespaces/{namespace}/{plural}", {})
+            for workload in coll.values():
+                if workload["metadata"]["labels"].get("durabench.io/component") == component:
+                    return workload
+        return None
+
+    def _remove_pod(self, namespace: str, name: str) -> bool:
+        pod = self._pods(namespace).pop(name, None)
+        if pod is None:
+            return False
+        owner = self._owner_of(namespace, pod)
+        if owner is not None and owner["spec"].get("replicas", 1) > 0:
+            self._new_pod(namespace, owner)  # the controller replaces it
+        return True
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        with self._lock:
+            self.requests.append(Request(method, path, query, body))
+            parts = path.strip("/").split("/")
+            if path == "/apis/chaos-mesh.org/v1alpha1":
+                return (200, {"kind": "APIResourceList"}) if self.chaos_mesh else (404, {})
+            if len(parts) == 4 and parts[:3] == ["api", "v1", "namespaces"]:
+                if parts[3] not in self.namespaces:
+                    return 404, {"message": f'namespaces "{parts[3]}" not found'}
+                return 200, {"metadata": {"name": parts[3], "labels": self.namespaces[parts[3]]}}
+            try:
+                ns_index = parts.index("namespaces")
+            except ValueError:
+                return 404, {"message": "not found"}
+            namespace = parts[ns_index + 1]
+            rest = parts[ns_index + 2 :]
+            collection = "/" + "/".join(parts[: ns_index + 2] + rest[:1])
+            items = self.objects.setdefault(collection, {})
+            if len(rest) == 1:
+                if method == "GET":
+                    wanted = dict(
+                        p.split("=", 1) for p in query.get("labelSelector", "").split(",") if p
+                    )
+                    found = [
+                        o
+                        for o in items.values()
+                        if all(
+                            o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items()
+                        )
+                    ]
+                    return 200, {"items": found}
+                if method == "POST":
+                    name = body["metadata"]["name"]
+                    if name in items:
+                        return 409, {"message": f"{name} already exists"}
+                    items[name] = body
+                    if rest[0] in WORKLOAD_PLURALS:
+                        body["status"] = {"readyReplicas": 1}
+                        self._new_pod(namespace, body)
+                    return 201, body
+            name = rest[1]
+            if len(rest) == 3 and rest[2] == "eviction":
+                if name in self.refuse_evictions:
+                    return 429, {
+                        "message": "Cannot evict pod as it would violate the pod's "
+                        "disruption budget."
+                    }
+                return (201, {}) if self._remove_pod(namespace, name) else (404, {})
+            if len(rest) == 3 and rest[2] == "log":
+                return 200, "log line\n"
+            if name not in items:
+                return 404, {"message": f"{name} not found"}
+            if method == "GET":
+                return 200, items[name]
+            if method == "DELETE":
+                if rest[0] == "pods":
+                    self._remove_pod(namespace, name)
+                    return 200, {}
+                gone = items.pop(name)
+                if rest[0] in WORKLOAD_PLURALS:
+                    component = gone["metadata"]["labels"].get("durabench.io/component")
+                    for pod in [
+                        n
+                        for n, p in self._pods(namespace).items()
+                        if p["metadata"]["labels"].get("durabench.io/component") == component
+                    ]:
+                        del self._pods(namespace)[pod]
+                return 200, {}
+            if method == "PATCH":
+                replicas = body["spec"]["replicas"]
+                items[name]["spec"]["replicas"] = replicas
+                if replicas > 0:
+                    self._new_pod(namespace, items[name])
+                return 200, items[name]
+        return 405, {"message": f"{method} not supported on {path}"}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                status, answer = stub.handle(self.command, url.path, query, body)
+                data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler

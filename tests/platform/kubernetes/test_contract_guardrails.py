@@ -1,0 +1,116 @@
+"""Contract tests (stub API server, not a cluster): every guardrail refuses what it must,
+before durabench touches anything, and dry runs make no call at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import NOT_OPTED_IN, OPTED_IN, OPTED_OUT
+from k8s_stub_api import StubApiServer
+
+from harness.cli import cli
+from harness.platform.base import ComponentSpec
+from harness.platform.kubernetes import GuardrailError, KubernetesPlatform, KubeTarget
+
+WORKER = ComponentSpec("pgstore-worker-0", "worker", ("python", "-m", "w"), restart=True)
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "kube-public", "default"])
+def test_contract_system_namespaces_and_default_are_refused(namespace: str) -> None:
+    with pytest.raises(GuardrailError, match=f"refusing namespace '{namespace}'"):
+        KubeTarget(context="stub", namespace=namespace)
+
+
+def test_contract_context_and_namespace_are_required() -> None:
+    with pytest.raises(GuardrailError, match="--context is required"):
+        KubeTarget(context="", namespace=OPTED_IN)
+    with pytest.raises(GuardrailError, match="--namespace is required"):
+        KubeTarget(context="stub", namespace="")
+
+
+@pytest.mark.parametrize("namespace", [NOT_OPTED_IN, OPTED_OUT])
+def test_contract_a_namespace_without_the_opt_in_label_is_refused_before_any_change(
+    stub: StubApiServer, kubeconfig: Path, tmp_path: Path, namespace: str
+) -> None:
+    said: list[str] = []
+    target = KubeTarget(context="stub", namespace=namespace, kubeconfig=str(kubeconfig))
+    with pytest.raises(GuardrailError, match=r"durabench\.io/chaos=enabled"):
+        KubernetesPlatform(tmp_path, "bench-1", target, echo=said.append)
+    assert said[0] == f"kubernetes: context 'stub', namespace '{namespace}'"
+    assert [(r.method, r.path) for r in stub.requests] == [
+        ("GET", f"/api/v1/namespaces/{namespace}")
+    ]
+
+
+def test_contract_dry_run_prints_every_call_and_makes_none(
+    stub: StubApiServer, kubeconfig: Path, tmp_path: Path
+) -> None:
+    said: list[str] = []
+    target = KubeTarget("stub", OPTED_IN, dry_run=True, kubeconfig=str(kubeconfig))
+    platform = KubernetesPlatform(tmp_path, "bench-1", target, echo=said.append)
+    platform.start(WORKER)
+    platform.kill(WORKER.name, 0.2)
+    platform.partition("worker->store")
+    platform.stop_all()
+    assert stub.requests == []
+    assert said[0].endswith("(dry run: API calls are printed, not made)")
+    printed = said[1:]
+    assert f"dry-run: GET /api/v1/namespaces/{OPTED_IN}" in printed
+    assert any(
+        line.startswith(f"dry-run: POST /apis/apps/v1/namespaces/{OPTED_IN}/deployments")
+        and "pgstore-worker-0" in line
+        for line in printed
+    )
+    assert any("networkpolicies" in line and line.startswith("dry-run: POST") for line in printed)
+    assert any("deployments/pgstore-worker-0" in line and "DELETE" in line for line in printed)
+    assert len(printed) == len(platform.api.calls)
+
+
+def test_contract_targets_are_selected_only_by_durabench_labels(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    """A pod durabench did not create survives kills, stop_all and the final sweep."""
+    stub.add_pod(OPTED_IN, "someone-elses-pod", {"app": "payments"})
+    platform = KubernetesPlatform(tmp_path, "bench-1", target, echo=lambda _: None)
+    platform.start(WORKER)
+    platform.kill(WORKER.name, 0.2)
+    platform.stop_all()
+    assert "someone-elses-pod" in stub.names("/pods")
+    pod_lists = stub.calls("GET", "/pods")
+    assert pod_lists
+    assert all("durabench.io/run=bench-1" in r.query["labelSelector"] for r in pod_lists)
+    assert all("someone-elses-pod" not in r.path for r in stub.calls("DELETE"))
+
+
+def test_contract_the_cli_prints_the_target_and_refuses_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    refused = runner.invoke(
+        cli,
+        [
+            "run",
+            "smoke",
+            "--platform",
+            "kubernetes",
+            "--context",
+            "prod",
+            "--namespace",
+            "kube-system",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert refused.exit_code == 2
+    assert "kubernetes: context prod, namespace kube-system" in refused.output
+    assert "refusing namespace 'kube-system'" in refused.output
+    assert not any(tmp_path.iterdir())  # no results directory: nothing started
+    missing = runner.invoke(
+        cli,
+        ["run", "smoke", "--platform", "kubernetes"],
+        env={"DURABENCH_KUBE_CONTEXT": "", "DURABENCH_KUBE_NAMESPACE": ""},
+    )
+    assert missing.exit_code == 2
+    assert "--context is required" in missing.output

@@ -1,0 +1,225 @@
+"""Contract tests (stub API server, not a cluster): the Kubernetes injectors issue the
+right API calls, and everything they create is cleaned up."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import OPTED_IN
+from k8s_stub_api import StubApiServer
+
+from harness.healing import ActiveFaults
+from harness.nemesis import CommitCounter, Nemesis
+from harness.platform import closing_platform
+from harness.platform.base import ComponentSpec
+from harness.platform.kubernetes import (
+    EvictionRefused,
+    KubernetesPlatform,
+    KubeTarget,
+    UnsupportedFault,
+)
+from harness.platform.kubernetes.healing import heal_kube_entry, sweep_namespace
+from harness.scenario import load_scenario
+
+WORKER = ComponentSpec(
+    "pgstore-worker-0",
+    "worker",
+    ("python", "-m", "w"),
+    port=8123,
+    health_url="http://127.0.0.1:8123/health",
+    restart=True,
+)
+STORE = ComponentSpec("store", "store", ("python", "-m", "harness.postgres", "serve"), port=5432)
+
+
+def _platform(target: KubeTarget, tmp_path: Path, bench_id: str = "bench-1") -> KubernetesPlatform:
+    return KubernetesPlatform(tmp_path, bench_id, target, echo=lambda _: None)
+
+
+def _durabench_objects(stub: StubApiServer) -> list[str]:
+    return [
+        name
+        for suffix in (
+            "/deployments",
+            "/statefulsets",
+            "/services",
+            "/networkpolicies",
+            "/podchaos",
+            "/poddisruptionbudgets",
+        )
+        for name in stub.names(suffix)
+    ]
+
+
+def test_contract_start_creates_labelled_workloads_and_stop_all_deletes_them(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    platform = _platform(target, tmp_path)
+    store = platform.start(STORE)
+    worker = platform.start(WORKER)
+    assert (store.kind, worker.kind) == ("StatefulSet", "Deployment")
+    assert worker.ident.startswith("pgstore-worker-0-")  # its ready pod
+    created = stub.calls("POST")
+    assert [r.body["kind"] for r in created] == ["StatefulSet", "Service", "Deployment", "Service"]
+    assert all(r.body["metadata"]["labels"]["durabench.io/run"] == "bench-1" for r in created)
+    platform.stop_all()
+    assert _durabench_objects(stub) == []
+
+
+def test_contract_kill_deletes_the_pod_with_grace_zero(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    platform = _platform(target, tmp_path)
+    worker = platform.start(WORKER)
+    killed = platform.kill(WORKER.name, 0.2)
+    assert killed == worker.ident
+    delete = stub.calls("DELETE", f"/pods/{killed}")[0]
+    assert delete.query["gracePeriodSeconds"] == "0"
+    assert delete.body["gracePeriodSeconds"] == 0
+    assert killed not in stub.names("/pods")
+    assert any(p.startswith("pgstore-worker-0-") for p in stub.names("/pods"))  # replaced
+    platform.stop_all()
+
+
+def test_contract_evict_uses_the_eviction_api(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    platform = _platform(target, tmp_path)
+    worker = platform.start(WORKER)
+    platform.evict(WORKER.name, 3)
+    eviction = stub.calls("POST", f"/pods/{worker.ident}/eviction")[0]
+    assert eviction.body["kind"] == "Eviction"
+    assert eviction.body["apiVersion"] == "policy/v1"
+    assert eviction.body["deleteOptions"] == {"gracePeriodSeconds": 3}
+    platform.stop_all()
+
+
+def test_contract_a_refused_eviction_is_reported_as_the_faults_outcome(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path, write_scenario: Any
+) -> None:
+    """The PodDisruptionBudget says no (HTTP 429): the nemesis records why."""
+    platform = _platform(target, tmp_path)
+    worker = platform.start(WORKER)
+    stub.refuse_evictions.add(worker.ident)
+    with pytest.raises(EvictionRefused, match=r"HTTP 429.*disruption budget"):
+        platform.evict(WORKER.name, 3)
+    scenario = load_scenario(write_scenario(faults=[{"kind": "evict", "at_s": 0, "grace_s": 3}]))
+    (tmp_path / "measurements").mkdir()
+    nemesis = Nemesis(
+        scenario,
+        "pgstore",
+        platform,
+        log_path=tmp_path / "faults.jsonl",
+        active=ActiveFaults(tmp_path / "state.json"),
+        commits=CommitCounter(tmp_path / "measurements"),
+        proxy_url=None,
+        llm_admin_url=None,
+        tools_admin_url="http://127.0.0.1:9",
+    )
+    asyncio.run(nemesis.run(0.0, asyncio.Event()))
+    (record,) = nemesis.records
+    assert record.outcome == "failed"
+    assert "refused (HTTP 429)" in record.detail
+    assert record.selected == [f"{WORKER.name}:{worker.ident}"]
+    platform.stop_all()
+
+
+def test_contract_a_partition_is_a_network_policy_pair_removed_on_heal(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    platform = _platform(target, tmp_path)
+    platform.start(STORE)
+    platform.start(WORKER)
+    entry = platform.partition("worker->store")
+    policies = [r.body for r in stub.calls("POST", "/networkpolicies")]
+    assert len(policies) == 2
+    selected = [p["spec"]["podSelector"]["matchLabels"] for p in policies]
+    assert selected == [
+        {"durabench.io/run": "bench-1", "durabench.io/role": "worker"},
+        {"durabench.io/run": "bench-1", "durabench.io/role": "store"},
+    ]
+    denied = policies[0]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"]
+    assert denied == [{"key": "durabench.io/role", "operator": "NotIn", "values": ["store"]}]
+    assert set(policies[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert len(stub.names("/networkpolicies")) == 2
+    platform.heal_partition(entry)
+    assert stub.names("/networkpolicies") == []
+    assert len(stub.calls("DELETE", "/networkpolicies/")) == 2
+    platform.stop_all()
+
+
+def test_contract_a_partition_left_behind_is_removed_by_stop_all(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    with closing_platform(_platform(target, tmp_path)) as platform:
+        platform.start(WORKER)
+        platform.start(STORE)
+        assert isinstance(platform, KubernetesPlatform)
+        platform.partition("worker->store")
+    assert _durabench_objects(stub) == []
+
+
+def test_contract_ctrl_c_deletes_everything_created(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    with pytest.raises(KeyboardInterrupt), closing_platform(_platform(target, tmp_path)) as p:
+        p.start(WORKER)
+        raise KeyboardInterrupt
+    assert _durabench_objects(stub) == []
+
+
+def test_contract_pause_without_chaos_mesh_is_unsupported(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    platform = _platform(target, tmp_path)
+    platform.start(WORKER)
+    with pytest.raises(UnsupportedFault, match="Chaos Mesh"):
+        platform.pause(WORKER.name)
+    assert stub.calls("POST", "/podchaos") == []
+    platform.stop_all()
+
+
+def test_contract_pause_with_chaos_mesh_is_a_pod_chaos_deleted_on_resume(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    stub.chaos_mesh = True
+    platform = _platform(target, tmp_path)
+    platform.start(WORKER)
+    entry = platform.pause(WORKER.name)
+    (chaos,) = [r.body for r in stub.calls("POST", "/podchaos")]
+    assert chaos["spec"]["selector"]["labelSelectors"] == {
+        "durabench.io/run": "bench-1",
+        "durabench.io/component": "pgstore-worker-0",
+    }
+    platform.resume(WORKER.name, entry)
+    assert stub.names("/podchaos") == []
+    platform.stop_all()
+
+
+def test_contract_heal_deletes_only_objects_still_labelled_with_the_entrys_run(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    platform = _platform(target, tmp_path)
+    worker = platform.start(WORKER)
+    entry = platform.started_entry(worker)
+    foreign = {**entry, "run": "another-run"}
+    assert heal_kube_entry(foreign) is False
+    assert "pgstore-worker-0" in stub.names("/deployments")
+    assert heal_kube_entry(entry) is True
+    assert stub.names("/deployments") == [] and stub.names("/services") == []
+
+
+def test_contract_heal_sweep_spares_live_runs_and_unlabelled_objects(
+    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+) -> None:
+    _platform(target, tmp_path, "dead-run").start(WORKER)
+    _platform(target, tmp_path, "live-run").start(STORE)
+    stub.add_pod(OPTED_IN, "bystander", {"app": "payments"})
+    deleted = sweep_namespace(target, frozenset({"live-run"}), echo=lambda _: None)
+    assert deleted == 2  # the dead run's Deployment and Service
+    assert stub.names("/deployments") == []
+    assert stub.names("/statefulsets") == ["store"]
+    assert "bystander" in stub.names("/pods")

@@ -1,0 +1,116 @@
+"""Contract tests: `durabench k8s render` writes manifests that validate offline
+(kubernetes-validate, strict) and carry durabench's labels; and `durabench heal
+--platform kubernetes` sweeps a namespace through the stub API server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import OPTED_IN
+from k8s_stub_api import StubApiServer
+
+from harness.cli import cli
+from harness.platform.base import ComponentSpec
+from harness.platform.kubernetes import KubernetesPlatform, KubeTarget
+from harness.platform.kubernetes.render import render_manifests
+
+K8S_VERSION = "1.30.0"
+
+
+@pytest.mark.parametrize(
+    "backend", ["baseline", "pgstore", "temporal", "langgraph:sqlite", "langgraph:postgres"]
+)
+def test_contract_rendered_manifests_validate_offline(backend: str) -> None:
+    objects = render_manifests("smoke", backend, "durabench-chaos")
+    for manifest in objects:
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+        labels = manifest["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "durabench"
+        assert labels["durabench.io/run"] == f"render-smoke-{backend.replace(':', '-')}"
+    kinds = {m["kind"] for m in objects}
+    assert {"Deployment", "Service", "PodDisruptionBudget", "ConfigMap"} <= kinds
+    deployments = {m["metadata"]["name"] for m in objects if m["kind"] == "Deployment"}
+    assert {"llm", "tools"} <= deployments
+    assert any(name.endswith("worker-0") for name in deployments)
+
+
+def test_contract_postgres_and_temporal_are_stateful_sets_unless_external() -> None:
+    pg = render_manifests("smoke", "pgstore", "durabench-chaos")
+    store = next(m for m in pg if m["kind"] == "StatefulSet")
+    assert store["spec"]["template"]["spec"]["containers"][0]["image"].startswith("postgres:")
+    worker = next(m for m in pg if m["metadata"]["name"] == "pgstore-worker-0")
+    dsn = worker["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"]
+    assert "host=store " in dsn and "127.0.0.1" not in dsn
+    temporal = render_manifests("smoke", "temporal", "durabench-chaos")
+    server = next(m for m in temporal if m["kind"] == "StatefulSet")
+    command = server["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:3] == ["temporal", "server", "start-dev"]
+    assert command[command.index("--ip") + 1] == "0.0.0.0"
+    external = render_manifests(
+        "smoke", "temporal", "durabench-chaos", temporal_address="temporal.prod:7233"
+    )
+    assert "StatefulSet" not in {m["kind"] for m in external}
+
+
+def test_contract_the_render_command_writes_one_file_per_object(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "k8s",
+            "render",
+            "smoke",
+            "--backend",
+            "baseline",
+            "--namespace",
+            "durabench-chaos",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    files = sorted(tmp_path.glob("*.yaml"))
+    assert [f.name for f in files][:2] == [
+        "00-configmap-durabench-scenario.yaml",
+        "01-deployment-llm.yaml",
+    ]
+    for path in files:
+        kubernetes_validate.validate(yaml.safe_load(path.read_text()), K8S_VERSION, strict=True)
+
+
+def test_contract_the_shipped_rbac_validates_and_is_namespaced() -> None:
+    rbac = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "rbac.yaml"
+    documents = list(yaml.safe_load_all(rbac.read_text()))
+    for document in documents:
+        kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+    cluster_rules = [d for d in documents if d["kind"] == "ClusterRole"]
+    assert all(rule["resourceNames"] for d in cluster_rules for rule in d["rules"])
+
+
+def test_contract_heal_with_platform_kubernetes_sweeps_the_namespace(
+    stub: StubApiServer, kubeconfig: Path, tmp_path: Path
+) -> None:
+    target = KubeTarget("stub", OPTED_IN, kubeconfig=str(kubeconfig))
+    platform = KubernetesPlatform(tmp_path, "dead-run", target, echo=lambda _: None)
+    platform.start(ComponentSpec("tools", "tools", ("python", "-m", "t"), port=8081))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "heal",
+            "--platform",
+            "kubernetes",
+            "--context",
+            "stub",
+            "--namespace",
+            OPTED_IN,
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        env={"DURABENCH_KUBECONFIG": str(kubeconfig)},
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 kubernetes object(s) deleted" in result.output
+    assert stub.names("/deployments") == [] and stub.names("/services") == []
