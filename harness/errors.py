@@ -9,6 +9,7 @@ __all__ = [
     "DurabenchError",
     "ResultsError",
     "ScenarioError",
+    "UnsupportedFault",
 ]
 
 
@@ -30,3 +31,8 @@ class ComponentError(DurabenchError):
 
 class ResultsError(DurabenchError):
     """A results directory is missing or incomplete."""
+
+
+class UnsupportedFault(DurabenchError):
+    """A platform cannot apply this fault (e.g. pause without Chaos Mesh); the nemesis
+    records the fault as skipped, with this message as the reason."""

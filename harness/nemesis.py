@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from harness.errors import UnsupportedFault
 from harness.faults import (
     CrashPointFault,
     DeployFault,
@@ -237,6 +238,9 @@ class Nemesis:
         except asyncio.CancelledError:
             await self._heal(key)
             raise
+        except UnsupportedFault as exc:
+            record.outcome = "skipped"
+            record.detail = str(exc)
         except Exception as exc:
             record.outcome = "failed"
             record.detail = f"{type(exc).__name__}: {exc}"[:500]
@@ -337,6 +341,19 @@ class Nemesis:
     async def _network(
         self, fault: NetworkFault, record: FaultRecord, key: str
     ) -> Callable[[], Awaitable[None]] | None:
+        partition = getattr(self.platform, "partition", None)
+        if self.proxy_url is None and partition is not None and fault.mode == "partition":
+            # platforms that cut links themselves (Kubernetes: a NetworkPolicy)
+            entry = await asyncio.to_thread(partition, fault.target)
+            record.selected = [fault.target]
+            self.active.add(key, entry)
+
+            async def heal_policy() -> None:
+                await asyncio.to_thread(self.platform.heal_partition, entry)  # type: ignore[attr-defined]
+                self.active.remove(key)
+                record.actual_end = time.time()
+
+            return heal_policy
         if self.proxy_url is None:
             return self._skip(record, "no fault proxy in this run")
         toxics: dict[str, Any]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ComponentError, DurabenchError
+from harness.errors import ComponentError, DurabenchError, UnsupportedFault
 from harness.platform.base import ComponentSpec, Handle
 from harness.platform.kubernetes.api import ApiError, KubeApi, collection_path, object_path
 from harness.platform.kubernetes.guardrails import (
@@ -69,10 +69,6 @@ CHAOS_GROUP = "/apis/chaos-mesh.org/v1alpha1"
 
 class EvictionRefused(ComponentError):
     """The API refused an eviction (HTTP 429: a PodDisruptionBudget forbids it now)."""
-
-
-class UnsupportedFault(DurabenchError):
-    """This platform cannot apply the fault here: the nemesis records it as skipped."""
 
 
 @dataclass
