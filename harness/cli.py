@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -28,6 +29,17 @@ out = Console()
 def _fail(message: str, code: int = 2) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     sys.exit(code)
+
+
+def _log_to(directory: Path) -> None:
+    """Library warnings (a database pool reconnecting during a store restart, a retried
+    gRPC call) are expected under faults: they go to a log file, not over the progress."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(directory / "durabench.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
 
 
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -239,6 +251,7 @@ def run(
         )
     except DurabenchError as exc:
         _fail(str(exc))
+    _log_to(out_dir)
     try:
         with progress:
             results = asyncio.run(bench.execute())
@@ -300,6 +313,7 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
         chaos_scenarios(list(only) or None)
     except DurabenchError as exc:
         _fail(str(exc))
+    _log_to(out_dir)
 
     def show(cell: Cell) -> None:
         mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
