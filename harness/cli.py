@@ -661,6 +661,12 @@ def doctor() -> None:
         sys.exit(1)
 
 
+from harness.load.commands import load_command, sweep_command  # noqa: E402
+
+cli.add_command(load_command)
+cli.add_command(sweep_command)
+
+
 def main() -> None:
     cli(prog_name="durabench")
 

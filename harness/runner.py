@@ -16,7 +16,8 @@ import shlex
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,22 @@ from harness.results import ResultsDir, collect_environment, new_bench_id
 from harness.scenario import Scenario, load_scenario, resolve_scenario_path
 from harness.workload import seeded_rng
 
-__all__ = ["BenchmarkRun", "drive_load", "load_results_tables", "run_benchmark", "service_specs"]
+__all__ = [
+    "BackendSession",
+    "BenchmarkRun",
+    "LoadDriver",
+    "RunTiming",
+    "await_run",
+    "default_driver",
+    "drive_load",
+    "inspect_all",
+    "load_results_tables",
+    "open_session",
+    "record_backend",
+    "run_benchmark",
+    "service_specs",
+    "start_run",
+]
 
 INSPECT_CONCURRENCY = 64
 ProgressFn = Callable[[str, int, int], None]  # (backend, runs finished, runs total)
@@ -109,6 +125,39 @@ def service_specs(scenario: Scenario, scenario_path: Path, workdir: Path) -> lis
     return specs
 
 
+async def start_run(scenario: Scenario, backend: Backend, run_id: str) -> RunTiming | None:
+    """Start one run through the backend's client; a RunTiming (with `start_error`) when the
+    backend refused it, None when it accepted."""
+    started = time.time()
+    try:
+        await backend.start(RunSpec(run_id, scenario.deadline_s))
+    except Exception as exc:
+        return RunTiming(run_id, started, None, False, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+async def await_run(scenario: Scenario, backend: Backend, run_id: str, started: float) -> RunTiming:
+    """Wait for a started run up to its deadline, approving it when the scenario says so."""
+    approval = scenario.approval
+    approver = None
+
+    async def approve_later(delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await backend.approve(run_id)
+
+    if approval is not None and approval.delay_s is not None:
+        approver = asyncio.create_task(approve_later(approval.delay_s))
+    try:
+        remaining = scenario.deadline_s - (time.time() - started)
+        done = await backend.wait(run_id, max(0.0, remaining))
+    finally:
+        if approver is not None:
+            approver.cancel()
+    finished = time.time()
+    in_time = done and finished - started <= scenario.deadline_s
+    return RunTiming(run_id, started, finished if done else None, in_time)
+
+
 async def drive_load(
     scenario: Scenario,
     backend: Backend,
@@ -120,35 +169,13 @@ async def drive_load(
     ids = run_ids(scenario) if ids is None else ids
     timings: list[RunTiming] = []
     limit = asyncio.Semaphore(scenario.load.concurrency or len(ids))
-    approval = scenario.approval
-
-    async def approve_later(run_id: str, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
-        await backend.approve(run_id)
 
     async def one(run_id: str) -> None:
         async with limit:
             started = time.time()
-            approver = None
-            try:
-                await backend.start(RunSpec(run_id, scenario.deadline_s))
-            except Exception as exc:
-                timings.append(
-                    RunTiming(run_id, started, None, False, f"{type(exc).__name__}: {exc}")
-                )
-                on_finished(len(timings))
-                return
-            if approval is not None and approval.delay_s is not None:
-                approver = asyncio.create_task(approve_later(run_id, approval.delay_s))
-            try:
-                remaining = scenario.deadline_s - (time.time() - started)
-                done = await backend.wait(run_id, max(0.0, remaining))
-            finally:
-                if approver is not None:
-                    approver.cancel()
-            finished = time.time()
-            in_time = done and finished - started <= scenario.deadline_s
-            timings.append(RunTiming(run_id, started, finished if done else None, in_time))
+            refused = await start_run(scenario, backend, run_id)
+            timing = refused or await await_run(scenario, backend, run_id, started)
+            timings.append(timing)
             on_finished(len(timings))
 
     tasks = []
@@ -165,7 +192,7 @@ async def drive_load(
     return timings
 
 
-async def _inspect_all(backend: Backend, timings: list[RunTiming]) -> list[dict[str, Any]]:
+async def inspect_all(backend: Backend, timings: list[RunTiming]) -> list[dict[str, Any]]:
     limit = asyncio.Semaphore(INSPECT_CONCURRENCY)
 
     async def one(timing: RunTiming) -> dict[str, Any]:
@@ -225,8 +252,11 @@ def _url(address: tuple[str, int]) -> str:
     return f"http://{address[0]}:{address[1]}"
 
 
-def _needs_proxy(scenario: Scenario) -> bool:
-    return any(isinstance(f, NetworkFault) for f in scenario.faults)
+def _needs_proxy(scenario: Scenario, platform: Platform) -> bool:
+    """Network faults go through the fault proxy, except on platforms that cut links
+    themselves (Kubernetes: NetworkPolicies)."""
+    cuts_links = hasattr(platform, "partition")
+    return not cuts_links and any(isinstance(f, NetworkFault) for f in scenario.faults)
 
 
 @dataclass(frozen=True)
@@ -298,6 +328,186 @@ def _deployer(
 
 
 @dataclass
+class BackendSession:
+    """One backend brought up for a benchmark: its platform with the services, the fault
+    proxy and the backend's components running, the backend set up, and the nemesis ready.
+
+    A load driver starts runs through `backend` (see `drive`); after the session closes,
+    `ledger` and `llm_calls` hold what the services recorded."""
+
+    name: str
+    backend: Backend
+    scenario: Scenario
+    env: BackendEnv
+    platform: Platform
+    nemesis: Nemesis
+    results: ResultsDir
+    ids: list[str]  # the run ids a closed/open-loop driver starts
+    progress: ProgressFn | None = None
+    wall_s: float = 0.0
+    arrivals_began_at: float | None = None
+    arrivals_ended_at: float | None = None  # a driver may set when its last run finished
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    llm_calls: list[dict[str, Any]] = field(default_factory=list)
+    _arrivals: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def workdir(self) -> Path:
+        return self.env.workdir
+
+    def report(self, finished: int, total: int | None = None) -> None:
+        """Progress: `finished` runs done of `total` (default: the session's ids)."""
+        if self.progress is not None:
+            self.progress(self.name, finished, len(self.ids) if total is None else total)
+
+    def begin_arrivals(self) -> None:
+        """Drivers call this when the first run is about to start: the fault timeline and
+        the wall clock count from here (a Locust driver first waits for Locust to start)."""
+        if self.arrivals_began_at is None:
+            self.arrivals_began_at = time.time()
+            self._arrivals.set()
+
+    async def drive(self, driver: LoadDriver) -> list[RunTiming]:
+        """Run `driver` with the nemesis alongside; faults are healed when the load ends.
+        The load phase's wall time, from `begin_arrivals` to the driver's return (or
+        `arrivals_ended_at` when the driver sets it), goes to `wall_s`."""
+        self.report(0)
+        load_done = asyncio.Event()
+
+        async def chaos() -> None:
+            arrivals = asyncio.create_task(self._arrivals.wait())
+            done = asyncio.create_task(load_done.wait())
+            await asyncio.wait((arrivals, done), return_when=asyncio.FIRST_COMPLETED)
+            arrivals.cancel()
+            done.cancel()
+            if self.arrivals_began_at is not None:
+                await self.nemesis.run(self.arrivals_began_at, load_done)
+
+        nemesis = asyncio.create_task(chaos())
+        try:
+            timings = await driver(self)
+        finally:
+            load_done.set()
+            await nemesis
+        began = self.arrivals_began_at or time.time()
+        self.wall_s = max(0.0, (self.arrivals_ended_at or time.time()) - began)
+        return timings
+
+
+LoadDriver = Callable[[BackendSession], Awaitable[list[RunTiming]]]
+
+
+async def default_driver(session: BackendSession) -> list[RunTiming]:
+    """The scenario's own load: closed loop (`concurrency`) or open loop (`arrival_rate`)."""
+    session.begin_arrivals()
+    return await drive_load(session.scenario, session.backend, session.report, session.ids)
+
+
+@asynccontextmanager
+async def open_session(
+    scenario: Scenario,
+    scenario_path: Path,
+    name: str,
+    backend: Backend,
+    results: ResultsDir,
+    platform_name: str = "local",
+    external: ExternalServices | None = None,
+    *,
+    ids: list[str] | None = None,
+    progress: ProgressFn | None = None,
+    on_platform: Callable[[Platform], None] | None = None,
+) -> AsyncIterator[BackendSession]:
+    """Bring `backend` up inside `results` (services, proxy, components, setup, nemesis);
+    on exit heal every fault, tear the backend down, collect the ledger and the LLM call
+    log, and stop every component. A failure keeps the active-fault file for `heal`."""
+    workdir = results.backend_dir(name)
+    active = ActiveFaults(STATE_DIR / f"{results.path.name}-{workdir.name}.json")
+    with closing_platform(make_platform(platform_name, workdir, results.path.name)) as platform:
+        if on_platform is not None:
+            on_platform(platform)
+        started = {
+            s.role: platform.start(s) for s in service_specs(scenario, scenario_path, workdir)
+        }
+        direct_llm = f"http://127.0.0.1:{started['llm'].spec.port}" if "llm" in started else None
+        direct_tools = f"http://127.0.0.1:{started['tools'].spec.port}"
+        proxy = _start_proxy(platform) if _needs_proxy(scenario, platform) else None
+        route = proxy.route if proxy is not None else _direct
+        llm_url = (
+            _url(route("worker->llm", "127.0.0.1", started["llm"].spec.port or 0)) + "/v1"
+            if direct_llm
+            else str(scenario.llm.base_url)
+        )
+        env = BackendEnv(
+            scenario=scenario,
+            scenario_path=scenario_path,
+            bench_id=results.path.name,
+            llm_url=llm_url,
+            tools_url=_url(route("worker->tools", "127.0.0.1", started["tools"].spec.port or 0)),
+            workdir=workdir,
+            measurements_dir=workdir / "measurements",
+            external=external or ExternalServices(),
+            route=route,
+        )
+        for spec in backend.components(env):
+            platform.start(_with_crash_points(spec, scenario, workdir))
+        for component in platform.components():
+            active.add(f"started:{component.spec.name}", platform.started_entry(component))
+        if proxy is not None:
+            active.add("proxy", {"type": "proxy", "control_url": proxy.control_url})
+        nemesis = Nemesis(
+            scenario,
+            name,
+            platform,
+            log_path=workdir / "faults.jsonl",
+            active=active,
+            commits=CommitCounter(env.measurements_dir),
+            proxy_url=proxy.control_url if proxy is not None else None,
+            llm_admin_url=direct_llm,
+            tools_admin_url=direct_tools,
+            deploy=_deployer(backend, env, platform, scenario, workdir),
+        )
+        await backend.setup(env)
+        session = BackendSession(
+            name,
+            backend,
+            scenario,
+            env,
+            platform,
+            nemesis,
+            results,
+            run_ids(scenario) if ids is None else ids,
+            progress,
+        )
+        try:
+            yield session
+        finally:
+            await nemesis.heal_all()
+            await backend.teardown()
+        session.ledger = await _fetch_json_lines(f"{direct_tools}/ledger")
+        if direct_llm:
+            session.llm_calls = await _fetch_json_lines(f"{direct_llm}/_durabench/calls")
+    active.close()
+
+
+def record_backend(
+    results: ResultsDir, session: BackendSession, persisted: list[dict[str, Any]], stale: int
+) -> None:
+    """Judge one backend's runs and append its tables and manifest details to `results`."""
+    name, backend = session.name, session.backend
+    steps = pd.DataFrame(read_rows(session.env.measurements_dir))
+    if not steps.empty:
+        steps["backend"] = name  # workers know their class's name, not the options
+    rows = judge_runs(session.scenario, name, persisted, session.ledger, steps, session.llm_calls)
+    results.append_jsonl("persisted.jsonl", [{"backend": name, **p} for p in persisted])
+    results.append_table("ledger", _ledger_rows(name, session.ledger))
+    results.append_table("llm_calls", [{"backend": name, **c} for c in session.llm_calls])
+    results.append_table("runs", rows)
+    details = results.read_json("manifest.json").get("backend_details", {})
+    details[name] = {**backend.describe(), "stale_cleaned": stale, "wall_s": session.wall_s}
+    results.update_manifest(backend_details=details)
+
+
+@dataclass
 class BenchmarkRun:
     """One `durabench run`: a scenario on one or more backends, into one results directory."""
 
@@ -308,6 +518,7 @@ class BenchmarkRun:
     external: ExternalServices = field(default_factory=ExternalServices)
     trials: int = 1  # each task runs this many times: pass^k
     platform_name: str = "local"
+    driver: LoadDriver = default_driver  # how runs arrive: the scenario's loop, or Locust
 
     def __post_init__(self) -> None:
         # validate everything before anything starts
@@ -352,97 +563,28 @@ class BenchmarkRun:
         return results
 
     async def _run_backend(self, name: str, backend: Backend, results: ResultsDir) -> None:
-        scenario = self.scenario
-        workdir = results.backend_dir(name)
-        ids = run_ids(scenario, trials=self.trials)
-        total = len(ids)
-        report = self.progress or (lambda *_: None)
-        active = ActiveFaults(STATE_DIR / f"{results.path.name}-{workdir.name}.json")
-        with closing_platform(
-            make_platform(self.platform_name, workdir, results.path.name)
-        ) as platform:
+        def on_platform(platform: Platform | None) -> None:
             self.platform = platform
-            started = {
-                s.role: platform.start(s)
-                for s in service_specs(scenario, self.scenario_path, workdir)
-            }
-            direct_llm = (
-                f"http://127.0.0.1:{started['llm'].spec.port}" if "llm" in started else None
+
+        async with open_session(
+            self.scenario,
+            self.scenario_path,
+            name,
+            backend,
+            results,
+            self.platform_name,
+            self.external,
+            ids=run_ids(self.scenario, trials=self.trials),
+            progress=self.progress,
+            on_platform=on_platform,
+        ) as session:
+            timings = await session.drive(self.driver)
+            self._walls[name] = session.wall_s
+            persisted = await inspect_all(backend, timings)
+            stale = await backend.cleanup_stale(
+                self.scenario.approval.ttl_s if self.scenario.approval else 0
             )
-            direct_tools = f"http://127.0.0.1:{started['tools'].spec.port}"
-            proxy = _start_proxy(platform) if _needs_proxy(scenario) else None
-            route = proxy.route if proxy is not None else _direct
-            llm_url = (
-                _url(route("worker->llm", "127.0.0.1", started["llm"].spec.port or 0)) + "/v1"
-                if direct_llm
-                else str(scenario.llm.base_url)
-            )
-            env = BackendEnv(
-                scenario=scenario,
-                scenario_path=self.scenario_path,
-                bench_id=results.path.name,
-                llm_url=llm_url,
-                tools_url=_url(
-                    route("worker->tools", "127.0.0.1", started["tools"].spec.port or 0)
-                ),
-                workdir=workdir,
-                measurements_dir=workdir / "measurements",
-                external=self.external,
-                route=route,
-            )
-            for spec in backend.components(env):
-                platform.start(_with_crash_points(spec, scenario, workdir))
-            for component in platform.components():
-                active.add(f"started:{component.spec.name}", platform.started_entry(component))
-            if proxy is not None:
-                active.add("proxy", {"type": "proxy", "control_url": proxy.control_url})
-            nemesis = Nemesis(
-                scenario,
-                name,
-                platform,
-                log_path=workdir / "faults.jsonl",
-                active=active,
-                commits=CommitCounter(env.measurements_dir),
-                proxy_url=proxy.control_url if proxy is not None else None,
-                llm_admin_url=direct_llm,
-                tools_admin_url=direct_tools,
-                deploy=_deployer(backend, env, platform, scenario, workdir),
-            )
-            await backend.setup(env)
-            try:
-                report(name, 0, total)
-                began = time.time()
-                load_done = asyncio.Event()
-                chaos = asyncio.create_task(nemesis.run(began, load_done))
-                try:
-                    timings = await drive_load(
-                        scenario, backend, lambda n: report(name, n, total), ids
-                    )
-                finally:
-                    load_done.set()
-                    await chaos
-                self._walls[name] = time.time() - began
-                persisted = await _inspect_all(backend, timings)
-                stale = await backend.cleanup_stale(
-                    scenario.approval.ttl_s if scenario.approval else 0
-                )
-            finally:
-                await nemesis.heal_all()
-                await backend.teardown()
-            ledger = await _fetch_json_lines(f"{direct_tools}/ledger")
-            calls = await _fetch_json_lines(f"{direct_llm}/_durabench/calls") if direct_llm else []
-        active.close()
-        steps = pd.DataFrame(read_rows(workdir / "measurements"))
-        if not steps.empty:
-            steps["backend"] = name  # workers know their class's name, not the options
-        rows = judge_runs(scenario, name, persisted, ledger, steps, calls)
-        results.append_jsonl("persisted.jsonl", [{"backend": name, **p} for p in persisted])
-        results.append_table("ledger", _ledger_rows(name, ledger))
-        results.append_table("llm_calls", [{"backend": name, **c} for c in calls])
-        results.append_table("runs", rows)
-        details = results.read_json("manifest.json").get("backend_details", {})
-        details[name] = {**backend.describe(), "stale_cleaned": stale, "wall_s": self._walls[name]}
-        results.update_manifest(backend_details=details)
+        record_backend(results, session, persisted, stale)
 
     def _finish(self, results: ResultsDir, status: str, error: str | None) -> None:
         """Write steps.parquet and summary.json from whatever was measured, then the status."""

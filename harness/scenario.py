@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.errors import ScenarioError
 from harness.faults import Fault
+from harness.load.shapes import LoadShape
 
 __all__ = [
     "Approval",
@@ -107,10 +108,12 @@ class VerifyPolicy(_Frozen):
 
 
 class Load(_Frozen):
-    """Closed loop (`concurrency` runs in flight) or open loop (`arrival_rate` runs/s)."""
+    """Closed loop (`concurrency` runs in flight) or open loop (`arrival_rate` runs/s).
+    `shape` is what `durabench load` drives with Locust (constant, ramp, step, spike)."""
 
     concurrency: int | None = Field(None, ge=1, le=100_000, strict=True)
     arrival_rate: float | None = Field(None, gt=0)
+    shape: LoadShape | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Load:

@@ -29,7 +29,23 @@ def durabench(
     )
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["check"], ["doctor"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["list"],
+        ["check"],
+        ["doctor"],
+        ["suite"],
+        ["heal"],
+        ["report"],
+        ["compare"],
+        ["load"],
+        ["sweep"],
+        ["k8s", "render"],
+    ],
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = durabench(*command, "--help")
     assert result.returncode == 0, result.stderr
@@ -140,7 +156,7 @@ def test_an_interrupted_run_keeps_its_measurements_and_stops_everything(
 
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
-    results = next(p for p in out.iterdir() if not p.is_symlink())
+    results = next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
     manifest = json.loads((results / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     steps = pd.read_parquet(results / "steps.parquet")
