@@ -324,6 +324,63 @@ def anomaly_section(results: ResultSet) -> Section:
     return section
 
 
+SCALING_COLUMNS = (
+    "backend",
+    "concurrency",
+    "steps",
+    "integrity",
+    "steps_per_s",
+    "runs_per_s",
+    "step_p50_ms",
+    "step_p99_ms",
+    "overhead_p50_ms",
+    "overhead_p99_ms",
+    "bytes_per_step",
+    "history_length_mean",
+)
+
+
+def scaling_section(results: ResultSet) -> Section:
+    """Throughput against concurrency (knee marked) and cost against history length,
+    from `durabench sweep` directories given to the report."""
+    from harness.load.figures import cost_figure, throughput_figure
+
+    if not results.sweeps:
+        return Section(
+            "scaling",
+            "Scaling: throughput and cost against load and history length",
+            "No sweep directory was given (durabench sweep), so there is no scaling curve.",
+        )
+    cells = pd.concat(results.sweeps, ignore_index=True)
+    ok = cells[cells["status"] == "ok"] if "status" in cells else cells
+    peaks = ok.groupby("backend")["steps_per_s"].max().sort_values(ascending=False)
+    reading = (
+        "Peak committed steps/s per backend over the grid: "
+        + "; ".join(f"{backend} {format_value(value)}" for backend, value in peaks.items())
+        + "."
+    )
+    shown = ok[[c for c in SCALING_COLUMNS if c in ok.columns]].sort_values(
+        ["backend", "steps", "concurrency"]
+    )
+    return Section(
+        "scaling", "Scaling: throughput and cost against load and history length", reading
+    ).add(
+        *_blocks(
+            _plot(
+                "scaling_throughput",
+                throughput_figure(cells),
+                f"Throughput against runs in flight, knee starred. {reading}",
+            ),
+            _plot(
+                "scaling_cost",
+                cost_figure(cells),
+                "Per-step overhead and persisted bytes per step against steps per run.",
+            ),
+            Table("scaling", shown.reset_index(drop=True)),
+        )
+    )
+
+
 def build_document(results: ResultSet, inputs: list[str]) -> Document:
     colours = figures.backend_colours(results.backends)
     sections = [
@@ -335,6 +392,7 @@ def build_document(results: ResultSet, inputs: list[str]) -> Document:
         recovery_section(results, colours),
         bloat_section(results, colours),
         anomaly_section(results),
+        scaling_section(results),
     ]
     subtitle = (
         f"{len(results.items)} results, backends {', '.join(results.backends)}; "

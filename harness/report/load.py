@@ -156,6 +156,7 @@ class ResultSet:
 
     items: list[Loaded]
     missing: list[dict[str, Any]] = field(default_factory=list)  # suite cells with no results
+    sweeps: list[pd.DataFrame] = field(default_factory=list)  # sweep.parquet of sweep dirs
 
     def frame(self, name: str) -> pd.DataFrame:
         """`steps`, `runs`, `faults` or `per_step` of every directory, with `results` and
@@ -184,9 +185,14 @@ def load_results(paths: Iterable[Path]) -> ResultSet:
     """Results directories and suite directories (expanded to their cells), in order."""
     items: list[Loaded] = []
     missing: list[dict[str, Any]] = []
+    sweeps: list[pd.DataFrame] = []
     for raw in paths:
         path = Path(raw)
-        if (path / "matrix.json").is_file():
+        if (path / "sweep.parquet").is_file():
+            # a scaling sweep: its grid feeds the scaling section; its cells (ordinary
+            # runs at many sizes) would blur the latency tables, so they are not expanded
+            sweeps.append(pd.read_parquet(path / "sweep.parquet"))
+        elif (path / "matrix.json").is_file():
             cells, absent = _suite_cells(path)
             items += [load_one(c) for c in cells]
             missing += absent
@@ -200,5 +206,8 @@ def load_results(paths: Iterable[Path]) -> ResultSet:
                 "nor a suite directory (matrix.json)"
             )
     if not items:
-        raise ResultsError("no results to read: every suite cell failed before writing results")
-    return ResultSet(items, missing)
+        raise ResultsError(
+            "no results to read: give at least one results or suite directory "
+            "(a sweep directory alone feeds only the scaling section)"
+        )
+    return ResultSet(items, missing, sweeps)

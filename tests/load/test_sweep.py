@@ -66,6 +66,16 @@ def test_a_small_sweep_records_every_cell(write_scenario: ScenarioFactory, tmp_p
     for figure in ("sweep-throughput.png", "sweep-cost.png"):
         assert (sweep / figure).stat().st_size > 1000, figure
 
+    # the report's scaling section shows the sweep's own numbers
+    from harness.report import build_report
+
+    paths = build_report([sweep / cells[0]["results"], sweep], tmp_path / "report")
+    scaling = json.loads(paths.data.read_text())["sections"]["scaling"]
+    shown = {(r["concurrency"], r["steps"]): r["steps_per_s"] for r in scaling["tables"]["scaling"]}
+    assert shown == {(c["concurrency"], c["steps"]): c["steps_per_s"] for c in cells}
+    assert "baseline" in scaling["reading"]
+    assert {"scaling_throughput.png", "scaling_cost.png"} <= {p.name for p in paths.figures}
+
 
 def test_a_bad_grid_is_one_clear_error(write_scenario: ScenarioFactory, tmp_path: Path) -> None:
     out = subprocess.run(

@@ -32,6 +32,7 @@ SECTIONS = (
     "recovery",
     "bloat",
     "anomalies",
+    "scaling",  # says so when no sweep was given (tests/load/test_sweep.py gives one)
 )
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
 
