@@ -9,6 +9,9 @@ boundaries the Recorder already marks, so every backend gets them for free:
 - `after_verify`: the verdict is known, the step is not committed
 - `before_commit`: inside the commit, before the backend's durable write
 - `after_commit`: the step is durable, the next reason has not started
+- `after_act_recorded`: for backends that record the act's result durably before
+  verify (event-sourced stores): right after that record, before verify; a backend
+  marks it with `recorder.crash_point("after_act_recorded", run, step)`
 
 Configuration is an environment variable read once per worker process:
 `DURABENCH_FAILPOINTS="after_act:run-000002:3,after_commit:run-000005:0"`
@@ -26,7 +29,14 @@ from pathlib import Path
 
 __all__ = ["CRASH_POINTS", "ENV_DIR", "ENV_POINTS", "CrashPoint", "Failpoints", "format_points"]
 
-CRASH_POINTS = ("after_reason", "after_act", "after_verify", "before_commit", "after_commit")
+CRASH_POINTS = (
+    "after_reason",
+    "after_act",
+    "after_verify",
+    "before_commit",
+    "after_commit",
+    "after_act_recorded",
+)
 ENV_POINTS = "DURABENCH_FAILPOINTS"
 ENV_DIR = "DURABENCH_FAILPOINT_DIR"
 

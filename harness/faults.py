@@ -194,7 +194,14 @@ class CrashPointFault(_Frozen):
     """Kill the worker that reaches `point` for `run` at `step`, once ('*' = any)."""
 
     kind: Literal["crash_point"]
-    point: Literal["after_reason", "after_act", "after_verify", "before_commit", "after_commit"]
+    point: Literal[
+        "after_reason",
+        "after_act",
+        "after_verify",
+        "before_commit",
+        "after_commit",
+        "after_act_recorded",
+    ]
     run: str = "*"
     step: int | None = Field(None, ge=0, strict=True)
 

@@ -85,6 +85,11 @@ class Recorder:
         if self.failpoints is not None and row.outcome == "ok":
             self.failpoints.hit(f"after_{phase}", run_id, step)
 
+    def crash_point(self, point: str, run_id: str, step: int) -> None:
+        """A backend-specific durability boundary (see harness.failpoints); free when off."""
+        if self.failpoints is not None:
+            self.failpoints.hit(point, run_id, step)
+
     def write(self, row: PhaseRow) -> None:
         data = row.__dict__.copy()
         if not data["extra"]:

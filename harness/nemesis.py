@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from harness.errors import UnsupportedFault
+from harness.failpoints import CrashPoint
 from harness.faults import (
     CrashPointFault,
     DeployFault,
@@ -43,7 +44,14 @@ from harness.platform.base import Handle, Platform
 from harness.scenario import Scenario
 from harness.workload import seeded_rng
 
-__all__ = ["CommitCounter", "FaultRecord", "Nemesis", "Planned", "plan_faults"]
+__all__ = [
+    "CommitCounter",
+    "FaultRecord",
+    "Nemesis",
+    "Planned",
+    "crash_point_records",
+    "plan_faults",
+]
 
 POLL_S = 0.05
 EVICT_POLL_S = 0.05
@@ -98,6 +106,29 @@ class FaultRecord:
     selected: list[str] = field(default_factory=list)
     outcome: str = "pending"  # ok | skipped | failed | not_reached
     detail: str = ""
+
+
+def crash_point_records(scenario: Scenario, backend: str, marker_dir: Path) -> list[FaultRecord]:
+    """Crash points are not timed: each fires (once) where a worker reaches it. Its marker
+    file says when, for which run and step, and in which process."""
+    records = []
+    for index, fault in enumerate(scenario.faults):
+        if not isinstance(fault, CrashPointFault):
+            continue
+        point = CrashPoint(fault.point, fault.run, fault.step)
+        record = FaultRecord(backend, index, 0, fault.kind, fault.point)
+        marker = marker_dir / f"{point.encode().replace('*', 'any')}.fired"
+        if marker.exists():
+            run_id, step, pid = marker.read_text().strip().split(":")
+            record.actual_start = record.actual_end = marker.stat().st_mtime
+            record.selected = [f"{run_id}:{step}:{pid}"]
+            record.outcome = "ok"
+        else:
+            record.outcome = "not_reached"
+            record.detail = "no worker reached this boundary (the run ended first, or the "
+            record.detail += "backend has no such boundary)"
+        records.append(record)
+    return records
 
 
 class CommitCounter:

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from harness.failpoints import ENV_DIR, ENV_POINTS, CrashPoint, format_points
 from harness.faults import CrashPointFault, NetworkFault
 from harness.healing import STATE_DIR, ActiveFaults
 from harness.measure import read_rows
-from harness.nemesis import CommitCounter, Nemesis
+from harness.nemesis import CommitCounter, Nemesis, crash_point_records
 from harness.oracle import run_ids
 from harness.platform import PLATFORMS, closing_platform, make_platform
 from harness.platform.base import ComponentSpec, Platform
@@ -494,6 +494,10 @@ def record_backend(
 ) -> None:
     """Judge one backend's runs and append its tables and manifest details to `results`."""
     name, backend = session.name, session.backend
+    fired = crash_point_records(session.scenario, name, session.env.workdir / "failpoints")
+    if fired:
+        with (session.env.workdir / "faults.jsonl").open("a", encoding="utf-8") as log:
+            log.writelines(json.dumps(asdict(r), default=str) + "\n" for r in fired)
     steps = pd.DataFrame(read_rows(session.env.measurements_dir))
     if not steps.empty:
         steps["backend"] = name  # workers know their class's name, not the options

@@ -231,6 +231,10 @@ async def test_a_crash_point_kills_exactly_at_its_boundary_once(
     assert "restarts=1" in log and "restarts=2" not in log, "it fired once"
     runs = pd.read_parquet(results.path / "runs.parquet").set_index("run_id")
     assert runs.loc["run-000002", "status"] == "lost"
+    (row,) = fault_rows(results)  # recorded with when, where and in which process it fired
+    assert row["kind"] == "crash_point" and row["target"] == "after_act"
+    assert row["outcome"] == "ok" and row["selected"][0].startswith("run-000002:3:")
+    assert row["actual_start"] <= at_point["end"].max() + 1
 
 
 async def test_after_steps_timing_waits_for_committed_steps(

@@ -7,8 +7,9 @@ TTL policy closes. See `worker.py` for the loop and `store.py` for the SQL.
 
 Options (`pgstore?lease_s=1&workers=2`): `lease_s` (default 10), `workers`
 (default: the scenario's), `slots` (runs in flight per worker, 64),
-`snapshot_every` (events between snapshots, 0 = never; 256), `crash` (test hook:
-`point:run_id:step[,...]`, the worker SIGKILLs itself there once).
+`snapshot_every` (events between snapshots, 0 = never; 256). Besides the generic
+crash points, the worker marks `after_act_recorded` (the act event is committed,
+verify has not run) for `crash_point` faults.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ class PgStoreBackend(PostgresStoreBackend):
         lease_s: str = "10",
         slots: str = "64",
         snapshot_every: str = "256",
-        crash: str | None = None,
     ) -> None:
-        super().__init__(workers, slots, crash)
+        super().__init__(workers, slots)
         self.lease_s = positive_float("lease_s", lease_s)
         self.snapshot_every = positive_int("snapshot_every", snapshot_every, minimum=0)
 

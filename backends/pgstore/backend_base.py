@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from backends.base import BackendEnv, RunSpec, mask_dsn
-from backends.pgstore.runtime import DSN_ENV, CrashPlan, DoneWaiter, channels, open_pool
+from backends.pgstore.runtime import DSN_ENV, DoneWaiter, channels, open_pool
 from harness.errors import BackendError
 from harness.platform.local import ComponentSpec
 from harness.postgres import (
@@ -61,11 +61,9 @@ class PostgresStoreBackend(ABC):
     name = "postgres-store"
     worker_module = ""
 
-    def __init__(self, workers: str | None, slots: str, crash: str | None) -> None:
+    def __init__(self, workers: str | None, slots: str) -> None:
         self._workers_override = positive_int("workers", workers) if workers else None
         self.slots = positive_int("slots", slots)
-        self.crash = crash
-        CrashPlan.parse(crash)  # validate now, before anything starts
         self._env: BackendEnv | None = None
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._waiter: DoneWaiter | None = None
@@ -158,9 +156,6 @@ class PostgresStoreBackend(ABC):
                         self.name,
                         "--slots",
                         str(self.slots),
-                        *(["--crash", self.crash] if self.crash else []),
-                        "--crash-markers",
-                        str(env.workdir / "crash-markers"),
                         *self.worker_args(),
                     ),
                     env={DSN_ENV: worker_dsn(env, self.dsn)},

@@ -13,32 +13,23 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
-import signal
-import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from harness.errors import BackendError
-
 __all__ = [
-    "CRASH_POINTS",
     "DSN_ENV",
     "ClaimLoop",
-    "CrashPlan",
     "DoneWaiter",
     "Periodic",
     "channels",
     "open_pool",
 ]
 
-CRASH_POINTS = ("after_act", "after_act_event", "after_commit")
 DSN_ENV = "DURABENCH_WORKER_DSN"  # workers read their DSN here: never in argv (ps, logs)
 POOL_MIN = 2
 POOL_OPEN_TIMEOUT_S = 120.0
@@ -53,40 +44,6 @@ def channels(schema: str) -> tuple[str, str]:
     """(work, done) NOTIFY channels of one run's schema; short, valid identifiers."""
     digest = hashlib.blake2b(schema.encode(), digest_size=6).hexdigest()
     return f"durabench_{digest}_work", f"durabench_{digest}_done"
-
-
-@dataclass(frozen=True)
-class CrashPlan:
-    """Crash points `point:run_id:step` (comma-separated). The worker SIGKILLs itself
-    the first time it reaches one; a marker file makes it happen once per point."""
-
-    points: frozenset[tuple[str, str, int]]
-    marker_dir: Path | None = None
-
-    @classmethod
-    def parse(cls, spec: str | None, marker_dir: Path | None = None) -> CrashPlan:
-        points: set[tuple[str, str, int]] = set()
-        for item in filter(None, (spec or "").split(",")):
-            parts = item.split(":")
-            if len(parts) != 3 or parts[0] not in CRASH_POINTS or not parts[2].isdigit():
-                raise BackendError(
-                    f"crash point {item!r}: expected point:run_id:step with point one of "
-                    f"{', '.join(CRASH_POINTS)}, e.g. after_act:run-000001:2"
-                )
-            points.add((parts[0], parts[1], int(parts[2])))
-        return cls(frozenset(points), marker_dir)
-
-    def maybe_crash(self, point: str, run_id: str, step: int) -> None:
-        if (point, run_id, step) not in self.points or self.marker_dir is None:
-            return
-        self.marker_dir.mkdir(parents=True, exist_ok=True)
-        marker = self.marker_dir / f"{point}-{run_id}-{step}"
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
-        print(f"crash point {point} at {run_id} step {step}: SIGKILL", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def open_pool(dsn: str, max_size: int) -> AsyncConnectionPool[AsyncConnection[Any]]:

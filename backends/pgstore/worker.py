@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,6 @@ from backends.pgstore.fold import (
 from backends.pgstore.runtime import (
     DSN_ENV,
     ClaimLoop,
-    CrashPlan,
     Periodic,
     channels,
     open_pool,
@@ -80,7 +79,6 @@ class WorkerOptions:
     slots: int
     snapshot_every: int
     schema: str
-    crash: CrashPlan = field(default_factory=lambda: CrashPlan(frozenset()))
 
 
 class PgStoreWorker:
@@ -197,7 +195,7 @@ class PgStoreWorker:
             if progress.terminal or progress.status == "waiting_approval":
                 return
             if action.kind == "act":
-                self.options.crash.maybe_crash("after_act_event", run_id, action.step)
+                self.ctx.recorder.crash_point("after_act_recorded", run_id, action.step)
 
     async def _perform(self, run_id: str, progress: Progress, action: Action) -> list[Event]:
         """Run one phase (or none, for internal actions) and draft its events."""
@@ -209,7 +207,6 @@ class PgStoreWorker:
             assert action.decision is not None
             key = idempotency_key(run_id, step, attempt)
             output = await act(ctx, run_id, step, attempt, action.decision, key)
-            self.options.crash.maybe_crash("after_act", run_id, step)
             return [Event("act", step, attempt, {"key": key, "output": output})]
         draft = progress.copy()
         events: list[Event] = []
@@ -275,7 +272,6 @@ class PgStoreWorker:
                 progress.step_bytes[step] = progress.step_bytes.get(step, 0) + appended.bytes
         if closes is not None:
             costs.pop(step, None)
-            self.options.crash.maybe_crash("after_commit", run_id, step)
         await self._maybe_snapshot(run_id, token, progress, appended)
         return progress
 
@@ -323,7 +319,6 @@ async def serve(args: argparse.Namespace) -> None:
         slots=args.slots,
         snapshot_every=args.snapshot_every,
         schema=args.schema,
-        crash=CrashPlan.parse(args.crash, Path(args.crash_markers) if args.crash_markers else None),
     )
     pool = await open_pool(args.dsn, max_size=min(args.slots, 16) + 2)
     async with (
@@ -381,8 +376,6 @@ def main() -> None:
     parser.add_argument("--lease-s", type=float, default=10.0)
     parser.add_argument("--slots", type=int, default=64)
     parser.add_argument("--snapshot-every", type=int, default=256)
-    parser.add_argument("--crash", default=None)
-    parser.add_argument("--crash-markers", default=None)
     args = parser.parse_args()
     if not args.dsn:
         parser.error(f"--dsn or ${DSN_ENV} is required")

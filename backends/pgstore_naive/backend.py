@@ -7,8 +7,7 @@ claims with SKIP LOCKED, heartbeats, pick-up of runs from dead workers, an
 approval TTL reaper, no planted bugs.
 
 Options (`pgstore-naive?stale_s=1&workers=2`): `stale_s` (heartbeat age after
-which another worker picks a run up; default 10), `workers`, `slots` (64),
-`crash` (test hook, as for pgstore; `after_act` and `after_commit` apply).
+which another worker picks a run up; default 10), `workers`, `slots` (64).
 """
 
 from __future__ import annotations
@@ -34,9 +33,8 @@ class NaivePgStoreBackend(PostgresStoreBackend):
         workers: str | None = None,
         stale_s: str = "10",
         slots: str = "64",
-        crash: str | None = None,
     ) -> None:
-        super().__init__(workers, slots, crash)
+        super().__init__(workers, slots)
         self.stale_s = positive_float("stale_s", stale_s)
 
     def worker_args(self) -> list[str]:

@@ -29,7 +29,6 @@ from psycopg_pool import AsyncConnectionPool
 from backends.pgstore.runtime import (
     DSN_ENV,
     ClaimLoop,
-    CrashPlan,
     Periodic,
     channels,
     open_pool,
@@ -56,7 +55,6 @@ class NaiveOptions:
     stale_s: float
     slots: int
     schema: str
-    crash: CrashPlan
 
 
 class NaiveWorker:
@@ -110,7 +108,6 @@ class NaiveWorker:
         while True:
             key = uuid.uuid4().hex  # a fresh key per call: no stable identity for the act
             output = await act(ctx, run_id, step, attempt, decision, key)
-            self.options.crash.maybe_crash("after_act", run_id, step)
             verified = verify(ctx, run_id, step, attempt, decision, output)
             verdicts.append(verified)
             move = next_move(self.scenario.verify, verified, attempt)
@@ -157,7 +154,6 @@ class NaiveWorker:
                 async with self.pool.connection() as conn:
                     saved = await store.save(conn, state, wait=wait, done_channel=self.done_channel)
                 row.bytes = saved.bytes
-            self.options.crash.maybe_crash("after_commit", run_id, step)
             if saved.status in ("done", "waiting"):
                 return
             if wait:  # approved before we got here: carry on
@@ -178,7 +174,6 @@ async def serve(args: argparse.Namespace) -> None:
         stale_s=args.stale_s,
         slots=args.slots,
         schema=args.schema,
-        crash=CrashPlan.parse(args.crash, Path(args.crash_markers) if args.crash_markers else None),
     )
     pool = await open_pool(args.dsn, max_size=min(args.slots, 16) + 2)
     async with (
@@ -233,8 +228,6 @@ def main() -> None:
     parser.add_argument("--backend-name", default="pgstore-naive")
     parser.add_argument("--stale-s", type=float, default=10.0)
     parser.add_argument("--slots", type=int, default=64)
-    parser.add_argument("--crash", default=None)
-    parser.add_argument("--crash-markers", default=None)
     args = parser.parse_args()
     if not args.dsn:
         parser.error(f"--dsn or ${DSN_ENV} is required")

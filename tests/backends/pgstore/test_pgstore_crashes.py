@@ -1,11 +1,11 @@
 """Workers killed or paused mid-run, on both Postgres state stores.
 
-The crash points are hit deterministically: the backend option `crash=point:run:step`
-makes the worker SIGKILL itself (a real signal) the first time it reaches that point,
-and the platform restarts it like a pod. Points:
+The crash points are hit deterministically: a scenario `crash_point` fault makes the
+worker SIGKILL itself (a real signal) the first time it reaches that point, and the
+platform restarts it like a pod. Points:
 - `after_act`: the tool call returned, its result is not yet persisted (for both
   stores: "between an act and its commit");
-- `after_act_event`: pgstore only, the act event is committed, verify is not;
+- `after_act_recorded`: pgstore marks it: the act event is committed, verify is not;
 - `after_commit`: the step is durably committed (and acknowledged), the next reason
   has not started.
 
@@ -30,21 +30,25 @@ pytestmark = pytest.mark.integration
 
 # One run in flight at a time, so a kill interrupts exactly the run it names.
 SERIAL = {"load": {"concurrency": 1}}
-CRASHES = "after_act:run-000001:1,after_act_event:run-000004:1,after_commit:run-000003:2"
-NAIVE_CRASHES = "after_act:run-000001:1,after_commit:run-000003:2"
+AFTER_ACT = {"kind": "crash_point", "point": "after_act", "run": "run-000001", "step": 1}
+AFTER_RECORD = {
+    "kind": "crash_point",
+    "point": "after_act_recorded",
+    "run": "run-000004",
+    "step": 1,
+}
+AFTER_COMMIT = {"kind": "crash_point", "point": "after_commit", "run": "run-000003", "step": 2}
 
 
 async def test_pgstore_keeps_integrity_through_sigkills_at_every_crash_point(
     write_scenario: ScenarioFactory, tmp_path: Path, pg_dsn: str
 ) -> None:
-    path = write_scenario(**SERIAL)
-    (outcome,) = await run_bench(
-        path, [f"pgstore?crash={CRASHES}&snapshot_every=4"], tmp_path / "r", pg_dsn
-    )
-    assert sorted(p.name for p in (outcome.workdir / "crash-markers").iterdir()) == [
-        "after_act-run-000001-1",
-        "after_act_event-run-000004-1",
-        "after_commit-run-000003-2",
+    path = write_scenario(**SERIAL, faults=[AFTER_ACT, AFTER_RECORD, AFTER_COMMIT])
+    (outcome,) = await run_bench(path, ["pgstore?snapshot_every=4"], tmp_path / "r", pg_dsn)
+    assert sorted(p.name for p in (outcome.workdir / "failpoints").iterdir()) == [
+        "after_act:run-000001:1.fired",
+        "after_act_recorded:run-000004:1.fired",
+        "after_commit:run-000003:2.fired",
     ]
     log = (outcome.workdir / "logs" / "pgstore-worker-0.log").read_text()
     assert "restarts=3" in log
@@ -77,11 +81,9 @@ async def test_pgstore_naive_repeats_the_interrupted_step_with_a_fresh_key(
     the tool applies the same effect twice (effects_exactly_once false). The state
     itself still matches (the workload is deterministic). A kill right after the save
     costs nothing for that run."""
-    path = write_scenario(**SERIAL)
-    (outcome,) = await run_bench(
-        path, [f"pgstore-naive?crash={NAIVE_CRASHES}"], tmp_path / "r", pg_dsn
-    )
-    assert len(list((outcome.workdir / "crash-markers").iterdir())) == 2
+    path = write_scenario(**SERIAL, faults=[AFTER_ACT, AFTER_COMMIT])
+    (outcome,) = await run_bench(path, ["pgstore-naive"], tmp_path / "r", pg_dsn)
+    assert len(list((outcome.workdir / "failpoints").iterdir())) == 2
     runs = outcome.runs
     print(outcome.report())
 
