@@ -357,3 +357,49 @@ async def test_an_act_cut_off_by_a_kill_is_recorded_as_indeterminate(
     runs = pd.read_parquet(results.path / "runs.parquet")
     assert runs["acts_indeterminate"].sum() > 0
     assert results.read_json("summary.json")["baseline"]["acts_indeterminate"] > 0
+
+
+async def test_evict_sends_sigterm_waits_the_grace_then_the_worker_is_replaced(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    """The baseline worker drains on SIGTERM (it keeps serving its in-flight runs), so a
+    grace period shorter than its runs ends in the SIGKILL, and the pod comes back."""
+    _, results = await run_with(
+        write_scenario, tmp_path, {"kind": "evict", "at_s": 0.3, "grace_s": 0.3}
+    )
+    (row,) = fault_rows(results)
+    assert row["outcome"] == "ok" and row["kind"] == "evict"
+    assert row["actual_end"] - row["actual_start"] >= 0.3, "the grace period was granted"
+    name, pid = row["selected"][0].split(":")
+    assert process_start_time(int(pid)) is None, "the evicted worker is gone"
+    log = (results.path / "baseline" / "logs" / f"{name}.log").read_text()
+    assert "restarts=1" in log
+
+
+async def test_link_latency_slows_every_call_on_that_link_during_the_window(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    _, results = await run_with(
+        write_scenario,
+        tmp_path,
+        {
+            "kind": "network",
+            "target": "worker->llm",
+            "mode": "latency",
+            "latency_ms": 100,
+            "at_s": 0.3,
+            "duration_s": 0.6,
+        },
+    )
+    (row,) = fault_rows(results)
+    assert row["outcome"] == "ok"
+    steps = pd.read_parquet(results.path / "steps.parquet")
+    reasons = steps[(steps["phase"] == "reason") & (steps["outcome"] == "ok")]
+    inside = reasons[
+        (reasons["start"] > row["actual_start"] + 0.05) & (reasons["end"] < row["actual_end"])
+    ]
+    after = reasons[reasons["start"] > row["actual_end"] + 0.05]
+    assert len(inside) > 0 and len(after) > 0
+    # a lower bound (a delay never ends early): 100 ms each way on the link
+    assert ((inside["end"] - inside["start"]) >= 0.2).all()
+    assert ((after["end"] - after["start"]) < 0.2).mean() > 0.5, "healed afterwards"
