@@ -13,7 +13,9 @@ Postgres (`FOR UPDATE SKIP LOCKED`), behind two tiny adapters.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +43,9 @@ TABLE = "durabench_lg_claims"
 FINAL_STATUSES = frozenset({"completed", "aborted", "expired", "failed"})
 CLAIMABLE_STATUSES = ("pending", "running", "waiting_approval")
 SQLITE_TIMEOUT_S = 30.0
+LOCKED_RETRIES = 12  # about 10 s of backoff in all
+LOCKED_BACKOFF_S = 0.01
+LOCKED_BACKOFF_CAP_S = 2.0
 POLL_INTERVAL_S = 0.02  # a worker's claim poll when it found nothing to do
 CLAIM_BATCH = 4  # rows per claim, so several workers share a burst of starts
 LEASE_S = 10.0  # another worker may take a thread whose lease ran out
@@ -224,8 +229,18 @@ class SqliteClaimQueue(ClaimQueue):
         return cls(db)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self.db.execute(sql, params) as cursor:
-            return [tuple(r) for r in await cursor.fetchall()]
+        """One autocommit statement. SQLite can answer SQLITE_BUSY at once, without its busy
+        handler (a WAL snapshot conflict between the workers' and the harness's
+        connections); the statement did not happen then, so it is retried, bounded."""
+        for retry in range(LOCKED_RETRIES):
+            try:
+                async with self.db.execute(sql, params) as cursor:
+                    return [tuple(r) for r in await cursor.fetchall()]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or retry == LOCKED_RETRIES - 1:
+                    raise
+                await asyncio.sleep(min(LOCKED_BACKOFF_CAP_S, LOCKED_BACKOFF_S * 2**retry))
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         await self.db.close()
