@@ -15,11 +15,17 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import aiohttp
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+
+from harness.agent import AgentContext, api_key
+from harness.measure import Recorder
+from harness.scenario import Scenario
 
 __all__ = [
     "DSN_ENV",
@@ -85,6 +91,37 @@ class Periodic:
     interval_s: float
     job: Callable[[], Awaitable[None]]
     name: str
+
+
+REAP_MIN_INTERVAL_S = 0.05
+REAP_MAX_INTERVAL_S = 1.0
+
+
+def worker_periodics(
+    scenario: Scenario,
+    heartbeat_s: float,
+    heartbeat: Callable[[], Awaitable[None]],
+    reap: Callable[[], Awaitable[None]],
+) -> list[Periodic]:
+    """What both stores' workers run on a timer: the lease heartbeat and, when the scenario
+    has approvals, the TTL reaper (often enough to close a zombie near its TTL)."""
+    periodic = [Periodic(heartbeat_s, heartbeat, "heartbeat")]
+    if scenario.approval is not None:
+        interval = min(REAP_MAX_INTERVAL_S, max(REAP_MIN_INTERVAL_S, scenario.approval.ttl_s / 4))
+        periodic.append(Periodic(interval, reap, "approval reaper"))
+    return periodic
+
+
+def worker_context(args: Any, scenario: Scenario, http: aiohttp.ClientSession) -> AgentContext:
+    """The phase functions' context for a store worker, from its command line."""
+    return AgentContext(
+        scenario=scenario,
+        http=http,
+        llm_url=args.llm_url,
+        tools_url=args.tools_url,
+        recorder=Recorder(Path(args.measurements), args.backend_name, args.worker_id),
+        api_key=api_key(scenario),
+    )
 
 
 class ClaimLoop(Generic[T]):

@@ -23,7 +23,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -44,12 +43,12 @@ from backends.pgstore.fold import (
 from backends.pgstore.runtime import (
     DSN_ENV,
     ClaimLoop,
-    Periodic,
     channels,
     open_pool,
+    worker_context,
+    worker_periodics,
 )
-from harness.agent import AgentContext, PhaseError, act, api_key, reason, verify
-from harness.measure import Recorder
+from harness.agent import AgentContext, PhaseError, act, reason, verify
 from harness.scenario import load_scenario
 from harness.workload import idempotency_key
 
@@ -57,8 +56,6 @@ __all__ = ["PgStoreWorker", "main"]
 
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 RETRY_DELAY_S = 0.2
-REAP_MIN_INTERVAL_S = 0.05
-REAP_MAX_INTERVAL_S = 1.0
 
 log = logging.getLogger("durabench.pgstore.worker")
 
@@ -312,7 +309,6 @@ class PgStoreWorker:
 
 async def serve(args: argparse.Namespace) -> None:
     scenario = load_scenario(args.scenario)
-    recorder = Recorder(Path(args.measurements), args.backend_name, args.worker_id)
     options = WorkerOptions(
         worker_id=args.worker_id,
         lease_s=args.lease_s,
@@ -330,21 +326,9 @@ async def serve(args: argparse.Namespace) -> None:
             released = await store.release_own(conn, args.worker_id)
         if released:
             log.info("ended %d leases this worker id held before its restart", len(released))
-        ctx = AgentContext(
-            scenario=scenario,
-            http=http,
-            llm_url=args.llm_url,
-            tools_url=args.tools_url,
-            recorder=recorder,
-            api_key=api_key(scenario),
-        )
+        ctx = worker_context(args, scenario, http)
         worker = PgStoreWorker(ctx, pool, options)
-        periodic = [Periodic(args.lease_s / 3, worker.heartbeat, "heartbeat")]
-        if scenario.approval is not None:
-            interval = min(
-                REAP_MAX_INTERVAL_S, max(REAP_MIN_INTERVAL_S, scenario.approval.ttl_s / 4)
-            )
-            periodic.append(Periodic(interval, worker.reap, "approval reaper"))
+        periodic = worker_periodics(scenario, args.lease_s / 3, worker.heartbeat, worker.reap)
         worker.loop = ClaimLoop(
             dsn=args.dsn,
             work_channel=worker.work_channel,

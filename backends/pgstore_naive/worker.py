@@ -18,7 +18,6 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,13 +28,13 @@ from psycopg_pool import AsyncConnectionPool
 from backends.pgstore.runtime import (
     DSN_ENV,
     ClaimLoop,
-    Periodic,
     channels,
     open_pool,
+    worker_context,
+    worker_periodics,
 )
 from backends.pgstore_naive import store
-from harness.agent import AgentContext, PhaseError, act, api_key, reason, verify
-from harness.measure import Recorder
+from harness.agent import AgentContext, PhaseError, act, reason, verify
 from harness.scenario import load_scenario
 from harness.state import RunState, RunStatus, StepRecord
 from harness.workload import Move, final_answer, next_move
@@ -43,8 +42,6 @@ from harness.workload import Move, final_answer, next_move
 __all__ = ["NaiveWorker", "main"]
 
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
-REAP_MIN_INTERVAL_S = 0.05
-REAP_MAX_INTERVAL_S = 1.0
 
 log = logging.getLogger("durabench.pgstore_naive.worker")
 
@@ -168,7 +165,6 @@ class NaiveWorker:
 
 async def serve(args: argparse.Namespace) -> None:
     scenario = load_scenario(args.scenario)
-    recorder = Recorder(Path(args.measurements), args.backend_name, args.worker_id)
     options = NaiveOptions(
         worker_id=args.worker_id,
         stale_s=args.stale_s,
@@ -185,21 +181,9 @@ async def serve(args: argparse.Namespace) -> None:
             released = await store.release_own(conn, args.worker_id)
         if released:
             log.info("requeued %d runs this worker held before its restart", len(released))
-        ctx = AgentContext(
-            scenario=scenario,
-            http=http,
-            llm_url=args.llm_url,
-            tools_url=args.tools_url,
-            recorder=recorder,
-            api_key=api_key(scenario),
-        )
+        ctx = worker_context(args, scenario, http)
         worker = NaiveWorker(ctx, pool, options)
-        periodic = [Periodic(args.stale_s / 3, worker.heartbeat, "heartbeat")]
-        if scenario.approval is not None:
-            interval = min(
-                REAP_MAX_INTERVAL_S, max(REAP_MIN_INTERVAL_S, scenario.approval.ttl_s / 4)
-            )
-            periodic.append(Periodic(interval, worker.reap, "approval reaper"))
+        periodic = worker_periodics(scenario, args.stale_s / 3, worker.heartbeat, worker.reap)
         loop: ClaimLoop[store.Claimed] = ClaimLoop(
             dsn=args.dsn,
             work_channel=worker.work_channel,
