@@ -261,6 +261,9 @@ def run(
     except DurabenchError as exc:
         where = f"\n(partial results kept in {bench.results.path})" if bench.results else ""
         _fail(f"{exc}{where}", 1)
+    if bench.dry_run:
+        out.print("dry run: nothing was created or run; the API calls above are the plan")
+        return
     print_summary(results.read_json("summary.json"))
     out.print(f"results: {results.path}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "ComponentError",
+    "DryRunPlanned",
     "DurabenchError",
     "ResultsError",
     "ScenarioError",
@@ -36,3 +37,7 @@ class ResultsError(DurabenchError):
 class UnsupportedFault(DurabenchError):
     """A platform cannot apply this fault (e.g. pause without Chaos Mesh); the nemesis
     records the fault as skipped, with this message as the reason."""
+
+
+class DryRunPlanned(Exception):
+    """A dry run printed every call that brings one backend up and down; nothing ran."""

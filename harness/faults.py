@@ -183,11 +183,19 @@ class ToolFault(_Timed):
 
 
 class DeployFault(_Timed):
-    """Restart the workers on another code version mid-run (a backend option)."""
+    """Recreate the workers mid-run from another image (platforms that run images), on
+    another code version (backends that have versions), or both."""
 
     kind: Literal["deploy"]
     target: Literal["worker"] = "worker"
-    version: str = Field(min_length=1)
+    version: str | None = Field(None, min_length=1)
+    image: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _something_to_deploy(self) -> DeployFault:
+        if self.version is None and self.image is None:
+            raise ValueError("set version, image or both: what the workers are recreated from")
+        return self
 
 
 class CrashPointFault(_Frozen):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +44,8 @@ from harness.healing import ActiveFaults
 from harness.platform.base import Handle, Platform
 from harness.scenario import Scenario
 from harness.workload import seeded_rng
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CommitCounter",
@@ -132,14 +135,32 @@ def crash_point_records(scenario: Scenario, backend: str, marker_dir: Path) -> l
 
 
 class CommitCounter:
-    """Counts `ok` commit rows in the workers' measurement files, reading only new bytes."""
+    """Counts `ok` commit rows in the workers' measurement files, reading only new bytes.
+    `refresh` first brings the files here where workers write them elsewhere (a
+    Kubernetes volume), at most once per `refresh_every_s`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        refresh: Callable[[], None] | None = None,
+        refresh_every_s: float = 1.0,
+    ) -> None:
         self.directory = directory
         self._offsets: dict[Path, int] = {}
         self.count = 0
+        self._refresh = refresh
+        self._refresh_every_s = refresh_every_s
+        self._refreshed_at = -math.inf
 
     def poll(self) -> int:
+        if self._refresh is not None and time.monotonic() >= (
+            self._refreshed_at + self._refresh_every_s
+        ):
+            self._refreshed_at = time.monotonic()
+            try:
+                self._refresh()
+            except Exception as exc:  # a missed refresh delays a fault; it must not end the run
+                log.warning("could not bring the measurement files here: %s", exc)
         if not self.directory.exists():
             return self.count
         for path in self.directory.glob("*.jsonl"):
@@ -187,7 +208,7 @@ class Nemesis:
         proxy_url: str | None,
         llm_admin_url: str | None,
         tools_admin_url: str,
-        deploy: Callable[[str], Awaitable[None]] | None = None,
+        deploy: Callable[[DeployFault], Awaitable[None]] | None = None,
     ) -> None:
         self.scenario = scenario
         self.backend = backend
@@ -211,7 +232,7 @@ class Nemesis:
         try:
             while pending and not done.is_set():
                 now = time.time() - started_at
-                steps = self.commits.poll()
+                steps = await asyncio.to_thread(self.commits.poll)  # file reads, or a download
                 due = [
                     (p, r)
                     for p, r in pending
@@ -326,9 +347,14 @@ class Nemesis:
             return await self._switch(fault, record, key)
         if isinstance(fault, DeployFault):
             if self.deploy is None:
-                return self._skip(record, "this backend has no code versions to deploy")
+                return self._skip(record, "no deployer in this run")
             record.selected = [c.spec.name for c in self.platform.components("worker")]
-            await self.deploy(fault.version)
+            await self.deploy(fault)
+            record.detail = "deployed " + " and ".join(
+                f"{what} {value}"
+                for what, value in (("image", fault.image), ("version", fault.version))
+                if value is not None
+            )
             return None
         return self._skip(record, f"no injector for {fault.kind}")
 

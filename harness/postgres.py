@@ -475,8 +475,20 @@ def _initdb(bindir: Path, data: Path, password: str) -> None:
     staging.rename(data)
 
 
-def serve(base: Path, port: int, settings: Mapping[str, str]) -> None:
-    """initdb on the first start only, then exec postgres in the foreground."""
+NETWORK_HBA = "host all all all scram-sha-256  # durabench --admit-network\n"
+
+
+def admit_network(data: Path) -> None:
+    """Password clients from any host (a pod on Kubernetes: other pods dial its Service)."""
+    hba = data / "pg_hba.conf"
+    text = hba.read_text()
+    if NETWORK_HBA not in text:
+        hba.write_text(text + NETWORK_HBA)
+
+
+def serve(base: Path, port: int, settings: Mapping[str, str], *, network: bool = False) -> None:
+    """initdb on the first start only, then exec postgres in the foreground; `network`
+    listens on every address and admits password clients from any host."""
     bindir = find_postgres_bin()
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -492,6 +504,9 @@ def serve(base: Path, port: int, settings: Mapping[str, str]) -> None:
             raise ComponentError(f"${PASSWORD_ENV} must hold the superuser password for initdb")
         _initdb(bindir, data, password)
     data.chmod(0o700)
+    if network:
+        admit_network(data)
+        settings = {"listen_addresses": "*", **settings}
     argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(port)]
     for key, value in {**DEFAULT_SETTINGS, **settings}.items():
         argv += ["-c", f"{key}={value}"]
@@ -515,13 +530,18 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--datadir", required=True, type=Path)
     run.add_argument("--port", required=True, type=int)
     run.add_argument("--set", dest="settings", action="append", type=_setting, default=[])
+    run.add_argument(
+        "--admit-network",
+        action="store_true",
+        help="listen on every address, password clients from any host (Kubernetes pods)",
+    )
     commands.add_parser("bin", help="print the directory of the Postgres binaries")
     args = parser.parse_args(argv)
     try:
         if args.command == "bin":
             print(find_postgres_bin())
             return
-        serve(args.datadir.resolve(), args.port, dict(args.settings))
+        serve(args.datadir.resolve(), args.port, dict(args.settings), network=args.admit_network)
     except ComponentError as exc:
         sys.exit(f"durabench postgres: {exc}")
 

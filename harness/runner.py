@@ -33,10 +33,10 @@ from backends.base import (
     RunSpec,
     load_backend,
 )
-from harness.errors import DurabenchError
+from harness.errors import DryRunPlanned, DurabenchError, UnsupportedFault
 from harness.evaluate import judge_runs, summarize
 from harness.failpoints import ENV_DIR, ENV_POINTS, CrashPoint, format_points
-from harness.faults import CrashPointFault, NetworkFault
+from harness.faults import CrashPointFault, DeployFault, NetworkFault
 from harness.healing import STATE_DIR, ActiveFaults
 from harness.measure import read_rows
 from harness.nemesis import CommitCounter, Nemesis, crash_point_records
@@ -259,6 +259,16 @@ def _needs_proxy(scenario: Scenario, platform: Platform) -> bool:
     return not cuts_links and any(isinstance(f, NetworkFault) for f in scenario.faults)
 
 
+def _collector(platform: Platform, env: BackendEnv) -> Callable[[], None] | None:
+    """How to bring the workers' measurement files and crash-point markers into the work
+    directory, on platforms whose components write elsewhere (Kubernetes: `collect`)."""
+    collect = getattr(platform, "collect", None)
+    if collect is None:
+        return None
+    paths = [str(env.measurements_dir.relative_to(env.workdir)), "failpoints"]
+    return lambda: collect(paths)
+
+
 @dataclass(frozen=True)
 class ProxyHandle:
     """The fault proxy of one backend run; `route` adds a link on first use."""
@@ -312,17 +322,30 @@ def _with_crash_points(spec: ComponentSpec, scenario: Scenario, workdir: Path) -
 
 def _deployer(
     backend: Backend, env: BackendEnv, platform: Platform, scenario: Scenario, workdir: Path
-) -> Callable[[str], Awaitable[None]] | None:
-    """How the `deploy` fault restarts workers on another version, if the backend can."""
-    if not isinstance(backend, Deployable):
-        return None
+) -> Callable[[DeployFault], Awaitable[None]]:
+    """How the `deploy` fault recreates the workers: from another image (any backend, on
+    platforms that run images), on another code version (Deployable backends), or both.
+    What cannot apply raises UnsupportedFault, so the fault is recorded as skipped."""
 
-    async def deploy(version: str) -> None:
-        if version not in backend.versions():
-            raise ValueError(f"unknown version {version!r}; this backend has {backend.versions()}")
-        for spec in backend.worker_components(env, version):
-            await asyncio.to_thread(platform.stop, spec.name)
-            await asyncio.to_thread(platform.start, _with_crash_points(spec, scenario, workdir))
+    async def deploy(fault: DeployFault) -> None:
+        if fault.image is not None and getattr(platform, "image", None) is None:
+            raise UnsupportedFault(
+                f"the {platform.name} platform runs no images: cannot deploy {fault.image!r}"
+            )
+        running = {c.spec.name: c.spec for c in platform.components("worker")}
+        specs = list(running.values())
+        if fault.version is not None:
+            if not isinstance(backend, Deployable):
+                raise UnsupportedFault("this backend has no code versions to deploy")
+            if fault.version not in backend.versions():
+                known = backend.versions()
+                raise ValueError(f"unknown version {fault.version!r}; this backend has {known}")
+            specs = backend.worker_components(env, fault.version)
+        for spec in specs:
+            image = fault.image or running.get(spec.name, spec).image  # a version keeps the image
+            new = _with_crash_points(replace(spec, image=image), scenario, workdir)
+            await asyncio.to_thread(platform.stop, new.name)
+            await asyncio.to_thread(platform.start, new)
 
     return deploy
 
@@ -450,6 +473,8 @@ async def open_session(
         )
         for spec in backend.components(env):
             platform.start(_with_crash_points(spec, scenario, workdir))
+        if getattr(platform, "dry_run", False):
+            raise DryRunPlanned(name)  # the platform printed it all; stop_all prints the rest
         for component in platform.components():
             active.add(f"started:{component.spec.name}", platform.started_entry(component))
         if proxy is not None:
@@ -460,7 +485,7 @@ async def open_session(
             platform,
             log_path=workdir / "faults.jsonl",
             active=active,
-            commits=CommitCounter(env.measurements_dir),
+            commits=CommitCounter(env.measurements_dir, refresh=_collector(platform, env)),
             proxy_url=proxy.control_url if proxy is not None else None,
             llm_admin_url=direct_llm,
             tools_admin_url=direct_tools,
@@ -483,6 +508,9 @@ async def open_session(
         finally:
             await nemesis.heal_all()
             await backend.teardown()
+        collect = _collector(platform, env)
+        if collect is not None:
+            await asyncio.to_thread(collect)
         session.ledger = await _fetch_json_lines(f"{direct_tools}/ledger")
         if direct_llm:
             session.llm_calls = await _fetch_json_lines(f"{direct_llm}/_durabench/calls")
@@ -537,6 +565,7 @@ class BenchmarkRun:
         self.results: ResultsDir | None = None
         self.platform: Platform | None = None  # of the backend running now
         self._walls: dict[str, float] = {}
+        self.dry_run = False  # the platform only printed what it would do
 
     async def execute(self) -> ResultsDir:
         scenario = self.scenario
@@ -563,31 +592,35 @@ class BenchmarkRun:
             interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
             self._finish(results, "interrupted" if interrupted else "failed", repr(exc))
             raise
-        self._finish(results, "complete", None)
+        self._finish(results, "dry-run" if self.dry_run else "complete", None)
         return results
 
     async def _run_backend(self, name: str, backend: Backend, results: ResultsDir) -> None:
         def on_platform(platform: Platform | None) -> None:
             self.platform = platform
 
-        async with open_session(
-            self.scenario,
-            self.scenario_path,
-            name,
-            backend,
-            results,
-            self.platform_name,
-            self.external,
-            ids=run_ids(self.scenario, trials=self.trials),
-            progress=self.progress,
-            on_platform=on_platform,
-        ) as session:
-            timings = await session.drive(self.driver)
-            self._walls[name] = session.wall_s
-            persisted = await inspect_all(backend, timings)
-            stale = await backend.cleanup_stale(
-                self.scenario.approval.ttl_s if self.scenario.approval else 0
-            )
+        try:
+            async with open_session(
+                self.scenario,
+                self.scenario_path,
+                name,
+                backend,
+                results,
+                self.platform_name,
+                self.external,
+                ids=run_ids(self.scenario, trials=self.trials),
+                progress=self.progress,
+                on_platform=on_platform,
+            ) as session:
+                timings = await session.drive(self.driver)
+                self._walls[name] = session.wall_s
+                persisted = await inspect_all(backend, timings)
+                stale = await backend.cleanup_stale(
+                    self.scenario.approval.ttl_s if self.scenario.approval else 0
+                )
+        except DryRunPlanned:
+            self.dry_run = True
+            return
         record_backend(results, session, persisted, stale)
 
     def _finish(self, results: ResultsDir, status: str, error: str | None) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from harness.errors import ScenarioError
-from harness.faults import KillFault, NetworkFault
+from harness.faults import DeployFault, KillFault, NetworkFault
 from harness.nemesis import plan_faults
 from harness.scenario import Scenario, parse_scenario
 
@@ -66,6 +66,21 @@ def test_unknown_kinds_targets_and_parameters_name_the_field() -> None:
     )
     assert "duration_s" in error_for({"kind": "pause", "at_s": 1})
     assert "point" in error_for({"kind": "crash_point", "point": "whenever"})
+
+
+def test_a_deploy_needs_a_version_an_image_or_both() -> None:
+    message = error_for({"kind": "deploy", "at_s": 1})
+    assert "faults.0.deploy" in message and "set version, image or both" in message
+    assert "faults.0.deploy.image" in error_for({"kind": "deploy", "at_s": 1, "image": ""})
+    by_image, both = scenario_with(
+        {"kind": "deploy", "at_s": 1, "image": "reg/durabench:v2"},
+        {"kind": "deploy", "at_s": 2, "image": "reg/durabench:v2", "version": "v2-patched"},
+    ).faults
+    assert isinstance(by_image, DeployFault) and by_image.version is None
+    assert isinstance(both, DeployFault) and (both.image, both.version) == (
+        "reg/durabench:v2",
+        "v2-patched",
+    )
 
 
 def test_the_plan_is_a_pure_function_of_the_scenario() -> None:

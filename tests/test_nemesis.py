@@ -279,6 +279,24 @@ async def test_periodic_faults_recur_and_faults_without_a_target_are_skipped(
     assert by_kind[("kill", 0)]["outcome"] == "not_reached"
 
 
+async def test_deploys_the_platform_or_the_backend_cannot_make_are_skipped_with_the_reason(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    _, results = await run_with(
+        write_scenario,
+        tmp_path,
+        {"kind": "deploy", "image": "reg/durabench:v2", "at_s": 0.1},
+        {"kind": "deploy", "version": "v2", "at_s": 0.1},
+    )
+    by_image, by_version = sorted(fault_rows(results), key=lambda r: r["fault_index"])
+    assert by_image["outcome"] == "skipped"
+    assert "local platform runs no images" in by_image["detail"]
+    assert "reg/durabench:v2" in by_image["detail"]
+    assert by_version["outcome"] == "skipped"
+    assert "no code versions" in by_version["detail"]
+    assert results.read_json("summary.json")["baseline"]["integrity"] == 1.0
+
+
 def test_heal_after_durabench_itself_is_killed_mid_partition_and_pause(
     write_scenario: ScenarioFactory, tmp_path: Path
 ) -> None:

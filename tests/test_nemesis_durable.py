@@ -117,6 +117,7 @@ async def test_temporal_survives_a_server_restart_and_a_patched_deploy(
     rows = pd.read_parquet(results.path / "faults.parquet").set_index("kind")
     assert rows.loc["restart", "outcome"] == "ok", rows.loc["restart", "detail"]
     assert rows.loc["deploy", "outcome"] == "ok", rows.loc["deploy", "detail"]
+    assert rows.loc["deploy", "detail"] == "deployed version v2-patched"
     log = (results.path / "temporal" / "logs" / "temporal-worker-0.log").read_text()
     assert log.count("--- start") == 2, "the workers were redeployed"
     s = summary(results, "temporal")

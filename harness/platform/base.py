@@ -28,6 +28,8 @@ class ComponentSpec:
     restart: bool = False
     restart_delay_s: float = 0.2
     ready_timeout_s: float = 30.0
+    # the image to run, on platforms that run images; None = the platform's image
+    image: str | None = None
 
 
 class Handle(Protocol):

@@ -5,8 +5,9 @@ at the same paths (so `sys.executable` and every path in a ComponentSpec mean th
 same inside and out); the component's work directory is mounted read-write. Host
 networking keeps every port on 127.0.0.1, so readiness checks, the fault proxy and
 the results directory work exactly as on the local platform and no traffic leaves
-loopback. The image needs no Python of its own: `docker/build-local-image.sh`
-builds one from busybox-static without pulling anything.
+loopback. The image needs no Python of its own: `deploy/docker/build-local-image.sh`
+builds one from busybox-static without pulling anything. A spec's `image` (a deploy
+fault's new tag) replaces the platform's image for that component.
 
 Every container carries the labels `durabench.run=<bench id>`,
 `durabench.component=<name>` and `durabench.role=<role>`; `stop_all` removes every
@@ -203,23 +204,23 @@ class DockerPlatform:
         self.log_dir = self.workdir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.client = client or docker_client()
-        self._check_image()
+        self._check_image(self.image)
         self._components: dict[str, Container] = {}
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._restart_delays: dict[str, float] = {}
 
-    def _check_image(self) -> None:
+    def _check_image(self, image: str) -> None:
         from docker.errors import ImageNotFound
 
         try:
-            self.client.images.get(self.image)
+            self.client.images.get(image)
         except ImageNotFound:
             raise ComponentError(
-                f"no image {self.image!r} in the Docker engine; build it with "
-                "`sh docker/build-local-image.sh` (no registry needed) or `docker build -t "
-                f"{self.image} .`, or set ${IMAGE_ENV}"
+                f"no image {image!r} in the Docker engine; build it with "
+                "`sh deploy/docker/build-local-image.sh` (no registry needed) or `docker build -t "
+                f"{image} .`, or set ${IMAGE_ENV}"
             ) from None
 
     def __enter__(self) -> DockerPlatform:
@@ -268,9 +269,12 @@ class DockerPlatform:
         environment.update(spec.env)
         environment.setdefault("PYTHONDONTWRITEBYTECODE", "1")  # the project is read-only
         cwd = Path.cwd()
+        image = spec.image or self.image
+        if image != self.image:
+            self._check_image(image)  # the platform's own image was checked at the start
         try:
             container: DockerContainer = self.client.containers.run(
-                self.image,
+                image,
                 command=list(spec.argv),
                 name=self.container_name(spec),
                 labels=self.labels(spec),

@@ -127,6 +127,47 @@ def test_a_kill_fault_kills_a_real_worker_container_which_is_restarted(
     assert _summary(bench, "pgstore")["integrity"] == 1.0
 
 
+def test_a_deploy_fault_recreates_the_workers_from_another_image_tag(
+    engine: Any, write_scenario: Any, tmp_path: Path
+) -> None:
+    """The local image under a second tag stands for the next release: after the deploy
+    every worker container runs it, and the durable backend loses nothing."""
+    from harness.platform.docker import DEFAULT_IMAGE, IMAGE_ENV
+
+    repository = "durabench-local"
+    next_tag = f"deploy-{uuid.uuid4().hex[:8]}"
+    next_image = f"{repository}:{next_tag}"
+    assert engine.images.get(os.environ.get(IMAGE_ENV, DEFAULT_IMAGE)).tag(repository, next_tag)
+    try:
+        since = time.time()
+        scenario = write_scenario(
+            steps=8,
+            workers=2,
+            llm={"latency": {"distribution": "constant", "ms": 20}},
+            faults=[{"kind": "deploy", "image": next_image, "after_steps": 3}],
+        )
+        bench = _run(scenario, "pgstore", tmp_path / "out")
+        assert bench.results is not None
+        faults = pd.read_parquet(bench.results.path / "faults.parquet")
+        deploy = faults[faults["kind"] == "deploy"].iloc[0]
+        assert deploy["outcome"] == "ok", deploy["detail"]
+        assert deploy["detail"] == f"deployed image {next_image}"
+        workers = sorted(deploy["selected"])
+        assert workers == ["pgstore-worker-0", "pgstore-worker-1"]
+        images: dict[str, list[str]] = {}  # worker -> the image of each container, in order
+        for event in _events(engine, bench.results.path.name, since):
+            attributes = event["Actor"]["Attributes"]
+            if event.get("Action") == "create" and attributes["durabench.role"] == "worker":
+                images.setdefault(attributes["durabench.component"], []).append(attributes["image"])
+        assert sorted(images) == workers
+        for worker in workers:
+            assert images[worker][-1] == next_image, f"{worker} ran {images[worker]}"
+            assert len(images[worker]) == 2, f"{worker} was created once before the deploy"
+        assert _summary(bench, "pgstore")["integrity"] == 1.0
+    finally:
+        engine.images.remove(next_image)  # only the tag: the image keeps its first name
+
+
 def test_a_pause_fault_freezes_a_real_container_and_unpauses_it(
     engine: Any, write_scenario: Any, tmp_path: Path
 ) -> None:

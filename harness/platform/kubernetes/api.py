@@ -31,6 +31,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "StatefulSet": ("/apis/apps/v1", "statefulsets"),
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
     "PodChaos": ("/apis/chaos-mesh.org/v1alpha1", "podchaos"),
     "NetworkChaos": ("/apis/chaos-mesh.org/v1alpha1", "networkchaos"),
 }
@@ -155,6 +156,19 @@ class KubeApi:
         except ValueError:
             return {"text": text}
         return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+    def open_portforward(self, pod: str, port: int) -> Any:
+        """A socket to `port` of `pod`, through the API's portforward subresource (one
+        websocket per connection, as `kubectl port-forward` does per stream)."""
+        from kubernetes.stream.ws_client import portforward_call
+
+        path = f"{object_path('Pod', self.target.namespace, pod)}/portforward"
+        self.calls.append(ApiCall("GET", path, {"ports": str(port)}))
+        configuration = self._client.configuration
+        url = f"{configuration.host.rstrip('/')}{path}?{urlencode({'ports': port})}"
+        headers = {k.lower(): v for k, v in self._headers("application/json").items()}
+        forward = portforward_call(configuration, "GET", url, headers=headers)  # type: ignore[no-untyped-call]
+        return forward.socket(port)
 
     def get_text(self, path: str, query: Mapping[str, str] | None = None) -> str:
         """A plain-text answer (pod logs)."""

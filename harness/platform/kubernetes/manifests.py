@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.platform.base import ComponentSpec
@@ -27,14 +28,18 @@ __all__ = [
     "DEFAULT_IMAGE",
     "STATEFUL_ROLES",
     "WORK_MOUNT",
+    "add_volume",
+    "co_locate",
     "component_objects",
     "k8s_name",
+    "listen_on_pod_network",
     "network_policies",
     "object_labels",
     "pod_argv",
     "pod_chaos",
     "pod_disruption_budget",
     "service",
+    "volume_claim",
     "workload",
 ]
 
@@ -68,15 +73,29 @@ def _metadata(name: str, namespace: str, labels: Mapping[str, str]) -> dict[str,
 
 
 def pod_argv(spec: ComponentSpec, services: Mapping[int, str]) -> list[str]:
-    """The spec's argv as the pod runs it: the image's python, Service names instead of
-    loopback ports, and services that take --host listening on the pod's address."""
+    """The spec's argv as the pod runs it: the image's python and tools instead of this
+    virtualenv's, Service names instead of loopback ports, and servers listening on the
+    pod's network (other pods dial them through their Service)."""
     argv = list(spec.argv)
     if argv and (argv[0] == sys.executable or re.search(r"/python3?(\.\d+)?$", argv[0])):
         argv[0] = "python"
+    elif argv and argv[0].startswith(str(Path(sys.prefix) / "bin") + "/"):
+        argv[0] = Path(argv[0]).name  # a console script of this virtualenv: on the image's PATH
     rewritten = [rewrite_addresses(arg, services) for arg in argv]
-    if spec.role in SERVICE_HOST_ROLES and "--host" not in rewritten:
-        rewritten += ["--host", "0.0.0.0"]
-    return rewritten
+    return listen_on_pod_network(spec.role, rewritten)
+
+
+def listen_on_pod_network(role: str, argv: list[str]) -> list[str]:
+    """Loopback binds become pod-network binds: services take `--host 0.0.0.0`, the
+    Temporal dev server `--ip 0.0.0.0`, the embedded Postgres `--admit-network`
+    (listen on all addresses, password auth from any host)."""
+    if role in SERVICE_HOST_ROLES and "--host" not in argv:
+        return [*argv, "--host", "0.0.0.0"]
+    if role == "server":
+        return ["0.0.0.0" if i > 0 and argv[i - 1] == "--ip" else a for i, a in enumerate(argv)]
+    if role == "store" and "harness.postgres" in argv and "--admit-network" not in argv:
+        return [*argv, "--admit-network"]
+    return argv
 
 
 def rewrite_addresses(text: str, services: Mapping[int, str]) -> str:
@@ -216,6 +235,61 @@ def network_policies(
     return [one("a", side_a, side_b), one("b", side_b, side_a)]
 
 
+def volume_claim(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    *,
+    access_mode: str = "ReadWriteOnce",
+    size: str = "2Gi",
+    storage_class: str | None = None,
+) -> Manifest:
+    """The run's work volume: every component mounts it where the harness keeps its
+    work directory, so measurement files, ledgers and crash-point markers outlive
+    the pods that wrote them (an emptyDir dies with a killed pod)."""
+    spec: dict[str, Any] = {
+        "accessModes": [access_mode],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(name, namespace, labels),
+        "spec": spec,
+    }
+
+
+def add_volume(
+    manifest: Manifest, volume: dict[str, Any], path: str, sub_path: str | None = None
+) -> None:
+    """Mount `volume` at `path` in the workload's container (one key with `sub_path`)."""
+    pod = manifest["spec"]["template"]["spec"]
+    if all(v["name"] != volume["name"] for v in pod.get("volumes", [])):
+        pod.setdefault("volumes", []).append(volume)
+    mount = {"name": volume["name"], "mountPath": path}
+    if sub_path is not None:
+        mount["subPath"] = sub_path
+    pod["containers"][0].setdefault("volumeMounts", []).append(mount)
+
+
+def co_locate(manifest: Manifest, labels: Mapping[str, str]) -> None:
+    """Schedule the workload on the node of the pod with `labels` (a ReadWriteOnce
+    volume is mounted by one node at a time)."""
+    pod = manifest["spec"]["template"]["spec"]
+    pod["affinity"] = {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": dict(labels)},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+
+
 def pod_chaos(
     name: str,
     namespace: str,
@@ -244,11 +318,13 @@ def component_objects(
     image: str,
     services: Mapping[int, str],
     work_paths: tuple[str, ...] = (),
+    name: str | None = None,
 ) -> list[Manifest]:
-    """The Deployment or StatefulSet, and the Service, that run one ComponentSpec.
-    `work_paths` are host directories the argv writes into: each gets an emptyDir."""
-    name = k8s_name(spec.name)
-    labels = object_labels(run, spec.name, spec.role)
+    """The Deployment or StatefulSet, and the Service, that run one ComponentSpec, named
+    `name` (default: the component's). `work_paths` are host directories the argv
+    writes into: each gets an emptyDir."""
+    name = name or k8s_name(spec.name)
+    labels = object_labels(run, name, spec.role)
     container: dict[str, Any] = {
         "name": "main",
         "image": image,

@@ -1,6 +1,13 @@
 """The Kubernetes platform: components as Deployments/StatefulSets in one opted-in
 namespace, faults through the real API.
 
+Every pod mounts the run's work volume (a PersistentVolumeClaim) where the harness
+keeps its work directory, and the host files its command names (the scenario) from a
+ConfigMap at the same paths, so a component's argv is the one it has on the local
+platform. The harness reaches components through port-forwards on the same loopback
+ports (`portforward`), and brings back what workers wrote on the volume with
+`collect`, from a small file server that mounts it (`harness.services.files`).
+
 kill = pod delete with grace 0 (the Deployment makes a new pod); evict = the
 Eviction API, which respects PodDisruptionBudgets (a refusal, HTTP 429, is raised as
 EvictionRefused and becomes the fault's outcome); partition = a pair of
@@ -13,10 +20,15 @@ dies, by `durabench heal --platform kubernetes`.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import sys
+import tarfile
 import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +49,18 @@ from harness.platform.kubernetes.guardrails import (
 from harness.platform.kubernetes.manifests import (
     DEFAULT_IMAGE,
     STATEFUL_ROLES,
+    add_volume,
+    co_locate,
     component_objects,
     k8s_name,
     network_policies,
     object_labels,
     pod_chaos,
+    pod_disruption_budget,
+    volume_claim,
 )
+from harness.platform.kubernetes.portforward import PortForward
+from harness.platform.local import free_port
 
 __all__ = [
     "IMAGE_ENV",
@@ -53,10 +71,15 @@ __all__ = [
 ]
 
 IMAGE_ENV = "DURABENCH_KUBE_IMAGE"
+VOLUME_ACCESS_ENV = "DURABENCH_KUBE_VOLUME_ACCESS"  # ReadWriteOnce (default) | ReadWriteMany
+STORAGE_CLASS_ENV = "DURABENCH_KUBE_STORAGE_CLASS"
+VOLUME_SIZE_ENV = "DURABENCH_KUBE_VOLUME_SIZE"
+FILES_COMPONENT = "files"
 POLL_INTERVAL_S = 1.0
 LOG_TAIL_LINES = 30
 SWEPT_KINDS = (
     "NetworkPolicy",
+    "PersistentVolumeClaim",
     "PodDisruptionBudget",
     "Deployment",
     "StatefulSet",
@@ -80,6 +103,7 @@ class KubeComponent:
     name: str
     objects: list[tuple[str, str]] = field(default_factory=list)  # (kind, name)
     pod: str | None = None
+    forward: PortForward | None = None
 
     @property
     def ident(self) -> str:
@@ -114,6 +138,10 @@ class KubernetesPlatform:
         self._created: list[tuple[str, str]] = []  # every object, in creation order
         self._lock = threading.RLock()
         self._chaos: bool | None = None
+        self._volume: str | None = None  # the work volume's claim, made on first start
+        self._budget = False  # the workers' PodDisruptionBudget, made with the first worker
+        # object names end with this: runs (and backends of one run) never collide
+        self.suffix = hashlib.sha1(f"{self.run}/{self.workdir.name}".encode()).hexdigest()[:6]
         self._check_namespace()
 
     @classmethod
@@ -129,6 +157,15 @@ class KubernetesPlatform:
 
     # -- objects -----------------------------------------------------------------------
 
+    @property
+    def dry_run(self) -> bool:
+        """API calls are printed, not made: a run stops once its plan is printed."""
+        return self.target.dry_run
+
+    def object_name(self, name: str) -> str:
+        """A component's object name in the namespace: its name and this run's suffix."""
+        return f"{k8s_name(name)[:55].rstrip('-')}-{self.suffix}"
+
     def _selector(self, **extra: str) -> dict[str, str]:
         return {RUN_LABEL: self.run, **extra}
 
@@ -137,7 +174,15 @@ class KubernetesPlatform:
         name = str(manifest["metadata"]["name"])
         if manifest["metadata"].get("labels", {}).get(RUN_LABEL) != self.run:
             raise DurabenchError(f"refusing to create {kind} {name} without this run's label")
-        self.api.request("POST", collection_path(kind, self.namespace), body=manifest)
+        try:
+            self.api.request("POST", collection_path(kind, self.namespace), body=manifest)
+        except ApiError as exc:
+            if exc.status == 409:
+                raise DurabenchError(
+                    f"{kind} {name} already exists in namespace {self.namespace}: "
+                    "refusing to touch an object this run did not create"
+                ) from None
+            raise
         with self._lock:
             self._created.append((kind, name))
 
@@ -172,33 +217,167 @@ class KubernetesPlatform:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self, spec: ComponentSpec) -> KubeComponent:
-        """Create the workload and its Service, wait until a pod is ready."""
+        """Create the workload (its Service, its host files) on the work volume, wait
+        until a pod is ready, and forward its port to the same port on 127.0.0.1."""
+        if spec.name != FILES_COMPONENT:
+            self._ensure_volume()
+        if spec.role == "worker":
+            self._ensure_worker_budget()
         with self._lock:
             if spec.name in self._components:
                 raise ComponentError(f"component {spec.name!r} is already running")
             if spec.port is not None:
-                self._services[spec.port] = k8s_name(spec.name)
+                self._services[spec.port] = self.object_name(spec.name)
         objects = component_objects(
             spec,
+            name=self.object_name(spec.name),
             namespace=self.namespace,
             run=self.run,
-            image=self.image,
+            image=spec.image or self.image,
             services=dict(self._services),
-            work_paths=(str(self.workdir),),
         )
+        objects[0:0] = self._on_volume(spec, objects[0])
         kind = "StatefulSet" if spec.role in STATEFUL_ROLES else "Deployment"
-        component = KubeComponent(spec, kind, k8s_name(spec.name))
-        for manifest in objects:
-            self._create(manifest)
-            component.objects.append((manifest["kind"], manifest["metadata"]["name"]))
+        component = KubeComponent(spec, kind, self.object_name(spec.name))
         with self._lock:
             self._components[spec.name] = component
         try:
+            for manifest in objects:
+                self._create(manifest)
+                component.objects.append((manifest["kind"], manifest["metadata"]["name"]))
             self._wait_ready(component)
-        except ComponentError:
+            self._forward(component)
+        except (ComponentError, ApiError):
             self._remove(component)
             raise
         return component
+
+    def _ensure_volume(self) -> None:
+        """The run's work volume and the file server that reads it, once."""
+        with self._lock:
+            if self._volume is not None:
+                return
+            self._volume = self.object_name("work")
+        access = os.environ.get(VOLUME_ACCESS_ENV, "ReadWriteOnce")
+        self._create(
+            volume_claim(
+                self._volume,
+                self.namespace,
+                object_labels(self.run, "work", "volume"),
+                access_mode=access,
+                size=os.environ.get(VOLUME_SIZE_ENV, "2Gi"),
+                storage_class=os.environ.get(STORAGE_CLASS_ENV) or None,
+            )
+        )
+        port = free_port()
+        self.start(
+            ComponentSpec(
+                name=FILES_COMPONENT,
+                role="files",
+                argv=(
+                    sys.executable,
+                    "-m",
+                    "harness.services.files",
+                    "--root",
+                    str(self.workdir),
+                    "--port",
+                    str(port),
+                ),
+                port=port,
+                health_url=f"http://127.0.0.1:{port}/health",
+                ready_timeout_s=180.0,  # the first pod waits for the volume and the image
+            )
+        ).objects.append(("PersistentVolumeClaim", self._volume))  # healed with the files
+
+    def _ensure_worker_budget(self) -> None:
+        """One PodDisruptionBudget over the workers, as `k8s render` ships it: evictions
+        beyond one unavailable worker are refused, and durabench reports the refusal."""
+        with self._lock:
+            if self._budget:
+                return
+            self._budget = True
+        self._create(
+            pod_disruption_budget(
+                self.object_name("workers"),
+                self.namespace,
+                object_labels(self.run, self.object_name("workers"), "worker"),
+                self._selector(**{ROLE_LABEL: "worker"}),
+            )
+        )
+
+    def _on_volume(self, spec: ComponentSpec, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """Mount the work volume at the work directory's path and the host files the
+        argv names at theirs (from a ConfigMap, returned to be created first); pin the
+        pod to the volume's node unless the volume is ReadWriteMany."""
+        assert self._volume is not None
+        claim = {"name": "work", "persistentVolumeClaim": {"claimName": self._volume}}
+        add_volume(workload, claim, str(self.workdir))
+        if spec.name != FILES_COMPONENT and os.environ.get(VOLUME_ACCESS_ENV) != "ReadWriteMany":
+            co_locate(
+                workload, self._selector(**{COMPONENT_LABEL: self.object_name(FILES_COMPONENT)})
+            )
+        files = host_files(spec, self.workdir)
+        if not files:
+            return []
+        name = self.object_name(f"{spec.name}-files")
+        keys = {path: f"file-{index}" for index, path in enumerate(files)}
+        volume = {"name": "host-files", "configMap": {"name": name}}
+        for path, key in keys.items():
+            add_volume(workload, volume, path, sub_path=key)
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": self.namespace,
+                    "labels": object_labels(self.run, name, spec.role),
+                },
+                "data": {key: Path(path).read_text() for path, key in keys.items()},
+            }
+        ]
+
+    def _forward(self, component: KubeComponent) -> None:
+        """127.0.0.1:PORT here -> PORT of the component's current ready pod."""
+        port = component.spec.port
+        if port is None or self.target.dry_run:
+            return
+
+        def open_remote() -> Any:
+            pods = self.ready_pods({COMPONENT_LABEL: component.name})
+            if not pods:
+                raise ComponentError(f"{component.spec.name} has no ready pod")
+            return self.api.open_portforward(pods[0], port)
+
+        component.forward = PortForward(component.spec.name, port, open_remote)
+
+    def collect(self, paths: Sequence[str]) -> None:
+        """Bring `paths` (relative to the work directory) from the work volume into the
+        harness's work directory."""
+        with self._lock:
+            files = self._components.get(FILES_COMPONENT)
+        if files is None or files.spec.port is None or self.target.dry_run:
+            return
+        query = "&".join(f"path={p}" for p in paths)
+        url = f"http://127.0.0.1:{files.spec.port}/archive?{query}"
+        with urllib.request.urlopen(url, timeout=120) as response:
+            data = response.read()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(self.workdir, filter="data")
+
+    def ready_pods(self, selector: dict[str, str]) -> list[str]:
+        """The pods with these labels (and this run's) whose Ready condition is True."""
+        query = {"labelSelector": label_selector({**selector, RUN_LABEL: self.run})}
+        answer = self.api.request("GET", collection_path("Pod", self.namespace), query=query)
+        return sorted(
+            str(item["metadata"]["name"])
+            for item in (answer or {}).get("items", [])
+            if (item.get("metadata") or {}).get("deletionTimestamp") is None
+            and any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (item.get("status") or {}).get("conditions") or []
+            )
+        )
 
     def _wait_ready(self, component: KubeComponent) -> None:
         path = object_path(component.kind, self.namespace, component.name)
@@ -235,6 +414,8 @@ class KubernetesPlatform:
         with self._lock:
             if self._components.get(component.spec.name) is component:
                 del self._components[component.spec.name]
+        if component.forward is not None:
+            component.forward.close()
         for kind, name in reversed(component.objects):
             self._delete(kind, name)
 
@@ -248,7 +429,12 @@ class KubernetesPlatform:
         """Delete everything this run created, then anything else carrying its label."""
         with self._lock:
             created = list(reversed(self._created))
+            forwards = [c.forward for c in self._components.values() if c.forward]
             self._components.clear()
+            self._volume = None
+            self._budget = False
+        for forward in forwards:
+            forward.close()
         for kind, name in created:
             try:
                 self._delete(kind, name)
@@ -350,7 +536,7 @@ class KubernetesPlatform:
                 f"{CHAOS_GROUP} is not served in this cluster"
             )
         chaos_name = k8s_name(f"pause-{component.name}-{int(time.time())}")
-        labels = object_labels(self.run, component.spec.name, component.spec.role)
+        labels = object_labels(self.run, component.name, component.spec.role)
         self._create(
             pod_chaos(
                 chaos_name,
@@ -383,7 +569,7 @@ class KubernetesPlatform:
 
     def _side(self, side: str, roles: set[str]) -> dict[str, str]:
         key = ROLE_LABEL if side in roles else COMPONENT_LABEL
-        return self._selector(**{key: side if key == ROLE_LABEL else k8s_name(side)})
+        return self._selector(**{key: side if key == ROLE_LABEL else self.object_name(side)})
 
     def heal_partition(self, entry: dict[str, Any]) -> None:
         for name in entry.get("names", [entry["name"]]):
@@ -441,3 +627,20 @@ class KubernetesPlatform:
     def started_entry(self, handle: Handle) -> dict[str, Any]:
         assert isinstance(handle, KubeComponent)
         return {**self.kube_entry(handle.kind, handle.name), "also": handle.objects}
+
+
+def host_files(spec: ComponentSpec, workdir: Path) -> list[str]:
+    """Files of this machine the argv names (absolute paths outside the work directory
+    and outside this Python's installation): the pod gets copies at the same paths."""
+    found = []
+    for arg in spec.argv[1:]:
+        path = Path(arg)
+        if (
+            path.is_absolute()
+            and path.is_file()
+            and not path.is_relative_to(workdir)
+            and not path.is_relative_to(sys.prefix)
+            and not path.is_relative_to(sys.base_prefix)
+        ):
+            found.append(arg)
+    return sorted(set(found))

@@ -26,6 +26,7 @@ from harness.platform.kubernetes.guardrails import RUN_LABEL, run_label_value
 from harness.platform.kubernetes.manifests import (
     DEFAULT_IMAGE,
     WORK_MOUNT,
+    add_volume,
     component_objects,
     k8s_name,
     object_labels,
@@ -91,26 +92,14 @@ def _service_specs(scenario_path: str, llm: bool) -> list[ComponentSpec]:
 
 def _relocate(spec: ComponentSpec, workdir: str, scenario: str) -> ComponentSpec:
     """Host paths to pod paths: the work dir to the emptyDir, the scenario to the
-    ConfigMap, binaries of this virtualenv to the image's PATH, loopback binds to all."""
+    ConfigMap (binaries and binds are the pods' business: `pod_argv`)."""
 
     def move(text: str) -> str:
         text = text.replace(scenario, f"{SCENARIO_MOUNT}/scenario.yaml")
         return text.replace(workdir, WORK_MOUNT)
 
-    argv = [move(a) for a in spec.argv]
-    if argv and argv[0].startswith(str(Path(sys.prefix) / "bin")) and argv[0] != sys.executable:
-        argv[0] = Path(argv[0]).name
-    if spec.role == "server":
-        argv = ["0.0.0.0" if i > 0 and argv[i - 1] == "--ip" else a for i, a in enumerate(argv)]
-    return replace(spec, argv=tuple(argv), env={k: move(v) for k, v in spec.env.items()})
-
-
-def _mount(manifest: Manifest, volume: dict[str, Any], path: str) -> None:
-    pod = manifest["spec"]["template"]["spec"]
-    pod.setdefault("volumes", []).append(volume)
-    pod["containers"][0].setdefault("volumeMounts", []).append(
-        {"name": volume["name"], "mountPath": path}
-    )
+    argv = tuple(move(a) for a in spec.argv)
+    return replace(spec, argv=argv, env={k: move(v) for k, v in spec.env.items()})
 
 
 def _postgres(spec: ComponentSpec, namespace: str, run: str) -> list[Manifest]:
@@ -258,7 +247,7 @@ def render_manifests(
             services=ports,
             work_paths=(WORK_MOUNT,),
         )
-        _mount(
+        add_volume(
             made[0],
             {"name": "scenario", "configMap": {"name": "durabench-scenario"}},
             SCENARIO_MOUNT,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -120,3 +121,30 @@ def test_the_pgserver_wheel_binaries_run_the_embedded_server(
             version = conn.execute("SHOW server_version").fetchone()
     assert version is not None
     assert "pginstall" in (tmp_path / "logs" / "store.log").read_text()
+
+
+def test_on_a_pod_network_the_embedded_server_listens_everywhere_and_still_wants_a_password(
+    tmp_path: Path,
+) -> None:
+    """`--admit-network` (what a Kubernetes pod runs): other pods dial its Service."""
+    server = embedded_server(tmp_path / "store")
+    spec = server.component()
+    spec = replace(spec, argv=(*spec.argv, "--admit-network"))
+    with LocalPlatform(tmp_path) as platform:
+        platform.start(spec)
+        wait_ready(server.dsn)
+        with psycopg.connect(server.dsn) as conn:
+            assert conn.execute("SHOW listen_addresses").fetchone() == ("*",)
+            rules = conn.execute(
+                "SELECT address, auth_method FROM pg_hba_file_rules WHERE type = 'host'"
+            ).fetchall()
+        assert ("all", "scram-sha-256") in rules
+        assert all(method == "scram-sha-256" for _, method in rules)
+        wrong = server.dsn.replace(server.password, "not-the-password")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(wrong).close()
+        platform.stop("store")
+        platform.start(spec)  # a restarted pod: the rule is not added twice
+        wait_ready(server.dsn)
+    hba = next((tmp_path / "store").rglob("pg_hba.conf")).read_text()
+    assert hba.count("durabench --admit-network") == 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from k8s_stub_api import StubApiServer
 
+from harness.platform.kubernetes import KubernetesPlatform
 from harness.platform.kubernetes.guardrails import OPT_IN_LABEL, OPT_IN_VALUE, KubeTarget
 
 OPTED_IN = "durabench-chaos"
@@ -37,3 +38,20 @@ def kubeconfig(stub: StubApiServer, tmp_path: Path) -> Path:
 @pytest.fixture
 def target(kubeconfig: Path) -> KubeTarget:
     return KubeTarget(context="stub", namespace=OPTED_IN, kubeconfig=str(kubeconfig))
+
+
+@pytest.fixture
+def make_platform(
+    target: KubeTarget, tmp_path: Path
+) -> Iterator[Callable[..., KubernetesPlatform]]:
+    """Platforms on the stub; each is stopped at the end (its port-forwards closed)."""
+    made: list[KubernetesPlatform] = []
+
+    def make(bench_id: str = "bench-1", target: KubeTarget = target) -> KubernetesPlatform:
+        platform = KubernetesPlatform(tmp_path / "work", bench_id, target, echo=lambda _: None)
+        made.append(platform)
+        return platform
+
+    yield make
+    for platform in made:
+        platform.stop_all()

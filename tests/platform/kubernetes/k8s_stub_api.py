@@ -4,14 +4,21 @@ It keeps objects in memory, records every request, and behaves like the real API
 where durabench depends on it: workloads get a ready pod (and a new one when a pod
 is deleted, as a controller would), label selectors filter lists, evictions of pods
 named in `refuse_evictions` answer 429 as a PodDisruptionBudget would, and the
-Chaos Mesh API group is served only when `chaos_mesh` is set. It is not a cluster:
+Chaos Mesh API group is served only when `chaos_mesh` is set, and a pod's
+portforward subresource speaks the real websocket protocol (v4.channel.k8s.io),
+carrying the bytes to a real local server: `port_map` maps a pod port to the
+loopback port that stands in for the pod (no pod runs). It is not a cluster:
 tests built on it are contract tests, never counted as integration tests.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
+import socket
+import struct
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +31,9 @@ import yaml
 __all__ = ["Request", "StubApiServer"]
 
 WORKLOAD_PLURALS = ("deployments", "statefulsets")
+READY = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_BINARY, OP_CLOSE = 0x2, 0x8
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,8 @@ class StubApiServer:
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
     refuse_evictions: set[str] = field(default_factory=set)
     chaos_mesh: bool = False
+    port_map: dict[int, int] = field(default_factory=dict)  # pod port -> local stand-in
+    default_port: int | None = None  # the stand-in for ports not in port_map
     requests: list[Request] = field(default_factory=list)
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # coll -> name
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -91,7 +103,7 @@ class StubApiServer:
 
     def add_pod(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         with self._lock:
-            self._pods(namespace)[name] = {"metadata": {"name": name, "labels": labels}}
+            self._pods(namespace)[name] = {"metadata": {"name": name, "labels": labels}, **READY}
 
     # -- the fake API ------------------------------------------------------------------
 
@@ -101,7 +113,7 @@ class StubApiServer:
     def _new_pod(self, namespace: str, owner: dict[str, Any]) -> None:
         labels = owner["spec"]["template"]["metadata"]["labels"]
         name = f"{owner['metadata']['name']}-{next(self._counter):05d}"
-        self._pods(namespace)[name] = {"metadata": {"name": name, "labels": dict(labels)}}
+        self._pods(namespace)[name] = {"metadata": {"name": name, "labels": dict(labels)}, **READY}
 
     def _owner_of(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any] | None:
         component = pod["metadata"]["labels"].get("durabench.io/component")
@@ -204,6 +216,18 @@ class StubApiServer:
             def _serve(self) -> None:
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path.endswith("/portforward") and self.headers.get("Upgrade"):
+                    with stub._lock:
+                        stub.requests.append(Request("GET", url.path, query, None))
+                    pod = url.path.split("/")[-2]
+                    namespace = url.path.split("/")[-4]
+                    if pod not in stub._pods(namespace):
+                        self.send_error(404, f"pod {pod} not found")
+                        return
+                    port = int(query["ports"])
+                    _port_forward(self, port, stub.port_map.get(port, stub.default_port))
+                    self.close_connection = True
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
@@ -221,3 +245,83 @@ class StubApiServer:
                 pass
 
         return Handler
+
+
+# -- the portforward subresource: websocket framing, server side ----------------------
+
+
+def _read_frame(handler: BaseHTTPRequestHandler) -> tuple[int, bytes]:
+    head = handler.rfile.read(2)
+    if len(head) < 2:
+        return OP_CLOSE, b""
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    if length == 126:
+        (length,) = struct.unpack(">H", handler.rfile.read(2))
+    elif length == 127:
+        (length,) = struct.unpack(">Q", handler.rfile.read(8))
+    mask = handler.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = handler.rfile.read(length)
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _frame(opcode: int, data: bytes) -> bytes:
+    size = len(data)
+    if size < 126:
+        head = bytes([0x80 | opcode, size])
+    elif size < 1 << 16:
+        head = bytes([0x80 | opcode, 126]) + struct.pack(">H", size)
+    else:
+        head = bytes([0x80 | opcode, 127]) + struct.pack(">Q", size)
+    return head + data
+
+
+def _port_forward(handler: BaseHTTPRequestHandler, port: int, local_port: int | None) -> None:
+    """Accept the websocket, announce the port on the data and error channels, then
+    carry channel-0 bytes to and from the stand-in server until either side closes."""
+    key = handler.headers["Sec-WebSocket-Key"]
+    accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+    handler.send_response(101)
+    handler.send_header("Upgrade", "websocket")
+    handler.send_header("Connection", "Upgrade")
+    handler.send_header("Sec-WebSocket-Accept", accept)
+    handler.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+    handler.end_headers()
+    handler.wfile.flush()
+    send_lock = threading.Lock()
+
+    def send(opcode: int, data: bytes) -> None:
+        with send_lock:
+            handler.wfile.write(_frame(opcode, data))
+            handler.wfile.flush()
+
+    announce = struct.pack("<H", port)
+    send(OP_BINARY, b"\x00" + announce)
+    send(OP_BINARY, b"\x01" + announce)
+    try:
+        upstream = socket.create_connection(("127.0.0.1", local_port or 0), timeout=5)
+    except OSError as exc:
+        send(OP_BINARY, b"\x01" + f"error forwarding port {port}: {exc}".encode())
+        send(OP_CLOSE, b"")
+        return
+    upstream.settimeout(None)
+
+    def downstream() -> None:
+        try:
+            while data := upstream.recv(65536):
+                send(OP_BINARY, b"\x00" + data)
+            send(OP_CLOSE, b"")
+        except OSError:
+            pass
+
+    threading.Thread(target=downstream, daemon=True).start()
+    try:
+        while True:
+            opcode, data = _read_frame(handler)
+            if opcode == OP_CLOSE:
+                break
+            if opcode == OP_BINARY and data[:1] == b"\x00" and len(data) > 1:
+                upstream.sendall(data[1:])
+    except OSError:
+        pass
+    finally:
+        upstream.close()

@@ -4,6 +4,7 @@ right API calls, and everything they create is cleaned up."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from k8s_stub_api import StubApiServer
 
 from harness.healing import ActiveFaults
 from harness.nemesis import CommitCounter, Nemesis
-from harness.platform import closing_platform
+from harness.platform import closing_platform, free_port
 from harness.platform.base import ComponentSpec
 from harness.platform.kubernetes import (
     EvictionRefused,
@@ -24,19 +25,19 @@ from harness.platform.kubernetes import (
 from harness.platform.kubernetes.healing import heal_kube_entry, sweep_namespace
 from harness.scenario import load_scenario
 
+WORKER_PORT = free_port()
 WORKER = ComponentSpec(
     "pgstore-worker-0",
     "worker",
     ("python", "-m", "w"),
-    port=8123,
-    health_url="http://127.0.0.1:8123/health",
+    port=WORKER_PORT,
+    health_url=f"http://127.0.0.1:{WORKER_PORT}/health",
     restart=True,
 )
-STORE = ComponentSpec("store", "store", ("python", "-m", "harness.postgres", "serve"), port=5432)
-
-
-def _platform(target: KubeTarget, tmp_path: Path, bench_id: str = "bench-1") -> KubernetesPlatform:
-    return KubernetesPlatform(tmp_path, bench_id, target, echo=lambda _: None)
+STORE = ComponentSpec(
+    "store", "store", ("python", "-m", "harness.postgres", "serve"), port=free_port()
+)
+MakePlatform = Callable[..., KubernetesPlatform]
 
 
 def _durabench_objects(stub: StubApiServer) -> list[str]:
@@ -49,30 +50,42 @@ def _durabench_objects(stub: StubApiServer) -> list[str]:
             "/networkpolicies",
             "/podchaos",
             "/poddisruptionbudgets",
+            "/persistentvolumeclaims",
+            "/configmaps",
         )
         for name in stub.names(suffix)
     ]
 
 
 def test_contract_start_creates_labelled_workloads_and_stop_all_deletes_them(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
-    platform = _platform(target, tmp_path)
+    platform = make_platform()
     store = platform.start(STORE)
     worker = platform.start(WORKER)
     assert (store.kind, worker.kind) == ("StatefulSet", "Deployment")
-    assert worker.ident.startswith("pgstore-worker-0-")  # its ready pod
+    assert worker.name == f"pgstore-worker-0-{platform.suffix}"  # runs never collide
+    assert worker.ident.startswith(worker.name)  # its ready pod
     created = stub.calls("POST")
-    assert [r.body["kind"] for r in created] == ["StatefulSet", "Service", "Deployment", "Service"]
+    assert [r.body["kind"] for r in created] == [
+        "PersistentVolumeClaim",  # the work volume, and the file server that reads it
+        "Deployment",
+        "Service",
+        "StatefulSet",
+        "Service",
+        "PodDisruptionBudget",  # with the first worker: at most one evicted at a time
+        "Deployment",
+        "Service",
+    ]
     assert all(r.body["metadata"]["labels"]["durabench.io/run"] == "bench-1" for r in created)
     platform.stop_all()
     assert _durabench_objects(stub) == []
 
 
 def test_contract_kill_deletes_the_pod_with_grace_zero(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
-    platform = _platform(target, tmp_path)
+    platform = make_platform()
     worker = platform.start(WORKER)
     killed = platform.kill(WORKER.name, 0.2)
     assert killed == worker.ident
@@ -85,9 +98,9 @@ def test_contract_kill_deletes_the_pod_with_grace_zero(
 
 
 def test_contract_evict_uses_the_eviction_api(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
-    platform = _platform(target, tmp_path)
+    platform = make_platform()
     worker = platform.start(WORKER)
     platform.evict(WORKER.name, 3)
     eviction = stub.calls("POST", f"/pods/{worker.ident}/eviction")[0]
@@ -98,10 +111,10 @@ def test_contract_evict_uses_the_eviction_api(
 
 
 def test_contract_a_refused_eviction_is_reported_as_the_faults_outcome(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path, write_scenario: Any
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path, write_scenario: Any
 ) -> None:
     """The PodDisruptionBudget says no (HTTP 429): the nemesis records why."""
-    platform = _platform(target, tmp_path)
+    platform = make_platform()
     worker = platform.start(WORKER)
     stub.refuse_evictions.add(worker.ident)
     with pytest.raises(EvictionRefused, match=r"HTTP 429.*disruption budget"):
@@ -128,9 +141,9 @@ def test_contract_a_refused_eviction_is_reported_as_the_faults_outcome(
 
 
 def test_contract_a_partition_is_a_network_policy_pair_removed_on_heal(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
-    platform = _platform(target, tmp_path)
+    platform = make_platform()
     platform.start(STORE)
     platform.start(WORKER)
     entry = platform.partition("worker->store")
@@ -152,9 +165,9 @@ def test_contract_a_partition_is_a_network_policy_pair_removed_on_heal(
 
 
 def test_contract_a_partition_left_behind_is_removed_by_stop_all(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
-    with closing_platform(_platform(target, tmp_path)) as platform:
+    with closing_platform(make_platform()) as platform:
         platform.start(WORKER)
         platform.start(STORE)
         assert isinstance(platform, KubernetesPlatform)
@@ -163,18 +176,18 @@ def test_contract_a_partition_left_behind_is_removed_by_stop_all(
 
 
 def test_contract_ctrl_c_deletes_everything_created(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
-    with pytest.raises(KeyboardInterrupt), closing_platform(_platform(target, tmp_path)) as p:
+    with pytest.raises(KeyboardInterrupt), closing_platform(make_platform()) as p:
         p.start(WORKER)
         raise KeyboardInterrupt
     assert _durabench_objects(stub) == []
 
 
 def test_contract_pause_without_chaos_mesh_is_unsupported(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
-    platform = _platform(target, tmp_path)
+    platform = make_platform()
     platform.start(WORKER)
     with pytest.raises(UnsupportedFault, match="Chaos Mesh"):
         platform.pause(WORKER.name)
@@ -183,16 +196,16 @@ def test_contract_pause_without_chaos_mesh_is_unsupported(
 
 
 def test_contract_pause_with_chaos_mesh_is_a_pod_chaos_deleted_on_resume(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
     stub.chaos_mesh = True
-    platform = _platform(target, tmp_path)
+    platform = make_platform()
     platform.start(WORKER)
     entry = platform.pause(WORKER.name)
     (chaos,) = [r.body for r in stub.calls("POST", "/podchaos")]
     assert chaos["spec"]["selector"]["labelSelectors"] == {
         "durabench.io/run": "bench-1",
-        "durabench.io/component": "pgstore-worker-0",
+        "durabench.io/component": platform.object_name("pgstore-worker-0"),
     }
     platform.resume(WORKER.name, entry)
     assert stub.names("/podchaos") == []
@@ -200,26 +213,27 @@ def test_contract_pause_with_chaos_mesh_is_a_pod_chaos_deleted_on_resume(
 
 
 def test_contract_heal_deletes_only_objects_still_labelled_with_the_entrys_run(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path
 ) -> None:
-    platform = _platform(target, tmp_path)
+    platform = make_platform()
     worker = platform.start(WORKER)
     entry = platform.started_entry(worker)
     foreign = {**entry, "run": "another-run"}
     assert heal_kube_entry(foreign) is False
-    assert "pgstore-worker-0" in stub.names("/deployments")
+    assert worker.name in stub.names("/deployments")
     assert heal_kube_entry(entry) is True
-    assert stub.names("/deployments") == [] and stub.names("/services") == []
+    assert worker.name not in stub.names("/deployments") + stub.names("/services")
 
 
 def test_contract_heal_sweep_spares_live_runs_and_unlabelled_objects(
-    stub: StubApiServer, target: KubeTarget, tmp_path: Path
+    stub: StubApiServer, make_platform: MakePlatform, target: KubeTarget
 ) -> None:
-    _platform(target, tmp_path, "dead-run").start(WORKER)
-    _platform(target, tmp_path, "live-run").start(STORE)
+    make_platform("dead-run").start(WORKER)
+    live = make_platform("live-run")
+    live.start(STORE)
     stub.add_pod(OPTED_IN, "bystander", {"app": "payments"})
     deleted = sweep_namespace(target, frozenset({"live-run"}), echo=lambda _: None)
-    assert deleted == 2  # the dead run's Deployment and Service
-    assert stub.names("/deployments") == []
-    assert stub.names("/statefulsets") == ["store"]
+    assert deleted == 6  # the dead run's volume, file server, worker (Deployment, Service), PDB
+    assert stub.names("/deployments") == [live.object_name("files")]
+    assert stub.names("/statefulsets") == [live.object_name("store")]
     assert "bystander" in stub.names("/pods")

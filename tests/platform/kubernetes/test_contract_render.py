@@ -14,6 +14,7 @@ from conftest import OPTED_IN
 from k8s_stub_api import StubApiServer
 
 from harness.cli import cli
+from harness.platform import free_port
 from harness.platform.base import ComponentSpec
 from harness.platform.kubernetes import KubernetesPlatform, KubeTarget
 from harness.platform.kubernetes.render import render_manifests
@@ -95,7 +96,7 @@ def test_contract_heal_with_platform_kubernetes_sweeps_the_namespace(
 ) -> None:
     target = KubeTarget("stub", OPTED_IN, kubeconfig=str(kubeconfig))
     platform = KubernetesPlatform(tmp_path, "dead-run", target, echo=lambda _: None)
-    platform.start(ComponentSpec("tools", "tools", ("python", "-m", "t"), port=8081))
+    platform.start(ComponentSpec("tools", "tools", ("python", "-m", "t"), port=free_port()))
     result = CliRunner().invoke(
         cli,
         [
@@ -112,5 +113,7 @@ def test_contract_heal_with_platform_kubernetes_sweeps_the_namespace(
         env={"DURABENCH_KUBECONFIG": str(kubeconfig)},
     )
     assert result.exit_code == 0, result.output
-    assert "2 kubernetes object(s) deleted" in result.output
+    assert "5 kubernetes object(s) deleted" in result.output  # tools, file server, volume
     assert stub.names("/deployments") == [] and stub.names("/services") == []
+    assert stub.names("/persistentvolumeclaims") == []
+    platform.stop_all()  # closes its port-forwards; nothing is left to delete
