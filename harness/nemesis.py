@@ -398,19 +398,19 @@ class Nemesis:
     async def _network(
         self, fault: NetworkFault, record: FaultRecord, key: str
     ) -> Callable[[], Awaitable[None]] | None:
-        partition = getattr(self.platform, "partition", None)
-        if self.proxy_url is None and partition is not None and fault.mode == "partition":
-            # platforms that cut links themselves (Kubernetes: a NetworkPolicy)
-            entry = await asyncio.to_thread(partition, fault.target)
+        network_fault = getattr(self.platform, "network_fault", None)
+        if self.proxy_url is None and network_fault is not None:
+            # platforms that fault links themselves (Kubernetes: NetworkPolicy, Chaos Mesh)
+            entry = await asyncio.to_thread(network_fault, fault)
             record.selected = [fault.target]
             self.active.add(key, entry)
 
-            async def heal_policy() -> None:
-                await asyncio.to_thread(self.platform.heal_partition, entry)  # type: ignore[attr-defined]
+            async def heal_platform() -> None:
+                await asyncio.to_thread(self.platform.heal_network_fault, entry)  # type: ignore[attr-defined]
                 self.active.remove(key)
                 record.actual_end = time.time()
 
-            return heal_policy
+            return heal_platform
         if self.proxy_url is None:
             return self._skip(record, "no fault proxy in this run")
         toxics: dict[str, Any]

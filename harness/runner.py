@@ -253,9 +253,9 @@ def _url(address: tuple[str, int]) -> str:
 
 
 def _needs_proxy(scenario: Scenario, platform: Platform) -> bool:
-    """Network faults go through the fault proxy, except on platforms that cut links
-    themselves (Kubernetes: NetworkPolicies)."""
-    cuts_links = hasattr(platform, "partition")
+    """Network faults go through the fault proxy, except on platforms that fault links
+    themselves (Kubernetes: NetworkPolicies and Chaos Mesh)."""
+    cuts_links = hasattr(platform, "network_fault")
     return not cuts_links and any(isinstance(f, NetworkFault) for f in scenario.faults)
 
 

@@ -20,7 +20,7 @@ from harness.platform.kubernetes.guardrails import (
     check_namespace_labels,
     label_selector,
 )
-from harness.platform.kubernetes.platform import SWEPT_KINDS
+from harness.platform.kubernetes.platform import CHAOS_KINDS, SWEPT_KINDS
 
 __all__ = ["heal_kube_entry", "sweep_namespace"]
 
@@ -71,7 +71,7 @@ def sweep_namespace(
     if namespace is not None:
         check_namespace_labels(target.namespace, (namespace.get("metadata") or {}).get("labels"))
     deleted = 0
-    for kind in (*SWEPT_KINDS, "PodChaos"):
+    for kind in (*SWEPT_KINDS, *CHAOS_KINDS):
         query = {"labelSelector": label_selector({MANAGED_BY[0]: MANAGED_BY[1]})}
         try:
             answer = api.request("GET", collection_path(kind, target.namespace), query=query)

@@ -33,6 +33,7 @@ __all__ = [
     "component_objects",
     "k8s_name",
     "listen_on_pod_network",
+    "network_chaos",
     "network_policies",
     "object_labels",
     "pod_argv",
@@ -287,6 +288,37 @@ def co_locate(manifest: Manifest, labels: Mapping[str, str]) -> None:
                 }
             ]
         }
+    }
+
+
+def network_chaos(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    source: Mapping[str, str],
+    target: Mapping[str, str],
+    *,
+    action: str,
+    parameters: Mapping[str, Any],
+    direction: str,
+) -> Manifest:
+    """A Chaos Mesh NetworkChaos on the traffic between two label sets (`action` is
+    delay, loss or bandwidth; `parameters` its block), until it is deleted."""
+    return {
+        "apiVersion": "chaos-mesh.org/v1alpha1",
+        "kind": "NetworkChaos",
+        "metadata": _metadata(name, namespace, labels),
+        "spec": {
+            "action": action,
+            "mode": "all",
+            "selector": {"namespaces": [namespace], "labelSelectors": dict(source)},
+            "direction": direction,
+            "target": {
+                "mode": "all",
+                "selector": {"namespaces": [namespace], "labelSelectors": dict(target)},
+            },
+            action: dict(parameters),
+        },
     }
 
 

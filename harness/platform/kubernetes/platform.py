@@ -11,9 +11,10 @@ ports (`portforward`), and brings back what workers wrote on the volume with
 kill = pod delete with grace 0 (the Deployment makes a new pod); evict = the
 Eviction API, which respects PodDisruptionBudgets (a refusal, HTTP 429, is raised as
 EvictionRefused and becomes the fault's outcome); partition = a pair of
-NetworkPolicies between two label sets, deleted on heal; pause = a Chaos Mesh
-PodChaos when its API group is served (detected, never required), else
-UnsupportedFault. Every object carries the run label, is tracked, deleted by
+NetworkPolicies between two label sets, deleted on heal; latency, bandwidth and
+blackhole = a Chaos Mesh NetworkChaos, and pause = a Chaos Mesh PodChaos, when its API
+group is served (detected, never required), else UnsupportedFault (the fault is
+recorded as skipped, with the reason). Every object carries the run label, is tracked, deleted by
 `stop_all` (on exit and on Ctrl-C, through `closing_platform`) and, if durabench
 dies, by `durabench heal --platform kubernetes`.
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ComponentError, DurabenchError, UnsupportedFault
+from harness.faults import NetworkFault
 from harness.platform.base import ComponentSpec, Handle
 from harness.platform.kubernetes.api import ApiError, KubeApi, collection_path, object_path
 from harness.platform.kubernetes.guardrails import (
@@ -53,6 +55,7 @@ from harness.platform.kubernetes.manifests import (
     co_locate,
     component_objects,
     k8s_name,
+    network_chaos,
     network_policies,
     object_labels,
     pod_chaos,
@@ -88,6 +91,11 @@ SWEPT_KINDS = (
     "Secret",
 )
 CHAOS_GROUP = "/apis/chaos-mesh.org/v1alpha1"
+CHAOS_KINDS = ("PodChaos", "NetworkChaos")
+# a link's direction (upstream = from the first side) -> NetworkChaos's, seen from it
+CHAOS_DIRECTIONS = {"upstream": "to", "downstream": "from", "both": "both"}
+CHAOS_BANDWIDTH_LIMIT = 20 * 1024 * 1024  # bytes queued before drops (tbf `limit`)
+CHAOS_BANDWIDTH_BUFFER = 10_000  # bytes sent at once (tbf `buffer`)
 
 
 class EvictionRefused(ComponentError):
@@ -445,7 +453,7 @@ class KubernetesPlatform:
     def sweep(self) -> int:
         """Delete every object of the swept kinds labelled with this run."""
         deleted = 0
-        kinds = [*SWEPT_KINDS, *(("PodChaos",) if self._chaos else ())]
+        kinds = [*SWEPT_KINDS, *(CHAOS_KINDS if self._chaos else ())]
         for kind in kinds:
             query = {"labelSelector": label_selector(self._selector())}
             try:
@@ -559,13 +567,53 @@ class KubernetesPlatform:
         roles = {c.spec.role for c in self.components()}
         a = self._side(side_a, roles)
         b = self._side(side_b, roles)
-        name = k8s_name(f"partition-{side_a}-{side_b}-{int(time.time())}")
+        name = self.object_name(f"partition-{side_a}-{side_b}-{int(time.time())}")
         labels = object_labels(self.run, "partition", "nemesis")
         names = []
         for policy in network_policies(name, self.namespace, labels, a, b):
             self._create(policy)
             names.append(policy["metadata"]["name"])
         return {**self.kube_entry("NetworkPolicy", names[0]), "names": names}
+
+    def network_fault(self, fault: NetworkFault) -> dict[str, Any]:
+        """A network fault on a link: partition with NetworkPolicies (plain Kubernetes);
+        latency, bandwidth and blackhole (100% loss) with a Chaos Mesh NetworkChaos;
+        returns the entry `heal_network_fault` and `durabench heal` undo."""
+        if fault.mode == "partition":
+            return self.partition(fault.target)
+        if fault.mode == "reset":
+            raise UnsupportedFault(
+                "reset needs durabench's fault proxy (connections aborted mid-stream); "
+                "Kubernetes and Chaos Mesh have no equivalent"
+            )
+        if not self.chaos_mesh():
+            raise UnsupportedFault(
+                f"network {fault.mode} needs Chaos Mesh (NetworkChaos) on kubernetes, and its "
+                f"API group {CHAOS_GROUP} is not served in this cluster"
+            )
+        source_side, _, target_side = fault.target.partition("->")
+        roles = {c.spec.role for c in self.components()}
+        action, parameters = _chaos_action(fault)
+        name = self.object_name(f"{fault.mode}-{source_side}-{target_side}-{int(time.time())}")
+        self._create(
+            network_chaos(
+                name,
+                self.namespace,
+                object_labels(self.run, name, "nemesis"),
+                self._side(source_side, roles),
+                self._side(target_side, roles),
+                action=action,
+                parameters=parameters,
+                direction=CHAOS_DIRECTIONS[fault.direction],
+            )
+        )
+        return self.kube_entry("NetworkChaos", name)
+
+    def heal_network_fault(self, entry: dict[str, Any]) -> None:
+        if entry["kind"] == "NetworkPolicy":
+            self.heal_partition(entry)
+        else:
+            self._delete(str(entry["kind"]), str(entry["name"]))
 
     def _side(self, side: str, roles: set[str]) -> dict[str, str]:
         key = ROLE_LABEL if side in roles else COMPONENT_LABEL
@@ -644,3 +692,22 @@ def host_files(spec: ComponentSpec, workdir: Path) -> list[str]:
         ):
             found.append(arg)
     return sorted(set(found))
+
+
+def _chaos_action(fault: NetworkFault) -> tuple[str, dict[str, Any]]:
+    """The NetworkChaos action and its block for a latency, bandwidth or blackhole fault.
+    A blackhole is 100% loss: TCP retransmits what was held once it heals, as the proxy's
+    held bytes are delivered."""
+    if fault.mode == "latency":
+        return "delay", {
+            "latency": f"{fault.latency_ms:g}ms",
+            "jitter": f"{fault.jitter_ms:g}ms",
+            "correlation": "0",
+        }
+    if fault.mode == "bandwidth":
+        return "bandwidth", {
+            "rate": f"{fault.bandwidth_kbps:g}kbps",
+            "limit": CHAOS_BANDWIDTH_LIMIT,
+            "buffer": CHAOS_BANDWIDTH_BUFFER,
+        }
+    return "loss", {"loss": "100", "correlation": "0"}

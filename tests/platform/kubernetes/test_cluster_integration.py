@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from harness.cli import cli
 from harness.platform.base import ComponentSpec
 from harness.platform.kubernetes import KubernetesPlatform, KubeTarget
 
@@ -57,3 +61,34 @@ def test_a_component_runs_is_killed_is_replaced_and_is_deleted(
     finally:
         platform.stop_all()
     assert platform.sweep() == 0
+
+
+def test_a_pgstore_run_with_a_killed_worker_keeps_integrity_in_the_cluster(
+    tmp_path: Path, write_scenario: Any
+) -> None:
+    """The README's `durabench run --platform kubernetes`, for real: pods, port-forwards,
+    the work volume, a kill by pod delete, collection, and everything deleted after."""
+    scenario = write_scenario(faults=[{"kind": "kill", "after_steps": 4}], deadline_s=180)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(scenario),
+            "--platform",
+            "kubernetes",
+            "--context",
+            os.environ.get("DURABENCH_KUBE_CONTEXT", ""),
+            "--namespace",
+            os.environ.get("DURABENCH_KUBE_NAMESPACE", ""),
+            "--backend",
+            "pgstore",
+            "--out",
+            str(tmp_path / "results"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = tmp_path / "results" / "latest"
+    runs = pd.read_parquet(results / "runs.parquet")
+    assert runs["passed"].all()
+    faults = pd.read_parquet(results / "faults.parquet")
+    assert faults["outcome"].tolist() == ["ok"]

@@ -3,6 +3,7 @@ before durabench touches anything, and dry runs make no call at all."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,41 @@ def test_contract_the_cli_prints_the_target_and_refuses_before_anything_starts(
     )
     assert missing.exit_code == 2
     assert "--context is required" in missing.output
+
+
+def test_contract_a_dry_run_prints_the_whole_plan_of_a_run_and_runs_nothing(
+    tmp_path: Path,
+) -> None:
+    """The README's command: every object a run would create and delete, then exit 0."""
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "smoke",
+            "--platform",
+            "kubernetes",
+            "--context",
+            "kind-kind",
+            "--namespace",
+            "durabench-chaos",
+            "--dry-run",
+            "--backend",
+            "pgstore",
+            "--out",
+            str(tmp_path),
+        ],
+        env={"DURABENCH_KUBECONFIG": str(tmp_path / "never-read.yaml")},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    created = [line.split("(")[-1].rstrip(")") for line in lines if "dry-run: POST" in line]
+    kinds = [c.split()[0] for c in created]
+    assert kinds[0] == "PersistentVolumeClaim"  # the work volume first, then its file server
+    assert {"Deployment", "StatefulSet", "Service", "ConfigMap", "PodDisruptionBudget"} <= set(
+        kinds
+    )
+    deleted = [line for line in lines if "dry-run: DELETE" in line]
+    assert len(deleted) == len(created)  # everything it would create, it would delete
+    assert "dry run: nothing was created or run" in result.output
+    bench = tmp_path / "latest"
+    assert json.loads((bench / "manifest.json").read_text())["status"] == "dry-run"

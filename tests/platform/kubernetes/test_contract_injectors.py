@@ -12,6 +12,7 @@ import pytest
 from conftest import OPTED_IN
 from k8s_stub_api import StubApiServer
 
+from harness.faults import NetworkFault
 from harness.healing import ActiveFaults
 from harness.nemesis import CommitCounter, Nemesis
 from harness.platform import closing_platform, free_port
@@ -49,6 +50,7 @@ def _durabench_objects(stub: StubApiServer) -> list[str]:
             "/services",
             "/networkpolicies",
             "/podchaos",
+            "/networkchaos",
             "/poddisruptionbudgets",
             "/persistentvolumeclaims",
             "/configmaps",
@@ -237,3 +239,116 @@ def test_contract_heal_sweep_spares_live_runs_and_unlabelled_objects(
     assert stub.names("/deployments") == [live.object_name("files")]
     assert stub.names("/statefulsets") == [live.object_name("store")]
     assert "bystander" in stub.names("/pods")
+
+
+def _network_nemesis(
+    platform: KubernetesPlatform, tmp_path: Path, write_scenario: Any, **fault: Any
+) -> Nemesis:
+    network = {"kind": "network", "target": "worker->store", "at_s": 0, "duration_s": 0.2}
+    scenario = load_scenario(write_scenario(faults=[{**network, **fault}]))
+    (tmp_path / "measurements").mkdir(exist_ok=True)
+    return Nemesis(
+        scenario,
+        "pgstore",
+        platform,
+        log_path=tmp_path / "faults.jsonl",
+        active=ActiveFaults(tmp_path / "state.json"),
+        commits=CommitCounter(tmp_path / "measurements"),
+        proxy_url=None,  # Kubernetes faults links itself: no fault proxy in the pods' path
+        llm_admin_url=None,
+        tools_admin_url="http://127.0.0.1:9",
+    )
+
+
+def test_contract_latency_is_a_network_chaos_between_the_links_sides_deleted_on_heal(
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path, write_scenario: Any
+) -> None:
+    stub.chaos_mesh = True
+    platform = make_platform()
+    platform.start(STORE)
+    platform.start(WORKER)
+    nemesis = _network_nemesis(
+        platform,
+        tmp_path,
+        write_scenario,
+        mode="latency",
+        latency_ms=150,
+        jitter_ms=20,
+        direction="upstream",
+    )
+    asyncio.run(nemesis.run(0.0, asyncio.Event()))
+    (record,) = nemesis.records
+    assert (record.outcome, record.selected) == ("ok", ["worker->store"])
+    (chaos,) = [r.body for r in stub.calls("POST", "/networkchaos")]
+    spec = chaos["spec"]
+    assert spec["action"] == "delay"
+    assert spec["delay"] == {"latency": "150ms", "jitter": "20ms", "correlation": "0"}
+    assert spec["direction"] == "to"  # upstream: from the workers towards the store
+    assert spec["selector"]["labelSelectors"] == {
+        "durabench.io/run": "bench-1",
+        "durabench.io/role": "worker",
+    }
+    assert spec["target"]["selector"]["labelSelectors"] == {
+        "durabench.io/run": "bench-1",
+        "durabench.io/role": "store",
+    }
+    assert stub.names("/networkchaos") == []  # healed when the fault's duration ended
+    assert stub.calls("DELETE", f"/networkchaos/{chaos['metadata']['name']}")
+
+
+def test_contract_bandwidth_and_blackhole_map_to_chaos_mesh_actions(
+    stub: StubApiServer, make_platform: MakePlatform
+) -> None:
+    stub.chaos_mesh = True
+    platform = make_platform()
+    platform.start(WORKER)
+    link = {"kind": "network", "target": "worker->tools", "at_s": 0, "duration_s": 1}
+    for fault in (
+        NetworkFault(**link, mode="bandwidth", bandwidth_kbps=64),
+        NetworkFault(**link, mode="blackhole", direction="downstream"),
+    ):
+        platform.heal_network_fault(platform.network_fault(fault))
+    bandwidth, blackhole = [r.body["spec"] for r in stub.calls("POST", "/networkchaos")]
+    assert bandwidth["action"] == "bandwidth" and bandwidth["bandwidth"]["rate"] == "64kbps"
+    assert blackhole["action"] == "loss" and blackhole["loss"]["loss"] == "100"
+    assert blackhole["direction"] == "from"
+    assert stub.names("/networkchaos") == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ({"mode": "latency", "latency_ms": 100}, "needs Chaos Mesh"),
+        ({"mode": "reset"}, "reset needs durabench's fault proxy"),
+    ],
+)
+def test_contract_a_network_fault_kubernetes_cannot_apply_is_skipped_with_its_reason(
+    stub: StubApiServer,
+    make_platform: MakePlatform,
+    tmp_path: Path,
+    write_scenario: Any,
+    fault: dict[str, Any],
+    reason: str,
+) -> None:
+    platform = make_platform()
+    platform.start(WORKER)
+    nemesis = _network_nemesis(platform, tmp_path, write_scenario, **fault)
+    asyncio.run(nemesis.run(0.0, asyncio.Event()))
+    (record,) = nemesis.records
+    assert record.outcome == "skipped"
+    assert reason in record.detail
+    assert stub.calls("POST", "/networkchaos") == []
+
+
+def test_contract_a_partition_through_the_nemesis_needs_no_chaos_mesh(
+    stub: StubApiServer, make_platform: MakePlatform, tmp_path: Path, write_scenario: Any
+) -> None:
+    platform = make_platform()
+    platform.start(STORE)
+    platform.start(WORKER)
+    nemesis = _network_nemesis(platform, tmp_path, write_scenario, mode="partition")
+    asyncio.run(nemesis.run(0.0, asyncio.Event()))
+    (record,) = nemesis.records
+    assert record.outcome == "ok"
+    assert len(stub.calls("POST", "/networkpolicies")) == 2
+    assert stub.names("/networkpolicies") == []

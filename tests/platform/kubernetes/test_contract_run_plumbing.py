@@ -19,6 +19,7 @@ import pytest
 import yaml
 from k8s_stub_api import StubApiServer
 
+from harness.faults import NetworkFault
 from harness.nemesis import CommitCounter
 from harness.platform import LocalPlatform, free_port
 from harness.platform.base import ComponentSpec
@@ -199,8 +200,9 @@ def _rbac_verb(method: str, path: str) -> tuple[str, str, str]:
 def test_contract_the_shipped_role_allows_every_call_of_a_whole_run(
     stub: StubApiServer, make_platform: MakePlatform, pod_stand_in: int
 ) -> None:
-    """Start, forward, kill, evict, partition, pause (Chaos Mesh), stop: each call the
-    stub saw is granted by deploy/kubernetes/rbac.yaml, and nothing cluster-wide is asked."""
+    """Start, forward, kill, evict, partition, pause and latency (Chaos Mesh), restart,
+    stop: every call the stub saw is granted by deploy/kubernetes/rbac.yaml, and nothing
+    cluster-wide is asked."""
     stub.chaos_mesh = True
     stub.default_port = pod_stand_in
     platform = make_platform()
@@ -213,6 +215,10 @@ def test_contract_the_shipped_role_allows_every_call_of_a_whole_run(
     platform.evict("pgstore-worker-0", 1)
     platform.heal_partition(platform.partition("worker->store"))
     platform.resume("tools", platform.pause("tools"))
+    slow = NetworkFault(
+        kind="network", target="worker->tools", mode="latency", latency_ms=50, duration_s=1, at_s=0
+    )
+    platform.heal_network_fault(platform.network_fault(slow))
     platform.restart("store", down_s=0.01)
     platform.stop_all()
     rbac = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "rbac.yaml"
