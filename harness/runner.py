@@ -33,7 +33,7 @@ from backends.base import (
     RunSpec,
     load_backend,
 )
-from harness.errors import DryRunPlanned, DurabenchError, UnsupportedFault
+from harness.errors import BackendError, DryRunPlanned, DurabenchError, UnsupportedFault
 from harness.evaluate import judge_runs, summarize
 from harness.failpoints import ENV_DIR, ENV_POINTS, CrashPoint, format_points
 from harness.faults import CrashPointFault, DeployFault, NetworkFault
@@ -448,6 +448,14 @@ async def open_session(
     with closing_platform(make_platform(platform_name, workdir, results.path.name)) as platform:
         if on_platform is not None:
             on_platform(platform)
+        if not getattr(platform, "shares_host_filesystem", True) and getattr(
+            backend, "shares_files_with_workers", False
+        ):
+            raise BackendError(
+                f"{name} shares files between the harness and its workers, which the "
+                f"{platform.name} platform cannot give them; use a backend whose workers "
+                "reach their store over the network (e.g. langgraph:postgres)"
+            )
         started = {
             s.role: platform.start(s) for s in service_specs(scenario, scenario_path, workdir)
         }

@@ -133,6 +133,12 @@ class LangGraphBackend:
         self._http: aiohttp.ClientSession | None = None
         self._synchronous: str | None = None
 
+    @property
+    def shares_files_with_workers(self) -> bool:
+        """sqlite and memory: the harness and the workers open the same SQLite files (the
+        checkpoints, the claim table), so both must see one filesystem."""
+        return self.variant != "postgres"
+
     # -- components -----------------------------------------------------------------
 
     def _resolve_store(self, env: BackendEnv) -> tuple[StoreSpec, list[ComponentSpec]]:

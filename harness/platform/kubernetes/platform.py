@@ -122,6 +122,7 @@ class KubernetesPlatform:
     """Runs components in the target namespace and applies faults through the API."""
 
     name = "kubernetes"
+    shares_host_filesystem = False  # pods see the work volume; the harness sees `collect`
 
     def __init__(
         self,

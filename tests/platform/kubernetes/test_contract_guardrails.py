@@ -153,3 +153,15 @@ def test_contract_a_dry_run_prints_the_whole_plan_of_a_run_and_runs_nothing(
     assert "dry run: nothing was created or run" in result.output
     bench = tmp_path / "latest"
     assert json.loads((bench / "manifest.json").read_text())["status"] == "dry-run"
+
+
+def test_contract_a_backend_that_shares_files_with_its_workers_is_refused_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    argv = ["run", "smoke", "--platform", "kubernetes", "--context", "kind-kind"]
+    argv += ["--namespace", "durabench-chaos", "--dry-run", "--backend", "langgraph:sqlite"]
+    result = CliRunner().invoke(cli, [*argv, "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "shares files between the harness and its workers" in result.output
+    assert "langgraph:postgres" in result.output
+    assert "dry-run: POST" not in result.output  # refused before anything was planned
