@@ -145,6 +145,13 @@ def workload(
         "terminationGracePeriodSeconds": grace_s,
         "automountServiceAccountToken": False,
     }
+    if kind == "Deployment":
+        # The pod's pause container is PID 1, not the command: the kernel ignores a
+        # signal PID 1 has no handler for, so a worker (no SIGTERM handler) as PID 1
+        # never saw an eviction's SIGTERM and only died at the grace's SIGKILL. As
+        # docker-init on the docker platform; servers and stores (StatefulSets) stay
+        # PID 1, handling their signals themselves.
+        pod_spec["shareProcessNamespace"] = True
     if volumes:
         pod_spec["volumes"] = volumes
     spec: dict[str, Any] = {

@@ -7,8 +7,11 @@ named in `refuse_evictions` answer 429 as a PodDisruptionBudget would, and the
 Chaos Mesh API group is served only when `chaos_mesh` is set, and a pod's
 portforward subresource speaks the real websocket protocol (v4.channel.k8s.io),
 carrying the bytes to a real local server: `port_map` maps a pod port to the
-loopback port that stands in for the pod (no pod runs). It is not a cluster:
-tests built on it are contract tests, never counted as integration tests.
+loopback port that stands in for the pod (no pod runs). With `pods_on` set, pods do
+run, as Docker containers on one shared loopback (`k8s_docker_pods.DockerPods`): their
+readiness is their probe's, a delete kills a container, a port-forward reaches the
+pod's port. It is not a cluster: tests built on it are contract tests, never counted
+as integration tests.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ import json
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+if TYPE_CHECKING:
+    from k8s_docker_pods import DockerPods
 
 __all__ = ["Request", "StubApiServer"]
 
@@ -51,6 +58,7 @@ class StubApiServer:
     chaos_mesh: bool = False
     port_map: dict[int, int] = field(default_factory=dict)  # pod port -> local stand-in
     default_port: int | None = None  # the stand-in for ports not in port_map
+    pods_on: DockerPods | None = None  # pods run as containers there (None: no pod runs)
     requests: list[Request] = field(default_factory=list)
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # coll -> name
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -114,6 +122,44 @@ class StubApiServer:
         labels = owner["spec"]["template"]["metadata"]["labels"]
         name = f"{owner['metadata']['name']}-{next(self._counter):05d}"
         self._pods(namespace)[name] = {"metadata": {"name": name, "labels": dict(labels)}, **READY}
+        if self.pods_on is not None:
+            self._set_ready(namespace, name)(False)  # until its probe succeeds
+            config_maps = self.objects.get(f"/api/v1/namespaces/{namespace}/configmaps", {})
+            self.pods_on.run(
+                name,
+                owner["spec"]["template"],
+                {n: dict(c.get("data") or {}) for n, c in config_maps.items()},
+                self._set_ready(namespace, name, locked=True),
+            )
+
+    def _set_ready(self, namespace: str, name: str, locked: bool = False) -> Callable[[bool], None]:
+        """Sets the pod's Ready condition (`locked`: from another thread, taking the lock)."""
+
+        def set_ready(ready: bool) -> None:
+            pod = self._pods(namespace).get(name)
+            if pod is not None:
+                status = "True" if ready else "False"
+                pod["status"] = {"conditions": [{"type": "Ready", "status": status}]}
+
+        def set_ready_locked(ready: bool) -> None:
+            with self._lock:
+                set_ready(ready)
+
+        return set_ready_locked if locked else set_ready
+
+    def _pods_of(self, namespace: str, workload: dict[str, Any]) -> list[str]:
+        component = workload["metadata"]["labels"].get("durabench.io/component")
+        return [
+            n
+            for n, p in self._pods(namespace).items()
+            if p["metadata"]["labels"].get("durabench.io/component") == component
+        ]
+
+    def _ready_replicas(self, namespace: str, workload: dict[str, Any]) -> int:
+        return sum(
+            self._pods(namespace)[n]["status"]["conditions"][0]["status"] == "True"
+            for n in self._pods_of(namespace, workload)
+        )
 
     def _owner_of(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any] | None:
         component = pod["metadata"]["labels"].get("durabench.io/component")
@@ -124,10 +170,12 @@ class StubApiServer:
                     return workload
         return None
 
-    def _remove_pod(self, namespace: str, name: str) -> bool:
+    def _remove_pod(self, namespace: str, name: str, grace_s: int | None = None) -> bool:
         pod = self._pods(namespace).pop(name, None)
         if pod is None:
             return False
+        if self.pods_on is not None:
+            self.pods_on.delete(name, grace_s)
         owner = self._owner_of(namespace, pod)
         if owner is not None and owner["spec"].get("replicas", 1) > 0:
             self._new_pod(namespace, owner)  # the controller replaces it
@@ -172,6 +220,8 @@ class StubApiServer:
                     if rest[0] in WORKLOAD_PLURALS:
                         body["status"] = {"readyReplicas": 1}
                         self._new_pod(namespace, body)
+                    if rest[0] == "services" and self.pods_on is not None:
+                        self.pods_on.add_service(name, namespace)
                     return 201, body
             name = rest[1]
             if len(rest) == 3 and rest[2] == "eviction":
@@ -180,31 +230,44 @@ class StubApiServer:
                         "message": "Cannot evict pod as it would violate the pod's "
                         "disruption budget."
                     }
-                return (201, {}) if self._remove_pod(namespace, name) else (404, {})
+                grace = ((body or {}).get("deleteOptions") or {}).get("gracePeriodSeconds")
+                return (201, {}) if self._remove_pod(namespace, name, grace) else (404, {})
             if len(rest) == 3 and rest[2] == "log":
+                if self.pods_on is not None:
+                    return 200, self.pods_on.logs(name, int(query.get("tailLines", 100)))
                 return 200, "log line\n"
             if name not in items:
                 return 404, {"message": f"{name} not found"}
             if method == "GET":
+                if rest[0] in WORKLOAD_PLURALS and self.pods_on is not None:
+                    ready = self._ready_replicas(namespace, items[name])
+                    items[name]["status"] = {"readyReplicas": ready}
                 return 200, items[name]
             if method == "DELETE":
                 if rest[0] == "pods":
-                    self._remove_pod(namespace, name)
+                    grace = query.get("gracePeriodSeconds")
+                    self._remove_pod(namespace, name, None if grace is None else int(grace))
                     return 200, {}
                 gone = items.pop(name)
                 if rest[0] in WORKLOAD_PLURALS:
-                    component = gone["metadata"]["labels"].get("durabench.io/component")
-                    for pod in [
-                        n
-                        for n, p in self._pods(namespace).items()
-                        if p["metadata"]["labels"].get("durabench.io/component") == component
-                    ]:
+                    for pod in self._pods_of(namespace, gone):
                         del self._pods(namespace)[pod]
+                        if self.pods_on is not None:
+                            self.pods_on.delete(pod)
+                if rest[0] == "persistentvolumeclaims" and self.pods_on is not None:
+                    self.pods_on.delete_claim(name)
                 return 200, {}
             if method == "PATCH":
                 replicas = body["spec"]["replicas"]
                 items[name]["spec"]["replicas"] = replicas
-                if replicas > 0:
+                if self.pods_on is not None:  # the controller: as many pods as replicas
+                    pods = self._pods_of(namespace, items[name])
+                    for pod in pods[replicas:]:
+                        del self._pods(namespace)[pod]
+                        self.pods_on.delete(pod)
+                    for _ in range(replicas - len(pods)):
+                        self._new_pod(namespace, items[name])
+                elif replicas > 0:
                     self._new_pod(namespace, items[name])
                 return 200, items[name]
         return 405, {"message": f"{method} not supported on {path}"}
@@ -225,7 +288,12 @@ class StubApiServer:
                         self.send_error(404, f"pod {pod} not found")
                         return
                     port = int(query["ports"])
-                    _port_forward(self, port, stub.port_map.get(port, stub.default_port))
+                    if stub.pods_on is not None:
+                        pods_on = stub.pods_on
+                        _port_forward(self, port, lambda: pods_on.relay(pod, port))
+                    else:
+                        local = stub.port_map.get(port, stub.default_port)
+                        _port_forward(self, port, lambda: _connect_local(local))
                     self.close_connection = True
                     return
                 length = int(self.headers.get("Content-Length") or 0)
@@ -275,9 +343,16 @@ def _frame(opcode: int, data: bytes) -> bytes:
     return head + data
 
 
-def _port_forward(handler: BaseHTTPRequestHandler, port: int, local_port: int | None) -> None:
+def _connect_local(port: int | None) -> socket.socket:
+    upstream = socket.create_connection(("127.0.0.1", port or 0), timeout=5)
+    upstream.settimeout(None)
+    return upstream
+
+
+def _port_forward(handler: BaseHTTPRequestHandler, port: int, connect: Callable[[], Any]) -> None:
     """Accept the websocket, announce the port on the data and error channels, then
-    carry channel-0 bytes to and from the stand-in server until either side closes."""
+    carry channel-0 bytes to and from what `connect` opens (a socket to the stand-in
+    server, or a relay into the pods' loopback) until either side closes."""
     key = handler.headers["Sec-WebSocket-Key"]
     accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
     handler.send_response(101)
@@ -298,19 +373,18 @@ def _port_forward(handler: BaseHTTPRequestHandler, port: int, local_port: int | 
     send(OP_BINARY, b"\x00" + announce)
     send(OP_BINARY, b"\x01" + announce)
     try:
-        upstream = socket.create_connection(("127.0.0.1", local_port or 0), timeout=5)
+        upstream = connect()
     except OSError as exc:
         send(OP_BINARY, b"\x01" + f"error forwarding port {port}: {exc}".encode())
         send(OP_CLOSE, b"")
         return
-    upstream.settimeout(None)
 
     def downstream() -> None:
         try:
             while data := upstream.recv(65536):
                 send(OP_BINARY, b"\x00" + data)
             send(OP_CLOSE, b"")
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the client's end is already closed
             pass
 
     threading.Thread(target=downstream, daemon=True).start()
