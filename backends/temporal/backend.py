@@ -48,6 +48,7 @@ from backends.temporal.messages import (
 )
 from backends.temporal.server import (
     SERVER_READY_TIMEOUT_S,
+    SHARD_QUEUE_CONFIG,
     SQLITE_PRAGMAS,
     ServerPlan,
     plan_server,
@@ -391,6 +392,7 @@ class TemporalBackend:
         return {
             "server": "embedded dev server" if self._server else "external",
             "server_sqlite_pragmas": list(SQLITE_PRAGMAS) if self._server else None,
+            "server_dynamic_config": dict(SHARD_QUEUE_CONFIG) if self._server else None,
             "temporal": temporal_version(Path(self._server.spec.argv[0])) if self._server else None,
             "connection": settings.describe() if settings else None,
             "task_queue": self.task_queue,

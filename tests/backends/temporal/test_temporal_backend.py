@@ -12,6 +12,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from backends.base import RunSpec
 from backends.temporal import TemporalBackend
+from backends.temporal.server import plan_server
 from harness.errors import BackendError
 from harness.oracle import expected_run, run_ids
 from harness.state import PersistedRun
@@ -142,3 +143,15 @@ async def test_zombie_runs_are_cleaned_once_older_than_the_ttl(
             assert cleaned.extra["temporal_status"] == "TERMINATED"
             assert "stale" in cleaned.extra["reason"]
             assert cleaned.state is not None and len(cleaned.state.steps) == 2
+
+
+def test_the_embedded_server_lifts_the_single_shard_queue_poll_cap(tmp_path: Path) -> None:
+    """One history shard read 20 times a second would cap every task dispatch at ~20/s
+    (the default): the embedded server lifts it, and a test's own settings still win."""
+    argv = plan_server(tmp_path, dynamic_config={"limit.historyCount.error": "50"}).spec.argv
+    values = [argv[i + 1] for i, a in enumerate(argv) if a == "--dynamic-config-value"]
+    assert "history.transferProcessorMaxPollRPS=10000" in values
+    assert "history.timerProcessorMaxPollRPS=10000" in values
+    assert "limit.historyCount.error=50" in values
+    own = plan_server(tmp_path, dynamic_config={"history.timerProcessorMaxPollRPS": "20"})
+    assert "history.timerProcessorMaxPollRPS=20" in own.spec.argv
