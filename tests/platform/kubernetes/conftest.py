@@ -6,14 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from k8s_stub_api import StubApiServer
+from k8s_stub_api import NOT_OPTED_IN, OPTED_IN, OPTED_OUT, StubApiServer
 
 from harness.platform.kubernetes import KubernetesPlatform
 from harness.platform.kubernetes.guardrails import OPT_IN_LABEL, OPT_IN_VALUE, KubeTarget
-
-OPTED_IN = "durabench-chaos"
-NOT_OPTED_IN = "team-staging"
-OPTED_OUT = "payments"
 
 
 @pytest.fixture

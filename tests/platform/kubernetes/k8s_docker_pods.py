@@ -79,6 +79,7 @@ class _Pod:
     created: threading.Event = field(default_factory=threading.Event)
     delete_grace_s: int | None = None
     thread: threading.Thread | None = None
+    exit_code: int | None = None  # after a graceful delete: 143 = its SIGTERM ended it
 
 
 class ExecRelay:
@@ -213,6 +214,11 @@ class DockerPods:
             return f"(no logs: {exc})"
 
     # -- what tests look at ----------------------------------------------------------
+
+    def exit_codes(self) -> dict[str, int]:
+        """How each gracefully deleted pod's container ended (128 + the ending signal)."""
+        with self._lock:
+            return {p.name: p.exit_code for p in self._ending if p.exit_code is not None}
 
     def containers(self) -> list[str]:
         """Names of this stub's pod containers the engine still has (the sandbox aside)."""
@@ -361,4 +367,6 @@ class DockerPods:
         with contextlib.suppress(DockerException):
             if pod.delete_grace_s:
                 pod.container.stop(timeout=pod.delete_grace_s)
+                pod.container.reload()
+                pod.exit_code = int(pod.container.attrs["State"]["ExitCode"])
             pod.container.remove(force=True)

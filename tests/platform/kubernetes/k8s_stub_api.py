@@ -35,7 +35,12 @@ import yaml
 if TYPE_CHECKING:
     from k8s_docker_pods import DockerPods
 
-__all__ = ["Request", "StubApiServer"]
+__all__ = ["NOT_OPTED_IN", "OPTED_IN", "OPTED_OUT", "Request", "StubApiServer"]
+
+# the namespaces the contract tests' stub serves
+OPTED_IN = "durabench-chaos"
+NOT_OPTED_IN = "team-staging"
+OPTED_OUT = "payments"
 
 WORKLOAD_PLURALS = ("deployments", "statefulsets")
 READY = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}

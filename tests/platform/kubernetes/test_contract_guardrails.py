@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import NOT_OPTED_IN, OPTED_IN, OPTED_OUT
-from k8s_stub_api import StubApiServer
+from k8s_stub_api import NOT_OPTED_IN, OPTED_IN, OPTED_OUT, StubApiServer
 
 from harness.cli import cli
 from harness.platform.base import ComponentSpec

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OPTED_IN
-from k8s_stub_api import StubApiServer
+from k8s_stub_api import OPTED_IN, StubApiServer
 
 from harness.faults import NetworkFault
 from harness.healing import ActiveFaults

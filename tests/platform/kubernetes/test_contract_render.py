@@ -10,8 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import OPTED_IN
-from k8s_stub_api import StubApiServer
+from k8s_stub_api import OPTED_IN, StubApiServer
 
 from harness.cli import cli
 from harness.platform import free_port
