@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import ComponentError
 from harness.platform.base import ComponentSpec, Handle
-from harness.platform.local import _ready
+from harness.platform.local import wait_ready
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -292,22 +292,16 @@ class DockerPlatform:
         return container
 
     def _wait_ready(self, component: Container) -> None:
-        spec = component.spec
-        deadline = time.monotonic() + spec.ready_timeout_s
-        while time.monotonic() < deadline:
-            status = component.status()
-            if status in ("exited", "dead", "removed"):
-                code = component.container.attrs.get("State", {}).get("ExitCode")
-                raise ComponentError(
-                    f"{spec.name} (container {component.ident}) exited with code {code} while"
-                    f" starting; log tail:\n{component.logs_tail()}"
-                )
-            if status == "running" and _ready(spec):
-                return
-            time.sleep(POLL_INTERVAL_S)
-        raise ComponentError(
-            f"{spec.name} (container {component.ident}) was not ready after"
-            f" {spec.ready_timeout_s:g}s; log tail:\n{component.logs_tail()}"
+        def died() -> str | None:
+            if component.status() not in ("exited", "dead", "removed"):
+                return None
+            return f"exited with code {component.container.attrs.get('State', {}).get('ExitCode')}"
+
+        wait_ready(
+            component.spec,
+            f"{component.spec.name} (container {component.ident})",
+            died,
+            lambda: f":\n{component.logs_tail()}",
         )
 
     def _ensure_supervisor(self) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -87,6 +88,26 @@ def _ready(spec: ComponentSpec) -> bool:
     return True
 
 
+def wait_ready(
+    spec: ComponentSpec, what: str, died: Callable[[], str | None], log_tail: Callable[[], str]
+) -> None:
+    """Poll the spec's readiness (`health_url`, else `port`) until its timeout; a
+    ComponentError with the log tail when the component died while starting (`died`
+    says how) or never became ready. Every platform whose components answer on this
+    machine's loopback waits this way."""
+    deadline = time.monotonic() + spec.ready_timeout_s
+    while time.monotonic() < deadline:
+        how = died()
+        if how is not None:
+            raise ComponentError(f"{what} {how} while starting; log tail{log_tail()}")
+        if _ready(spec):
+            return
+        time.sleep(POLL_INTERVAL_S)
+    raise ComponentError(
+        f"{what} was not ready after {spec.ready_timeout_s:g}s; log tail{log_tail()}"
+    )
+
+
 class LocalPlatform:
     """Starts, supervises and stops component processes. Use as a context manager."""
 
@@ -150,22 +171,20 @@ class LocalPlatform:
         return Component(spec, process, log_path, restarts)
 
     def _wait_ready(self, component: Component) -> None:
-        spec = component.spec
-        deadline = time.monotonic() + spec.ready_timeout_s
-        while time.monotonic() < deadline:
-            if component.process.poll() is not None:
-                raise ComponentError(
-                    f"{spec.name} exited with code {component.process.returncode} while starting;"
-                    f" log tail ({component.log_path}):\n{tail(component.log_path)}"
-                )
-            if _ready(spec):
-                return
-            time.sleep(POLL_INTERVAL_S)
-        self._terminate(component)
-        raise ComponentError(
-            f"{spec.name} was not ready after {spec.ready_timeout_s:g}s;"
-            f" log tail ({component.log_path}):\n{tail(component.log_path)}"
-        )
+        def died() -> str | None:
+            code = component.process.poll()
+            return None if code is None else f"exited with code {code}"
+
+        try:
+            wait_ready(
+                component.spec,
+                component.spec.name,
+                died,
+                lambda: f" ({component.log_path}):\n{tail(component.log_path)}",
+            )
+        except ComponentError:
+            self._terminate(component)
+            raise
 
     def _ensure_supervisor(self) -> None:
         with self._lock:
