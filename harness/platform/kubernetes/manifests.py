@@ -49,6 +49,7 @@ DEFAULT_IMAGE = "durabench:latest"
 STATEFUL_ROLES = frozenset({"server", "store"})
 SERVICE_HOST_ROLES = frozenset({"llm", "tools"})  # take --host: must listen on the pod IP
 WORK_MOUNT = "/var/lib/durabench"
+WORK_CLAIM_SPEC = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
 _UNSAFE = re.compile(r"[^a-z0-9-]")
 _KV_DSN = re.compile(r"\bhost=(127\.0\.0\.1|localhost)\b.*?\bport=(?P<port>\d+)")
 _KV_HOST = re.compile(r"\bhost=(127\.0\.0\.1|localhost)\b")
@@ -360,8 +361,9 @@ def component_objects(
     name: str | None = None,
 ) -> list[Manifest]:
     """The Deployment or StatefulSet, and the Service, that run one ComponentSpec, named
-    `name` (default: the component's). `work_paths` are host directories the argv
-    writes into: each gets an emptyDir."""
+    `name` (default: the component's). `work_paths` are directories the argv writes
+    into: each gets an emptyDir, or for a server or store a volume claim (its data
+    survives a deleted pod)."""
     name = name or k8s_name(spec.name)
     labels = object_labels(run, name, spec.role)
     container: dict[str, Any] = {
@@ -378,13 +380,19 @@ def component_objects(
     probe = _probe(spec)
     if probe is not None:
         container["readinessProbe"] = probe
-    volumes = [{"name": f"work-{i}", "emptyDir": {}} for i, _ in enumerate(work_paths)]
+    kind = "StatefulSet" if spec.role in STATEFUL_ROLES else "Deployment"
+    names = [f"work-{i}" for i, _ in enumerate(work_paths)]
     if work_paths:
         container["volumeMounts"] = [
-            {"name": f"work-{i}", "mountPath": path} for i, path in enumerate(work_paths)
+            {"name": n, "mountPath": path} for n, path in zip(names, work_paths, strict=True)
         ]
-    kind = "StatefulSet" if spec.role in STATEFUL_ROLES else "Deployment"
-    objects = [workload(kind, name, namespace, labels, container, volumes=volumes)]
+    if kind == "StatefulSet":  # a server's or store's state must outlive its pod
+        claims = [{"metadata": {"name": n}, "spec": WORK_CLAIM_SPEC} for n in names]
+        made = workload(kind, name, namespace, labels, container, claims=claims)
+    else:
+        volumes = [{"name": n, "emptyDir": {}} for n in names]
+        made = workload(kind, name, namespace, labels, container, volumes=volumes)
+    objects = [made]
     if spec.port is not None:
         objects.append(service(name, namespace, labels, spec.port))
     return objects

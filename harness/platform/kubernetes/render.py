@@ -3,10 +3,10 @@
 The backend describes its components exactly as on the local platform
 (`Backend.components`); each becomes a Deployment (or StatefulSet) and a Service,
 loopback addresses become Service names, the scenario is a ConfigMap, work
-directories are emptyDirs. Postgres runs as the official `postgres` image in a
-StatefulSet (the embedded server only admits loopback clients) unless `--pg-dsn`
-names an existing database; the Temporal dev server runs from the durabench image
-unless `--temporal-address` names an existing cluster. Nothing is contacted.
+directories are emptyDirs, and volume claims for the embedded Postgres and Temporal dev
+server (StatefulSets, from the durabench image, listening on the pod network as on
+`durabench run --platform kubernetes`) unless `--pg-dsn` / `--temporal-address` name
+existing ones. Nothing is contacted.
 """
 
 from __future__ import annotations
@@ -31,16 +31,12 @@ from harness.platform.kubernetes.manifests import (
     k8s_name,
     object_labels,
     pod_disruption_budget,
-    service,
-    workload,
 )
-from harness.postgres import PASSWORD_ENV
 from harness.scenario import load_scenario, resolve_scenario_path
 
-__all__ = ["POSTGRES_IMAGE", "SCENARIO_MOUNT", "render_manifests", "write_manifests"]
+__all__ = ["SCENARIO_MOUNT", "render_manifests", "write_manifests"]
 
 SCENARIO_MOUNT = "/etc/durabench"
-POSTGRES_IMAGE = "postgres:16"
 LLM_PORT = 8080
 TOOLS_PORT = 8081
 Manifest = dict[str, Any]
@@ -100,56 +96,6 @@ def _relocate(spec: ComponentSpec, workdir: str, scenario: str) -> ComponentSpec
 
     argv = tuple(move(a) for a in spec.argv)
     return replace(spec, argv=argv, env={k: move(v) for k, v in spec.env.items()})
-
-
-def _postgres(spec: ComponentSpec, namespace: str, run: str) -> list[Manifest]:
-    """The official image in place of the embedded server: same name, port and password."""
-    name = k8s_name(spec.name)
-    labels = object_labels(run, spec.name, spec.role)
-    port = spec.port or 5432
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": f"{name}-password", "namespace": namespace, "labels": labels},
-        "type": "Opaque",
-        "stringData": {"password": spec.env.get(PASSWORD_ENV, "")},
-    }
-    container = {
-        "name": "main",
-        "image": POSTGRES_IMAGE,
-        "args": [
-            "-c",
-            f"port={port}",
-            "-c",
-            "fsync=on",
-            "-c",
-            "synchronous_commit=on",
-            "-c",
-            "max_connections=300",
-        ],
-        "env": [
-            {
-                "name": "POSTGRES_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": f"{name}-password", "key": "password"}},
-            },
-            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-        ],
-        "ports": [{"containerPort": port, "name": "main"}],
-        "readinessProbe": {
-            "exec": {"command": ["pg_isready", "-h", "127.0.0.1", "-p", str(port)]},
-            "periodSeconds": 2,
-        },
-        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
-    }
-    claim = {
-        "metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-    return [
-        secret,
-        workload("StatefulSet", name, namespace, labels, container, claims=[claim]),
-        service(name, namespace, labels, port),
-    ]
 
 
 def _to_external_dsn(value: str, port: int, pg_dsn: str) -> str:
@@ -236,9 +182,6 @@ def render_manifests(
     specs = _use_external(specs, pg_dsn, temporal_address)
     ports = {s.port: k8s_name(s.name) for s in [*services_specs, *specs] if s.port is not None}
     for spec in [*services_specs, *specs]:
-        if spec.role == "store":
-            objects += _postgres(spec, namespace, run)
-            continue
         made = component_objects(
             spec,
             namespace=namespace,

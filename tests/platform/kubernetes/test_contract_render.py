@@ -41,13 +41,20 @@ def test_contract_rendered_manifests_validate_offline(backend: str) -> None:
 def test_contract_postgres_and_temporal_are_stateful_sets_unless_external() -> None:
     pg = render_manifests("smoke", "pgstore", "durabench-chaos")
     store = next(m for m in pg if m["kind"] == "StatefulSet")
-    assert store["spec"]["template"]["spec"]["containers"][0]["image"].startswith("postgres:")
+    container = store["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:4] == ["python", "-m", "harness.postgres", "serve"]
+    assert container["command"][-1] == "--admit-network"  # other pods dial its Service
+    (claim,) = store["spec"]["volumeClaimTemplates"]  # its data outlives a deleted pod
+    assert {"name": claim["metadata"]["name"], "mountPath": "/var/lib/durabench"} in container[
+        "volumeMounts"
+    ]
     worker = next(m for m in pg if m["metadata"]["name"] == "pgstore-worker-0")
     dsn = worker["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"]
     assert "host=store " in dsn and "127.0.0.1" not in dsn
     temporal = render_manifests("smoke", "temporal", "durabench-chaos")
     server = next(m for m in temporal if m["kind"] == "StatefulSet")
     command = server["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert server["spec"]["volumeClaimTemplates"]  # temporal.db outlives a deleted pod
     assert command[:3] == ["temporal", "server", "start-dev"]
     assert command[command.index("--ip") + 1] == "0.0.0.0"
     external = render_manifests(
