@@ -12,7 +12,9 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -161,6 +163,7 @@ def visit(page: Path, width: int = 1280) -> PageVisit:
             [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=log,
+            start_new_session=True,  # its helpers join this process group: ended with it
         )
         try:
             active = Path(profile) / "DevToolsActivePort"
@@ -174,13 +177,27 @@ def visit(page: Path, width: int = 1280) -> PageVisit:
             port, browser_path = active.read_text().splitlines()[:2]
             return asyncio.run(_drive(int(port), browser_path, page, width))
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+            _end_group(process)
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    """End Chromium and every helper it started (renderer, crashpad handler): helpers
+    outlive the browser process and keep writing into the profile, whose removal then
+    fails with 'Directory not empty'."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)  # any member left?
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
