@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["ComponentSpec", "Handle", "Platform"]
+from harness.errors import ComponentError
+
+__all__ = ["ComponentSpec", "Handle", "Platform", "find_component", "with_role"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,20 @@ class Platform(Protocol):
     def started_entry(self, handle: Handle) -> dict[str, Any]:
         """The entry `durabench heal` needs to end this component if durabench dies."""
         ...
+
+
+H = TypeVar("H", bound=Handle)
+
+
+def find_component(components: Mapping[str, H], name: str) -> H:
+    """The running component called `name`; a ComponentError naming those running."""
+    try:
+        return components[name]
+    except KeyError:
+        known = ", ".join(sorted(components)) or "none"
+        raise ComponentError(f"no component {name!r} (running: {known})") from None
+
+
+def with_role(components: Mapping[str, H], role: str | None) -> list[H]:
+    """The running components with this role (all of them for None)."""
+    return [c for c in components.values() if role is None or c.spec.role == role]

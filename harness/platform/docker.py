@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ComponentError
-from harness.platform.base import ComponentSpec, Handle
+from harness.platform.base import ComponentSpec, Handle, find_component, with_role
 from harness.platform.local import wait_ready
 
 if TYPE_CHECKING:
@@ -395,15 +395,11 @@ class DockerPlatform:
 
     def component(self, name: str) -> Container:
         with self._lock:
-            try:
-                return self._components[name]
-            except KeyError:
-                known = ", ".join(sorted(self._components)) or "none"
-                raise ComponentError(f"no component {name!r} (running: {known})") from None
+            return find_component(self._components, name)
 
     def components(self, role: str | None = None) -> list[Container]:
         with self._lock:
-            return [c for c in self._components.values() if role is None or c.spec.role == role]
+            return with_role(self._components, role)
 
     def signal(self, name: str, signum: int) -> str:
         """Send a real signal to the container's main process; returns the container id."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.errors import ComponentError
 from harness.healing import process_start_time
-from harness.platform.base import ComponentSpec, Handle
+from harness.platform.base import ComponentSpec, Handle, find_component, with_role
 
 __all__ = ["Component", "ComponentSpec", "LocalPlatform", "free_port"]
 
@@ -257,15 +257,11 @@ class LocalPlatform:
 
     def component(self, name: str) -> Component:
         with self._lock:
-            try:
-                return self._components[name]
-            except KeyError:
-                known = ", ".join(sorted(self._components)) or "none"
-                raise ComponentError(f"no component {name!r} (running: {known})") from None
+            return find_component(self._components, name)
 
     def components(self, role: str | None = None) -> list[Component]:
         with self._lock:
-            return [c for c in self._components.values() if role is None or c.spec.role == role]
+            return with_role(self._components, role)
 
     def signal(self, name: str, signum: int) -> int:
         """Send a real signal to a component's process; returns the pid signalled."""

@@ -36,7 +36,7 @@ from typing import Any
 
 from harness.errors import ComponentError, DurabenchError, UnsupportedFault
 from harness.faults import NetworkFault
-from harness.platform.base import ComponentSpec, Handle
+from harness.platform.base import ComponentSpec, Handle, find_component, with_role
 from harness.platform.kubernetes.api import ApiError, KubeApi, collection_path, object_path
 from harness.platform.kubernetes.guardrails import (
     COMPONENT_LABEL,
@@ -473,15 +473,11 @@ class KubernetesPlatform:
 
     def component(self, name: str) -> KubeComponent:
         with self._lock:
-            try:
-                return self._components[name]
-            except KeyError:
-                known = ", ".join(sorted(self._components)) or "none"
-                raise ComponentError(f"no component {name!r} (running: {known})") from None
+            return find_component(self._components, name)
 
     def components(self, role: str | None = None) -> list[KubeComponent]:
         with self._lock:
-            return [c for c in self._components.values() if role is None or c.spec.role == role]
+            return with_role(self._components, role)
 
     # -- faults --------------------------------------------------------------------------
 
