@@ -30,7 +30,7 @@ __all__ = [
     "log_to",
     "out",
     "out_option",
-    "stop_on_sigterm",
+    "stop_on_signals",
 ]
 
 console = Console(stderr=True)  # progress, errors, notes
@@ -60,9 +60,12 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM stops a command as Ctrl-C does: every process durabench started is stopped
-    and what was measured is kept."""
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop a command as Ctrl-C does: every process durabench started
+    is stopped and what was measured is kept. SIGINT's handler is installed explicitly: a
+    durabench started as a background job inherits SIGINT ignored, and `kill -INT` would
+    do nothing."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
 
 

@@ -26,7 +26,7 @@ from harness.cli.common import (
     fail,
     out,
     out_option,
-    stop_on_sigterm,
+    stop_on_signals,
 )
 from harness.cli.tables import print_summary
 from harness.errors import DurabenchError
@@ -254,7 +254,7 @@ def load_command(
         )
     except DurabenchError as exc:
         fail(str(exc))
-    stop_on_sigterm()
+    stop_on_signals()
     results = execute_bench(bench)
     print_summary(results.read_json("summary.json"))
     _print_locust(results.read_json("load.json"))
@@ -342,7 +342,7 @@ def sweep_command(
         )
         console.print(f"{cell.backend:<24} c={cell.concurrency:<4} steps={cell.steps:<5} {what}")
 
-    stop_on_sigterm()
+    stop_on_signals()
     options = {"external": external_from(services)}
     try:
         result = asyncio.run(

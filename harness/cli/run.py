@@ -19,7 +19,7 @@ from harness.cli.common import (
     log_to,
     out,
     out_option,
-    stop_on_sigterm,
+    stop_on_signals,
 )
 from harness.cli.k8s import kube_target
 from harness.cli.tables import print_summary
@@ -115,7 +115,7 @@ def run(
     names = list(backends) or installed_backends()
     if platform_name == "kubernetes":
         kube_target(kube_context, kube_namespace, kube_dry_run, export=True)
-    stop_on_sigterm()
+    stop_on_signals()
     progress, report = _progress()
     try:
         bench = BenchmarkRun(

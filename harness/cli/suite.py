@@ -17,7 +17,7 @@ from harness.cli.common import (
     log_to,
     out,
     out_option,
-    stop_on_sigterm,
+    stop_on_signals,
 )
 from harness.cli.tables import print_matrix
 from harness.errors import DurabenchError
@@ -50,7 +50,7 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
     from harness.suite import Cell, chaos_scenarios, run_suite
 
     names = list(backends) or installed_backends()
-    stop_on_sigterm()
+    stop_on_signals()
     try:
         for name in names:
             load_backend(name)
