@@ -84,9 +84,11 @@ def render(
     Temporal dev server unless external addresses are given. Nothing is contacted."""
     import yaml
 
+    from harness.platform.kubernetes.guardrails import check_namespace_name
     from harness.platform.kubernetes.render import render_manifests, write_manifests
 
     try:
+        check_namespace_name(namespace)
         objects = render_manifests(
             scenario,
             backend,
