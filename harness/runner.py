@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
 import sys
 import time
 import urllib.request
@@ -38,6 +37,7 @@ from harness.evaluate import judge_runs, summarize
 from harness.failpoints import ENV_DIR, ENV_POINTS, CrashPoint, format_points
 from harness.faults import CrashPointFault, DeployFault, NetworkFault
 from harness.healing import STATE_DIR, ActiveFaults
+from harness.masking import mask_command
 from harness.measure import read_rows
 from harness.nemesis import CommitCounter, Nemesis, crash_point_records
 from harness.oracle import run_ids
@@ -589,7 +589,7 @@ class BenchmarkRun:
             backends=self.backend_names,
             platform=self.platform_name,
             external=self.external.public(),
-            command=" ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
+            command=mask_command([Path(sys.argv[0]).name, *sys.argv[1:]]),
             started_at=time.time(),
             environment=collect_environment(),
         )

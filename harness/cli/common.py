@@ -15,8 +15,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import DurabenchError
+from harness.masking import mask_text
 
 __all__ = [
     "backends_option",
@@ -40,9 +42,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """One red line and an exit code: no traceback ever reaches a user."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """One red line and an exit code: no traceback ever reaches a user, nor a secret
+    that an error message carried (a DSN's password)."""
+    console.print(f"[bold red]error:[/] {escape(mask_text(message))}", highlight=False)
     sys.exit(code)
+
+
+class _MaskSecrets(logging.Filter):
+    """Log records are written with their secrets masked (a library may log a DSN)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(record.getMessage())
+        record.args = None
+        return True
 
 
 def log_to(directory: Path) -> None:
@@ -51,6 +63,7 @@ def log_to(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(directory / "durabench.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.addFilter(_MaskSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
