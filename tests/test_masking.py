@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.masking import MASK, mask_argv, mask_command, mask_dsn, mask_text
-from harness.platform.local import LocalPlatform
-from harness.postgres import EmbeddedServer, embedded_server, wait_ready
+from harness.postgres import EmbeddedServer
 from tests.conftest import ScenarioFactory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,14 +73,9 @@ def test_free_text_keeps_its_meaning_without_the_secret() -> None:
 # -- a real run, a real Postgres, every artifact searched ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    root = tmp_path_factory.mktemp("masking-postgres")
-    server = embedded_server(root / "store")
-    with LocalPlatform(root) as platform:
-        platform.start(server.component())
-        wait_ready(server.dsn)
-        yield server
+@pytest.fixture
+def postgres(pg_server: EmbeddedServer) -> EmbeddedServer:
+    return pg_server
 
 
 def _durabench(*args: str) -> subprocess.CompletedProcess[str]:
