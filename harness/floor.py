@@ -34,6 +34,7 @@ from backends.base import (
     load_backend,
 )
 from harness.errors import DurabenchError
+from harness.evaluate import floor_figures
 from harness.results import ResultsDir, collect_environment, new_bench_id
 from harness.scenario import Scenario, load_scenario, resolve_scenario_path
 
@@ -43,7 +44,7 @@ __all__ = [
     "FloorRun",
     "floor_programs_for",
     "floor_rows",
-    "floor_summary",
+    "read_floors",
     "record_floor",
     "run_program",
 ]
@@ -159,32 +160,6 @@ async def record_floor(
     return rows
 
 
-def _q(values: pd.Series) -> dict[str, float | None]:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    if values.empty:
-        return {"p50": None, "p95": None, "p99": None}
-    return {f"p{int(q * 100)}": round(float(values.quantile(q)), 4) for q in (0.5, 0.95, 0.99)}
-
-
-def floor_summary(floors: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """backend -> program -> step, overhead and start-latency percentiles of its floor."""
-    out: dict[str, dict[str, Any]] = {}
-    if floors is None or floors.empty:
-        return out
-    for (backend, program), rows in floors.groupby(["backend", "program"], sort=False):
-        wall = float(rows["floor_wall_s"].max() or 0.0)
-        out.setdefault(str(backend), {})[str(program)] = {
-            "own": bool(rows["own"].any()),
-            "concurrency": int(rows["concurrency"].max()),
-            "samples": len(rows),
-            "step_ms": _q(rows["step_ms"]),
-            "overhead_ms": _q(rows["overhead_ms"]),
-            "start_latency_ms": _q(rows["start_latency_ms"]),
-            "steps_per_s": round(len(rows) / wall, 2) if wall > 0 else None,
-        }
-    return out
-
-
 @dataclass
 class FloorRun:
     """`durabench floor`: bring each backend's servers up as a benchmark would and run only
@@ -238,12 +213,12 @@ class FloorRun:
                     await record_floor(session, self.runs, self.concurrency)
             status = "complete"
         finally:
-            summary = floor_summary(_read(results))
+            summary = floor_figures(read_floors(results))
             results.write_json("floors.json", summary)
             results.update_manifest(status=status, finished_at=time.time())
         return summary
 
 
-def _read(results: ResultsDir) -> pd.DataFrame:
+def read_floors(results: ResultsDir) -> pd.DataFrame:
     path = results.path / f"{FLOOR_TABLE}.parquet"
     return pd.read_parquet(path) if path.exists() else pd.DataFrame()
