@@ -212,6 +212,9 @@ class FloorRun:
                 ) as session:
                     await record_floor(session, self.runs, self.concurrency)
             status = "complete"
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            status = "interrupted"
+            raise
         finally:
             summary = floor_figures(read_floors(results))
             results.write_json("floors.json", summary)
