@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec
+from harness.platform.base import ComponentSpec
 from harness.scenario import Scenario
 from harness.state import PersistedRun
 

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import BackendError, ComponentError
-from harness.platform.local import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, free_port
 
 if TYPE_CHECKING:
     from backends.base import BackendEnv

@@ -17,7 +17,7 @@ import aiohttp
 
 from backends.base import BackendEnv, RunSpec
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
 
 __all__ = ["BaselineBackend"]

@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from backends.base import BackendEnv, RunSpec, mask_dsn
 from backends.pgstore.runtime import DSN_ENV, DoneWaiter, channels, open_pool
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec
+from harness.platform.base import ComponentSpec
 from harness.postgres import (
     backend_dsn,
     check_connection,

@@ -56,7 +56,7 @@ from backends.temporal.server import (
 )
 from backends.temporal.versioning import WORKFLOW_VERSIONS
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
 
 __all__ = ["TemporalBackend"]
