@@ -15,13 +15,14 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from backends.base import BackendEnv, RunSpec, mask_dsn
+from backends.base import BackendEnv, RunSpec
 from backends.pgstore.runtime import DSN_ENV, DoneWaiter, channels, open_pool
 from harness.errors import BackendError
 from harness.platform.base import ComponentSpec
 from harness.postgres import (
     backend_dsn,
     check_connection,
+    mask_dsn,
     postgres_components,
     schema_for,
     wait_ready_async,
