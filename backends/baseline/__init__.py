@@ -9,13 +9,13 @@ fail integrity: the runs the dead worker held are gone.
 from __future__ import annotations
 
 import asyncio
-import sys
 import zlib
 from typing import Any
 
 import aiohttp
 
 from backends.base import BackendEnv, RunSpec
+from backends.workercli import NoOptions, WorkerArgs
 from harness.errors import BackendError
 from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
@@ -40,29 +40,12 @@ class BaselineBackend:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             self._urls.append(url)
+            args = WorkerArgs.for_env(env, self.name, f"worker-{index}", NoOptions(), port)
             specs.append(
                 ComponentSpec(
                     name=f"{self.name}-worker-{index}",
                     role="worker",
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        "backends.baseline.worker",
-                        "--port",
-                        str(port),
-                        "--scenario",
-                        str(env.scenario_path),
-                        "--llm-url",
-                        env.llm_url,
-                        "--tools-url",
-                        env.tools_url,
-                        "--measurements",
-                        str(env.measurements_dir),
-                        "--worker-id",
-                        f"worker-{index}",
-                        "--backend-name",
-                        self.name,
-                    ),
+                    argv=args.command("backends.baseline.worker"),
                     port=port,
                     health_url=f"{url}/health",
                     restart=True,

@@ -19,6 +19,7 @@ from psycopg import AsyncConnection
 from backends.base import RunSpec
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float
 from backends.pgstore_naive import store
+from backends.pgstore_naive.worker import NaiveOptions
 from harness.state import PersistedRun
 
 __all__ = ["NaivePgStoreBackend"]
@@ -37,8 +38,8 @@ class NaivePgStoreBackend(PostgresStoreBackend):
         super().__init__(workers, slots)
         self.stale_s = positive_float("stale_s", stale_s)
 
-    def worker_args(self) -> list[str]:
-        return ["--stale-s", str(self.stale_s)]
+    def worker_options(self) -> NaiveOptions:
+        return NaiveOptions(schema=self.schema, slots=self.slots, stale_s=self.stale_s)
 
     async def ensure_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
         await store.ensure_tables(conn, schema)
