@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -55,6 +54,8 @@ from backends.temporal.server import (
     temporal_version,
 )
 from backends.temporal.versioning import WORKFLOW_VERSIONS
+from backends.temporal.worker import TemporalWorkerOptions
+from backends.workercli import WorkerArgs
 from harness.errors import BackendError
 from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
@@ -164,36 +165,14 @@ class TemporalBackend:
     ) -> ComponentSpec:
         assert self._settings is not None
         port = free_port()
-        argv = (
-            sys.executable,
-            "-m",
-            "backends.temporal.worker",
-            *self._worker_settings(env).argv(),
-            "--task-queue",
-            self.task_queue,
-            "--workflow-version",
-            version or self.version,
-            "--sticky-timeout-s",
-            f"{self.sticky_s:g}",
-            "--port",
-            str(port),
-            "--scenario",
-            str(env.scenario_path),
-            "--llm-url",
-            env.llm_url,
-            "--tools-url",
-            env.tools_url,
-            "--measurements",
-            str(env.measurements_dir),
-            "--worker-id",
-            f"worker-{index}",
-            "--backend-name",
-            self.name,
+        options = TemporalWorkerOptions.of(
+            self._worker_settings(env), self.task_queue, version or self.version, self.sticky_s
         )
+        args = WorkerArgs.for_env(env, self.name, f"worker-{index}", options, port)
         return ComponentSpec(
             name=name,
             role="worker",
-            argv=argv,
+            argv=args.command("backends.temporal.worker"),
             port=port,
             health_url=f"http://127.0.0.1:{port}/health",
             restart=True,
