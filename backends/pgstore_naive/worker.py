@@ -1,7 +1,7 @@
 """The pgstore-naive worker: claim a run by its status column, resume from the last
 saved step, and overwrite the whole state after each step.
 
-It composes reason/act/verify like `drive_step` does, but, as such stores do, it
+It runs each step with `drive_step`, as the baseline does, but, as such stores do, it
 gives every act call a fresh key (`uuid4`): nothing in its state says an act was
 already sent, so a step re-run after a crash calls the tool again under a new key.
 A worker restarted under the same id puts the runs it held back in the queue at
@@ -31,9 +31,9 @@ from backends.pgstore.runtime import (
 )
 from backends.pgstore_naive import store
 from backends.workercli import WorkerArgs
-from harness.agent import AgentContext, PhaseError, act, reason, verify
-from harness.state import RunState, RunStatus, StepRecord
-from harness.workload import Move, final_answer, next_move
+from harness.agent import AgentContext, PhaseError, drive_step
+from harness.state import RunState, RunStatus
+from harness.workload import final_answer
 
 __all__ = ["NaiveOptions", "NaiveWorker", "main"]
 
@@ -47,6 +47,11 @@ class NaiveOptions(StoreWorkerOptions):
     """The pgstore-naive worker's own command-line options (see `WorkerArgs`)."""
 
     stale_s: float = 10.0  # a run whose heartbeat is older is picked up by another worker
+
+
+def _fresh_key(run_id: str, step: int, attempt: int) -> str:
+    """A fresh key per act call: nothing in the state gives the act a stable identity."""
+    return uuid.uuid4().hex
 
 
 class NaiveWorker:
@@ -94,34 +99,6 @@ class NaiveWorker:
         finally:
             self.running.discard(claimed.run_id)
 
-    async def _step(self, run_id: str, step: int) -> tuple[StepRecord, Move]:
-        """Reason, then act and verify until the step policy commits or aborts."""
-        ctx = self.ctx
-        decision = await reason(ctx, run_id, step, 1)
-        verdicts: list[bool] = []
-        attempt = 1
-        while True:
-            key = uuid.uuid4().hex  # a fresh key per call: no stable identity for the act
-            output = await act(ctx, run_id, step, attempt, decision, key)
-            verified = verify(ctx, run_id, step, attempt, decision, output)
-            verdicts.append(verified)
-            move = next_move(self.scenario.verify, verified, attempt)
-            if move in ("commit", "abort"):
-                break
-            attempt += 1
-            if move == "replan":
-                decision = await reason(ctx, run_id, step, attempt)
-        record = StepRecord(
-            step,
-            decision.tool,
-            decision.arguments,
-            decision.thought,
-            output,
-            tuple(verdicts),
-            attempt,
-        )
-        return record, move
-
     async def _drive(self, claimed: store.Claimed) -> None:
         run_id, state = claimed.run_id, claimed.state
         scenario = self.scenario
@@ -131,7 +108,8 @@ class NaiveWorker:
             return
         while len(steps) < scenario.steps:
             step = len(steps)
-            record, move = await self._step(run_id, step)
+            outcome = await drive_step(self.ctx, run_id, step, key=_fresh_key)
+            record, move = outcome.record, outcome.move
             steps.append(record)
             status: RunStatus = "running"
             wait = False
