@@ -26,10 +26,13 @@ __all__ = [
     "Backend",
     "BackendEnv",
     "BuiltinBackend",
+    "DeclaresGuarantees",
     "Deployable",
     "ExternalServices",
+    "Guarantees",
     "RunSpec",
     "available_backends",
+    "guarantees_of",
     "load_backend",
     "mask_dsn",
 ]
@@ -142,6 +145,32 @@ class Deployable(Protocol):
     def worker_components(self, env: BackendEnv, version: str) -> list[ComponentSpec]:
         """Worker specs (same names as the running ones) for `version`."""
         ...
+
+
+@dataclass(frozen=True)
+class Guarantees:
+    """What a backend promises beyond the protocol; the contract suite
+    (tests/backends/test_contract.py) holds it to exactly these, and no more."""
+
+    # inspect reads every run back with no worker alive, and the runs a killed worker
+    # held reach the oracle's state once it is restarted
+    durable: bool = False
+    # an act executed again after a crash carries the key of its first execution,
+    # so the tool applies it once
+    stable_act_keys: bool = False
+
+
+@runtime_checkable
+class DeclaresGuarantees(Protocol):
+    """Optional capability: the backend declares its `Guarantees` (absent: it claims nothing)."""
+
+    @property
+    def guarantees(self) -> Guarantees: ...
+
+
+def guarantees_of(backend: Backend) -> Guarantees:
+    """What `backend` declares it guarantees; nothing when it declares nothing."""
+    return backend.guarantees if isinstance(backend, DeclaresGuarantees) else Guarantees()
 
 
 @dataclass(frozen=True)

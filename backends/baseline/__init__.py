@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from backends.base import BackendEnv, RunSpec
+from backends.base import BackendEnv, Guarantees, RunSpec
 from backends.workercli import NoOptions, WorkerArgs
 from harness.errors import BackendError
 from harness.platform.base import ComponentSpec, free_port
@@ -27,6 +27,7 @@ RETRY_INTERVAL_S = 0.1
 
 class BaselineBackend:
     name = "baseline"
+    guarantees = Guarantees()  # nothing: state lives in worker memory
 
     def __init__(self, workers: str | None = None) -> None:
         self._workers_override = int(workers) if workers else None

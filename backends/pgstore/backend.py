@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from backends.base import RunSpec
+from backends.base import Guarantees, RunSpec
 from backends.pgstore import store
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float, positive_int
 from backends.pgstore.fold import CorruptLog, fold
@@ -30,6 +30,7 @@ __all__ = ["PgStoreBackend"]
 
 class PgStoreBackend(PostgresStoreBackend):
     name = "pgstore"
+    guarantees = Guarantees(durable=True, stable_act_keys=True)
     worker_module = "backends.pgstore.worker"
 
     def __init__(

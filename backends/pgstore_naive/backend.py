@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from backends.base import RunSpec
+from backends.base import Guarantees, RunSpec
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float
 from backends.pgstore_naive import store
 from backends.pgstore_naive.worker import NaiveOptions
@@ -27,6 +27,7 @@ __all__ = ["NaivePgStoreBackend"]
 
 class NaivePgStoreBackend(PostgresStoreBackend):
     name = "pgstore-naive"
+    guarantees = Guarantees(durable=True)  # a fresh key per act call: no stable act keys
     worker_module = "backends.pgstore_naive.worker"
 
     def __init__(

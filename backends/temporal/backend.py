@@ -30,7 +30,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from backends.base import BackendEnv, RunSpec
+from backends.base import BackendEnv, Guarantees, RunSpec
 from backends.temporal.connection import (
     ConnectSettings,
     connect,
@@ -89,6 +89,7 @@ class TemporalBackend:
     v2-patched: the workflow code the workers run), heartbeat_s, task_timeout_s, sticky_s."""
 
     name = "temporal"
+    guarantees = Guarantees(durable=True, stable_act_keys=True)
 
     def __init__(
         self,
@@ -195,9 +196,14 @@ class TemporalBackend:
         return self._client
 
     @property
+    def env(self) -> BackendEnv:
+        if self._env is None:
+            raise BackendError("temporal backend used before components() or setup()")
+        return self._env
+
+    @property
     def policy(self) -> TimeoutPolicy:
-        assert self._env is not None
-        deadline = self._env.scenario.deadline_s
+        deadline = self.env.scenario.deadline_s
         return TimeoutPolicy(start_to_close_s=deadline, heartbeat_s=min(self.heartbeat_s, deadline))
 
     async def setup(self, env: BackendEnv) -> None:
@@ -224,8 +230,7 @@ class TemporalBackend:
         return self.client.get_workflow_handle(self.workflow_id(run_id))
 
     async def start(self, run: RunSpec) -> None:
-        assert self._env is not None
-        scenario = self._env.scenario
+        scenario = self.env.scenario
         approval = scenario.approval
         spec = AgentInput(
             run_id=run.run_id,
