@@ -181,10 +181,6 @@ class TemporalBackend:
         )
 
     @property
-    def worker_names(self) -> list[str]:
-        return list(self._worker_names)
-
-    @property
     def server(self) -> ServerPlan | None:
         """The embedded server's plan (None with an external address)."""
         return self._server
