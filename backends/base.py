@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from harness.errors import BackendError
 from harness.masking import mask_dsn
-from harness.platform.local import ComponentSpec
+from harness.platform.base import ComponentSpec
 from harness.scenario import Scenario
 from harness.state import PersistedRun
 
@@ -26,12 +26,15 @@ __all__ = [
     "Backend",
     "BackendEnv",
     "BuiltinBackend",
+    "DeclaresGuarantees",
     "Deployable",
     "ExternalServices",
     "FloorProgram",
+    "Guarantees",
     "HasFloor",
     "RunSpec",
     "available_backends",
+    "guarantees_of",
     "load_backend",
     "mask_dsn",
 ]
@@ -165,6 +168,32 @@ class HasFloor(Protocol):
     with, its own floor first. Called after `setup`, while the session's servers run."""
 
     def floor_programs(self, env: BackendEnv) -> list[FloorProgram]: ...
+
+
+@dataclass(frozen=True)
+class Guarantees:
+    """What a backend promises beyond the protocol; the contract suite
+    (tests/backends/test_contract.py) holds it to exactly these, and no more."""
+
+    # inspect reads every run back with no worker alive, and the runs a killed worker
+    # held reach the oracle's state once it is restarted
+    durable: bool = False
+    # an act executed again after a crash carries the key of its first execution,
+    # so the tool applies it once
+    stable_act_keys: bool = False
+
+
+@runtime_checkable
+class DeclaresGuarantees(Protocol):
+    """Optional capability: the backend declares its `Guarantees` (absent: it claims nothing)."""
+
+    @property
+    def guarantees(self) -> Guarantees: ...
+
+
+def guarantees_of(backend: Backend) -> Guarantees:
+    """What `backend` declares it guarantees; nothing when it declares nothing."""
+    return backend.guarantees if isinstance(backend, DeclaresGuarantees) else Guarantees()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,8 @@ from harness.measure import PhaseRow, Recorder
 from harness.scenario import Scenario
 from harness.services.common import SERVICE_TIME_HEADER
 from harness.services.llm import MARKER
-from harness.state import StepRecord
-from harness.workload import Decision, Move, idempotency_key, next_move, verify_output
+from harness.steppolicy import StepOutcome, plan_step, run_step_async
+from harness.workload import Decision, idempotency_key, verify_output
 
 __all__ = [
     "AgentContext",
@@ -81,12 +82,6 @@ class AgentContext:
                 for name in self.scenario.tools
             ]
         return self._tool_specs
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    record: StepRecord
-    move: Move  # "commit" or "abort"
 
 
 def api_key(scenario: Scenario) -> str | None:
@@ -188,31 +183,34 @@ def verify(
         return verdict
 
 
-async def drive_step(ctx: AgentContext, run_id: str, step: int) -> StepOutcome:
+KeyFn = Callable[[str, int, int], str]
+
+
+@dataclass(frozen=True)
+class _StepPhases:
+    """The step policy's requests answered by the real phases, for one run and step."""
+
+    ctx: AgentContext
+    run_id: str
+    step: int
+    key: KeyFn
+
+    async def reason(self, attempt: int) -> Decision:
+        return await reason(self.ctx, self.run_id, self.step, attempt)
+
+    async def act(self, attempt: int, decision: Decision) -> dict[str, Any]:
+        key = self.key(self.run_id, self.step, attempt)
+        return await act(self.ctx, self.run_id, self.step, attempt, decision, key)
+
+    async def verify(self, attempt: int, decision: Decision, output: dict[str, Any]) -> bool:
+        return verify(self.ctx, self.run_id, self.step, attempt, decision, output)
+
+
+async def drive_step(
+    ctx: AgentContext, run_id: str, step: int, key: KeyFn = idempotency_key
+) -> StepOutcome:
     """The plain-loop composition: reason, then act and verify until the step policy
-    commits or aborts. The caller persists the record (the commit phase)."""
-    decision = await reason(ctx, run_id, step, 1)
-    verdicts: list[bool] = []
-    attempt = 1
-    while True:
-        output = await act(
-            ctx, run_id, step, attempt, decision, idempotency_key(run_id, step, attempt)
-        )
-        verified = verify(ctx, run_id, step, attempt, decision, output)
-        verdicts.append(verified)
-        move = next_move(ctx.scenario.verify, verified, attempt)
-        if move in ("commit", "abort"):
-            break
-        attempt += 1
-        if move == "replan":
-            decision = await reason(ctx, run_id, step, attempt)
-    record = StepRecord(
-        index=step,
-        tool=decision.tool,
-        arguments=decision.arguments,
-        thought=decision.thought,
-        output=output,
-        verdicts=tuple(verdicts),
-        attempts=attempt,
-    )
-    return StepOutcome(record, move)
+    (`harness.steppolicy`) commits or aborts. `key(run, step, attempt)` is the act's
+    idempotency key. The caller persists the record (the commit phase)."""
+    phases = _StepPhases(ctx, run_id, step, key)
+    return await run_step_async(plan_step(ctx.scenario.verify, step), phases)

@@ -4,14 +4,16 @@ running anything. Same scenario and run id, same oracle, on every machine."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.scenario import Scenario
 from harness.state import RunState, RunStatus, StepRecord
+from harness.steppolicy import plan_step, run_step
 from harness.workload import (
     TRIAL_SEPARATOR,
+    Decision,
     decide,
     final_answer,
-    next_move,
     tool_output,
     verify_output,
 )
@@ -43,40 +45,42 @@ def run_ids(scenario: Scenario, first: int = 0, trials: int = 1) -> list[str]:
     ]
 
 
+@dataclass
+class _PurePhases:
+    """The phases of one step as the workload's pure functions answer them, counting
+    the LLM calls and tool executions a perfect backend makes."""
+
+    scenario: Scenario
+    run_id: str
+    step: int
+    effects: list[tuple[int, int]]
+    llm_calls: int = 0
+
+    def reason(self, attempt: int) -> Decision:
+        self.llm_calls += 1
+        return decide(self.scenario, self.run_id, self.step, attempt)
+
+    def act(self, attempt: int, decision: Decision) -> dict[str, Any]:
+        self.effects.append((self.step, attempt))
+        return tool_output(
+            self.scenario, self.run_id, self.step, attempt, decision.tool, decision.arguments
+        )
+
+    def verify(self, attempt: int, decision: Decision, output: dict[str, Any]) -> bool:
+        return verify_output(decision, output)
+
+
 def expected_run(scenario: Scenario, run_id: str) -> OracleRun:
     steps: list[StepRecord] = []
     effects: list[tuple[int, int]] = []
     llm_calls = 0
     status: RunStatus = "completed"
     for step in range(scenario.steps):
-        decision = decide(scenario, run_id, step, 1)
-        llm_calls += 1
-        verdicts: list[bool] = []
-        attempt = 1
-        while True:
-            output = tool_output(scenario, run_id, step, attempt, decision.tool, decision.arguments)
-            effects.append((step, attempt))
-            verified = verify_output(decision, output)
-            verdicts.append(verified)
-            move = next_move(scenario.verify, verified, attempt)
-            if move in ("commit", "abort"):
-                break
-            attempt += 1
-            if move == "replan":
-                decision = decide(scenario, run_id, step, attempt)
-                llm_calls += 1
-        steps.append(
-            StepRecord(
-                index=step,
-                tool=decision.tool,
-                arguments=decision.arguments,
-                thought=decision.thought,
-                output=output,
-                verdicts=tuple(verdicts),
-                attempts=attempt,
-            )
-        )
-        if move == "abort":
+        phases = _PurePhases(scenario, run_id, step, effects)
+        outcome = run_step(plan_step(scenario.verify, step), phases)
+        llm_calls += phases.llm_calls
+        steps.append(outcome.record)
+        if outcome.move == "abort":
             status = "aborted"
             break
         approval = scenario.approval

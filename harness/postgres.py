@@ -48,25 +48,24 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from harness.errors import BackendError, ComponentError
 from harness.masking import mask_dsn, mask_text
-from harness.platform.local import ComponentSpec, free_port
-
-if TYPE_CHECKING:
-    from backends.base import BackendEnv
+from harness.platform.base import ComponentSpec, free_port
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "PG_BIN_ENV",
     "PG_USER_ENV",
     "EmbeddedServer",
+    "StoreSite",
     "backend_dsn",
     "check_connection",
     "create_schema",
     "embedded_server",
     "find_postgres_bin",
+    "mask_dsn",
     "postgres_components",
     "schema_for",
     "schema_name",
@@ -74,6 +73,7 @@ __all__ = [
     "wait_ready",
     "wait_ready_async",
     "with_search_path",
+    "worker_dsn",
 ]
 
 BINARIES = ("pg_ctl", "initdb", "postgres")
@@ -152,6 +152,35 @@ def find_postgres_bin() -> Path:
 # -- DSNs and schemas ------------------------------------------------------------------
 
 
+class ExternalServer(Protocol):
+    @property
+    def pg_dsn(self) -> str | None:
+        """The user's server (`--pg-dsn`); None = durabench runs an embedded one."""
+        ...
+
+
+class StoreSite(Protocol):
+    """What the helpers below need from the caller to place a store: a backend passes
+    its `BackendEnv`, which has all of it (this module knows nothing else of backends)."""
+
+    @property
+    def bench_id(self) -> str:
+        """Names the run's schemas."""
+        ...
+
+    @property
+    def workdir(self) -> Path:
+        """The embedded server's directory is `<workdir>/<component name>`."""
+        ...
+
+    @property
+    def external(self) -> ExternalServer: ...
+
+    def dial(self, link: str, host: str, port: int) -> tuple[str, int]:
+        """The address a worker dials to reach host:port over `link`."""
+        ...
+
+
 @dataclass(frozen=True)
 class EmbeddedServer:
     """One embedded server: its directory (data in `<dir>/data`), port and superuser
@@ -204,7 +233,7 @@ def embedded_server(directory: Path) -> EmbeddedServer:
 
 
 def postgres_components(
-    env: BackendEnv, name: str = "store", settings: Mapping[str, str] | None = None
+    env: StoreSite, name: str = "store", settings: Mapping[str, str] | None = None
 ) -> list[ComponentSpec]:
     """The embedded server as one `store` component, or [] when `--pg-dsn` is set.
     `settings` override DEFAULT_SETTINGS (e.g. {"synchronous_commit": "off"})."""
@@ -214,14 +243,14 @@ def postgres_components(
     return [embedded_server(env.workdir / name).component(name, settings)]
 
 
-def backend_dsn(env: BackendEnv, name: str = "store") -> str:
+def backend_dsn(env: StoreSite, name: str = "store") -> str:
     """The DSN workers use: the external server's, or the embedded server's."""
     if env.external.pg_dsn:
         return env.external.pg_dsn
     return embedded_server(env.workdir / name).dsn
 
 
-def worker_dsn(env: BackendEnv, dsn: str) -> str:
+def worker_dsn(env: StoreSite, dsn: str) -> str:
     """The DSN a WORKER dials: host and port routed over the `worker->store` link (through
     the fault proxy when the scenario cuts that link). The harness's own reads dial `dsn`."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -247,7 +276,7 @@ def schema_name(bench_id: str, backend_name: str) -> str:
     return name
 
 
-def schema_for(env: BackendEnv, backend_name: str) -> str:
+def schema_for(env: StoreSite, backend_name: str) -> str:
     """This run's schema for one backend (see `schema_name`)."""
     return schema_name(env.bench_id, backend_name)
 
@@ -259,14 +288,10 @@ def with_search_path(dsn: str, schema: str) -> str:
     try:
         params = conninfo_to_dict(dsn)
     except Exception as exc:
-        raise BackendError(f"invalid Postgres DSN {_mask(dsn)}: {exc}") from None
+        raise BackendError(f"invalid Postgres DSN {mask_dsn(dsn)}: {exc}") from None
     options = str(params.get("options") or "")
     options = f"{options} -csearch_path={schema}".strip()
     return make_conninfo(dsn, options=options)
-
-
-def _mask(dsn: str) -> str:
-    return mask_dsn(dsn)
 
 
 def _target(dsn: str) -> str:
@@ -313,7 +338,7 @@ def check_connection(dsn: str) -> None:
     except psycopg.Error as exc:
         detail = " ".join(str(exc).split())
         raise BackendError(
-            f"Postgres {_mask(dsn)}: {_explain(detail)}; tried to connect to {target} "
+            f"Postgres {mask_dsn(dsn)}: {_explain(detail)}; tried to connect to {target} "
             f"and run SELECT 1 (server said: {mask_text(detail)[:300]})"
         ) from None
 
@@ -333,7 +358,7 @@ def wait_ready(dsn: str, timeout_s: float = READY_TIMEOUT_S) -> None:
             last = " ".join(str(exc).split())
             time.sleep(0.1)
     raise ComponentError(
-        f"Postgres {_mask(dsn)} did not answer SELECT 1 within {timeout_s:g}s: {last}"
+        f"Postgres {mask_dsn(dsn)} did not answer SELECT 1 within {timeout_s:g}s: {last}"
     )
 
 

@@ -11,7 +11,6 @@ import pandas as pd
 from harness.checker import VERDICTS
 from harness.evaluate import judge_runs, summarize
 from harness.results import ResultsDir
-from harness.runner import load_results_tables
 from harness.scenario import parse_scenario
 
 __all__ = ["Recheck", "recheck"]
@@ -37,7 +36,7 @@ def _ledger_dicts(frame: pd.DataFrame, backend: str) -> list[dict[str, Any]]:
 def recheck(results: ResultsDir) -> Recheck:
     manifest = results.read_json("manifest.json")
     scenario = parse_scenario(manifest["scenario"], f"{results.path}/manifest.json")
-    tables = load_results_tables(results)
+    tables = results.read_tables()
     persisted = results.read_jsonl("persisted.jsonl")
     steps, calls = tables["steps"], tables["llm_calls"]
     rows: list[dict[str, Any]] = []

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +35,10 @@ import pandas as pd
 
 from harness.errors import ResultsError
 
-__all__ = ["ResultsDir", "collect_environment", "new_bench_id"]
+__all__ = ["TABLES", "ResultsDir", "collect_environment", "new_bench_id"]
+
+# the parquet tables of a results directory, as `read_tables` returns them
+TABLES = ("steps", "runs", "ledger", "llm_calls", "faults", "floors")
 
 PACKAGES = (
     "durabench",
@@ -162,6 +166,15 @@ class ResultsDir:
         if not path.exists():
             raise ResultsError(f"{self.path}: missing {name}.parquet")
         return pd.read_parquet(path)
+
+    def read_tables(self, names: Sequence[str] = TABLES) -> dict[str, pd.DataFrame]:
+        """The named tables, each empty when its file is absent (a run that stopped
+        early): the one reader that `check`, the summary and the report share."""
+        tables: dict[str, pd.DataFrame] = {}
+        for name in names:
+            path = self.path / f"{name}.parquet"
+            tables[name] = pd.read_parquet(path) if path.exists() else pd.DataFrame()
+        return tables
 
     def append_jsonl(self, name: str, rows: list[dict[str, Any]]) -> None:
         with (self.path / name).open("a", encoding="utf-8") as handle:

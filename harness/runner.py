@@ -58,7 +58,6 @@ __all__ = [
     "default_driver",
     "drive_load",
     "inspect_all",
-    "load_results_tables",
     "open_session",
     "record_backend",
     "run_benchmark",
@@ -234,15 +233,6 @@ def _ledger_rows(backend: str, ledger: list[dict[str, Any]]) -> list[dict[str, A
         }
         for e in ledger
     ]
-
-
-def load_results_tables(results: ResultsDir) -> dict[str, pd.DataFrame]:
-    """The tables `check` and `summarize` need, tolerant of a run that stopped early."""
-    tables: dict[str, pd.DataFrame] = {}
-    for name in ("steps", "runs", "ledger", "llm_calls", "faults", "floors"):
-        path = results.path / f"{name}.parquet"
-        tables[name] = pd.read_parquet(path) if path.exists() else pd.DataFrame()
-    return tables
 
 
 def _direct(link: str, host: str, port: int) -> tuple[str, int]:
@@ -650,7 +640,7 @@ class BenchmarkRun:
                 faults.extend(json.loads(line) for line in log.read_text().splitlines() if line)
         if faults or self.scenario.faults:
             results.write_table("faults", faults)
-        tables = load_results_tables(results)
+        tables = results.read_tables()
         if not tables["runs"].empty:
             summary = summarize(
                 tables["runs"], tables["steps"], self._walls, tables["faults"], tables["floors"]

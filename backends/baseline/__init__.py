@@ -9,15 +9,15 @@ fail integrity: the runs the dead worker held are gone.
 from __future__ import annotations
 
 import asyncio
-import sys
 import zlib
 from typing import Any
 
 import aiohttp
 
-from backends.base import BackendEnv, RunSpec
+from backends.base import BackendEnv, Guarantees, RunSpec
+from backends.workercli import NoOptions, WorkerArgs
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
 
 __all__ = ["BaselineBackend"]
@@ -27,6 +27,7 @@ RETRY_INTERVAL_S = 0.1
 
 class BaselineBackend:
     name = "baseline"
+    guarantees = Guarantees()  # nothing: state lives in worker memory
 
     def __init__(self, workers: str | None = None) -> None:
         self._workers_override = int(workers) if workers else None
@@ -40,29 +41,12 @@ class BaselineBackend:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             self._urls.append(url)
+            args = WorkerArgs.for_env(env, self.name, f"worker-{index}", NoOptions(), port)
             specs.append(
                 ComponentSpec(
                     name=f"{self.name}-worker-{index}",
                     role="worker",
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        "backends.baseline.worker",
-                        "--port",
-                        str(port),
-                        "--scenario",
-                        str(env.scenario_path),
-                        "--llm-url",
-                        env.llm_url,
-                        "--tools-url",
-                        env.tools_url,
-                        "--measurements",
-                        str(env.measurements_dir),
-                        "--worker-id",
-                        f"worker-{index}",
-                        "--backend-name",
-                        self.name,
-                    ),
+                    argv=args.command("backends.baseline.worker"),
                     port=port,
                     health_url=f"{url}/health",
                     restart=True,

@@ -3,23 +3,21 @@
 It serves its runs over HTTP so the backend can start, approve and read them.
 Kill it and every run it held is gone: that is the baseline's purpose.
 
-Run as `python -m backends.baseline.worker --port P --scenario F ...`.
+Run as `python -m backends.baseline.worker --port P --scenario F ...` (`WorkerArgs`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from harness.agent import AgentContext, api_key, drive_step
-from harness.measure import Recorder
+from backends.workercli import NoOptions, WorkerArgs
+from harness.agent import AgentContext, drive_step
 from harness.scenario import load_scenario
 from harness.services.common import add_common_routes, run_app
 from harness.state import RunState, RunStatus, StepRecord
@@ -144,33 +142,18 @@ def build_app(ctx_factory: AgentContextFactory) -> web.Application:
 class AgentContextFactory:
     """Builds the worker's AgentContext once its HTTP session exists."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: WorkerArgs[NoOptions]) -> None:
         self.args = args
 
     def __call__(self, http: aiohttp.ClientSession) -> AgentContext:
-        args = self.args
-        scenario = load_scenario(args.scenario)
-        return AgentContext(
-            scenario=scenario,
-            http=http,
-            llm_url=args.llm_url,
-            tools_url=args.tools_url,
-            recorder=Recorder(Path(args.measurements), args.backend_name, args.worker_id),
-            api_key=api_key(scenario),
-        )
+        return self.args.agent_context(load_scenario(self.args.scenario), http)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="durabench baseline worker (no durability)")
-    parser.add_argument("--scenario", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--llm-url", required=True)
-    parser.add_argument("--tools-url", required=True)
-    parser.add_argument("--measurements", required=True)
-    parser.add_argument("--worker-id", required=True)
-    parser.add_argument("--backend-name", default="baseline")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = WorkerArgs.parse(
+        NoOptions, argv, description="durabench baseline worker (no durability)", needs_port=True
+    )
+    assert args.port is not None
     run_app(build_app(AgentContextFactory(args)), args.host, args.port)
 
 

@@ -18,10 +18,11 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from backends.base import RunSpec
+from backends.base import Guarantees, RunSpec
 from backends.pgstore import store
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float, positive_int
 from backends.pgstore.fold import CorruptLog, fold
+from backends.pgstore.worker import PgStoreOptions
 from harness.state import PersistedRun
 
 __all__ = ["PgStoreBackend"]
@@ -29,6 +30,7 @@ __all__ = ["PgStoreBackend"]
 
 class PgStoreBackend(PostgresStoreBackend):
     name = "pgstore"
+    guarantees = Guarantees(durable=True, stable_act_keys=True)
     worker_module = "backends.pgstore.worker"
 
     def __init__(
@@ -42,8 +44,13 @@ class PgStoreBackend(PostgresStoreBackend):
         self.lease_s = positive_float("lease_s", lease_s)
         self.snapshot_every = positive_int("snapshot_every", snapshot_every, minimum=0)
 
-    def worker_args(self) -> list[str]:
-        return ["--lease-s", str(self.lease_s), "--snapshot-every", str(self.snapshot_every)]
+    def worker_options(self) -> PgStoreOptions:
+        return PgStoreOptions(
+            schema=self.schema,
+            slots=self.slots,
+            lease_s=self.lease_s,
+            snapshot_every=self.snapshot_every,
+        )
 
     async def ensure_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
         await store.ensure_tables(conn, schema)

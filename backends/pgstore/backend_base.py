@@ -8,20 +8,21 @@ start, approve, inspect and expire runs in their own tables.
 from __future__ import annotations
 
 import asyncio
-import sys
 from abc import ABC, abstractmethod
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from backends.base import BackendEnv, RunSpec, mask_dsn
-from backends.pgstore.runtime import DSN_ENV, DoneWaiter, channels, open_pool
+from backends.base import BackendEnv, RunSpec
+from backends.pgstore.runtime import DSN_ENV, DoneWaiter, StoreWorkerOptions, channels, open_pool
+from backends.workercli import WorkerArgs
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec
+from harness.platform.base import ComponentSpec
 from harness.postgres import (
     backend_dsn,
     check_connection,
+    mask_dsn,
     postgres_components,
     schema_for,
     wait_ready_async,
@@ -72,8 +73,8 @@ class PostgresStoreBackend(ABC):
     # -- what subclasses provide ------------------------------------------------------
 
     @abstractmethod
-    def worker_args(self) -> list[str]:
-        """Backend-specific worker options (lease, snapshots, ...)."""
+    def worker_options(self) -> StoreWorkerOptions:
+        """The worker's command-line options (schema, slots, lease, snapshots, ...)."""
 
     @abstractmethod
     async def ensure_tables(self, conn: AsyncConnection[Any], schema: str) -> None: ...
@@ -136,28 +137,9 @@ class PostgresStoreBackend(ABC):
                 ComponentSpec(
                     name=f"{self.name}-worker-{index}",
                     role="worker",
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        self.worker_module,
-                        "--schema",
-                        self.schema,
-                        "--scenario",
-                        str(env.scenario_path),
-                        "--llm-url",
-                        env.llm_url,
-                        "--tools-url",
-                        env.tools_url,
-                        "--measurements",
-                        str(env.measurements_dir),
-                        "--worker-id",
-                        f"worker-{index}",
-                        "--backend-name",
-                        self.name,
-                        "--slots",
-                        str(self.slots),
-                        *self.worker_args(),
-                    ),
+                    argv=WorkerArgs.for_env(
+                        env, self.name, f"worker-{index}", self.worker_options()
+                    ).command(self.worker_module),
                     env={DSN_ENV: worker_dsn(env, self.dsn)},
                     restart=True,
                 )

@@ -1,6 +1,6 @@
-"""What both Postgres state stores share: the workers' claim loop, the NOTIFY
-channels, the backend-side wait for a finished run, and the crash hook the
-integration tests use to SIGKILL a worker at a named point.
+"""What both Postgres state stores share: the workers' command-line options, their
+start-up and claim loop, the NOTIFY channels, and the backend-side wait for a
+finished run.
 
 Work is handed out by the store (`claim`); a worker wakes on a NOTIFY from `start`
 or `approve` and otherwise polls every `poll_s`, so expired leases are reclaimed
@@ -11,29 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from harness.agent import AgentContext, api_key
-from harness.measure import Recorder
-from harness.scenario import Scenario
+from backends.workercli import WorkerArgs
+from harness.agent import AgentContext
+from harness.scenario import Scenario, load_scenario
 
 __all__ = [
     "DSN_ENV",
     "ClaimLoop",
     "DoneWaiter",
     "Periodic",
+    "StoreWorkerOptions",
     "channels",
     "open_pool",
+    "run_store_worker",
+    "serve_store_worker",
+    "worker_periodics",
 ]
 
 DSN_ENV = "DURABENCH_WORKER_DSN"  # workers read their DSN here: never in argv (ps, logs)
@@ -110,18 +116,6 @@ def worker_periodics(
         interval = min(REAP_MAX_INTERVAL_S, max(REAP_MIN_INTERVAL_S, scenario.approval.ttl_s / 4))
         periodic.append(Periodic(interval, reap, "approval reaper"))
     return periodic
-
-
-def worker_context(args: Any, scenario: Scenario, http: aiohttp.ClientSession) -> AgentContext:
-    """The phase functions' context for a store worker, from its command line."""
-    return AgentContext(
-        scenario=scenario,
-        http=http,
-        llm_url=args.llm_url,
-        tools_url=args.tools_url,
-        recorder=Recorder(Path(args.measurements), args.backend_name, args.worker_id),
-        api_key=api_key(scenario),
-    )
 
 
 class ClaimLoop(Generic[T]):
@@ -248,3 +242,108 @@ class DoneWaiter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+# -- a store worker process -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreWorkerOptions:
+    """The worker command-line options both stores share (see `WorkerArgs`)."""
+
+    schema: str
+    slots: int = 64  # runs in flight
+    dsn: str | None = field(
+        default=None,
+        metadata={"help": f"conninfo with search_path set (default: ${DSN_ENV}, out of ps)"},
+    )
+
+
+class Claimed(Protocol):
+    @property
+    def run_id(self) -> str: ...
+
+
+C = TypeVar("C", bound=Claimed)
+
+
+class StoreWorker(Protocol[C]):
+    """One store's worker, as the claim loop drives it."""
+
+    work_channel: str
+    loop: ClaimLoop[C] | None
+
+    async def claim(self, n: int) -> list[C]: ...
+
+    async def drive(self, claimed: C) -> None: ...
+
+    async def heartbeat(self) -> None: ...
+
+    async def reap(self) -> None: ...
+
+
+class StoreTables(Protocol):
+    """What a worker does to its store before it claims anything (a store module)."""
+
+    async def ensure_tables(self, conn: AsyncConnection[Any], schema: str) -> None: ...
+
+    async def release_own(self, conn: AsyncConnection[Any], worker: str) -> list[str]: ...
+
+
+Pool = AsyncConnectionPool[AsyncConnection[Any]]
+
+
+async def serve_store_worker(
+    args: WorkerArgs[Any],
+    tables: StoreTables,
+    make_worker: Callable[[AgentContext, Pool], StoreWorker[C]],
+    lease_s: float,
+) -> None:
+    """A store worker's life: open the pool, create the tables, give back what this worker
+    id held before a restart, then claim and drive runs until cancelled. `lease_s` is how
+    long a claimed run stays this worker's without a heartbeat."""
+    options: StoreWorkerOptions = args.options
+    dsn = str(options.dsn)
+    scenario = load_scenario(args.scenario)
+    pool = await open_pool(dsn, max_size=min(options.slots, 16) + 2)
+    async with (
+        pool,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0)) as http,
+    ):
+        async with pool.connection() as conn:
+            await tables.ensure_tables(conn, options.schema)
+            released = await tables.release_own(conn, args.worker_id)
+        if released:
+            log.info("gave back %d runs this worker id held before its restart", len(released))
+        worker = make_worker(args.agent_context(scenario, http), pool)
+        worker.loop = ClaimLoop(
+            dsn=dsn,
+            work_channel=worker.work_channel,
+            slots=options.slots,
+            poll_s=min(1.0, lease_s / 2),
+            claim=worker.claim,
+            drive=worker.drive,
+            key=lambda c: c.run_id,
+            periodic=worker_periodics(scenario, lease_s / 3, worker.heartbeat, worker.reap),
+        )
+        log.info(
+            "worker %s ready (%d slots, claims held %gs)", args.worker_id, options.slots, lease_s
+        )
+        await worker.loop.run()
+
+
+def run_store_worker(
+    args: WorkerArgs[Any],
+    tables: StoreTables,
+    make_worker: Callable[[AgentContext, Pool], StoreWorker[C]],
+    lease_s: float,
+) -> None:
+    """The worker main's end: the DSN from `--dsn` or the environment, then serve."""
+    options: StoreWorkerOptions = args.options
+    dsn = options.dsn or os.environ.get(DSN_ENV)
+    if not dsn:
+        print(f"error: --dsn or ${DSN_ENV} is required", file=sys.stderr)
+        raise SystemExit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = dataclasses.replace(args, options=dataclasses.replace(options, dsn=dsn))
+    asyncio.run(serve_store_worker(args, tables, make_worker, lease_s))

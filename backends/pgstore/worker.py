@@ -12,20 +12,18 @@ The `commit` measurement row is written after the append that contains the step'
 call, e.g. `run_completed`, go in the same transaction). Its `extra` holds how many
 durable appends the step took and their total time, for the overhead figures.
 
-Run as `python -m backends.pgstore.worker --dsn DSN --scenario F ...`.
+Run as `python -m backends.pgstore.worker --schema S --scenario F ...` (`WorkerArgs`,
+`PgStoreOptions`), the DSN in `$DURABENCH_WORKER_DSN`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -41,18 +39,17 @@ from backends.pgstore.fold import (
     next_action,
 )
 from backends.pgstore.runtime import (
-    DSN_ENV,
     ClaimLoop,
+    Pool,
+    StoreWorkerOptions,
     channels,
-    open_pool,
-    worker_context,
-    worker_periodics,
+    run_store_worker,
 )
+from backends.workercli import WorkerArgs
 from harness.agent import AgentContext, PhaseError, act, reason, verify
-from harness.scenario import load_scenario
 from harness.workload import idempotency_key
 
-__all__ = ["PgStoreWorker", "main"]
+__all__ = ["PgStoreOptions", "PgStoreWorker", "main"]
 
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 RETRY_DELAY_S = 0.2
@@ -69,13 +66,12 @@ class StepCost:
     bytes: int = 0
 
 
-@dataclass
-class WorkerOptions:
-    worker_id: str
-    lease_s: float
-    slots: int
-    snapshot_every: int
-    schema: str
+@dataclass(frozen=True)
+class PgStoreOptions(StoreWorkerOptions):
+    """The pgstore worker's own command-line options (see `WorkerArgs`)."""
+
+    lease_s: float = 10.0
+    snapshot_every: int = 256  # events between snapshots; 0 = never
 
 
 class PgStoreWorker:
@@ -83,9 +79,11 @@ class PgStoreWorker:
         self,
         ctx: AgentContext,
         pool: AsyncConnectionPool[AsyncConnection[Any]],
-        options: WorkerOptions,
+        options: PgStoreOptions,
+        worker_id: str,
     ) -> None:
         self.ctx = ctx
+        self.worker_id = worker_id
         self.scenario = ctx.scenario
         self.pool = pool
         self.options = options
@@ -97,7 +95,7 @@ class PgStoreWorker:
 
     async def claim(self, n: int) -> list[store.Claim]:
         async with self.pool.connection() as conn:
-            claims = await store.claim(conn, self.options.worker_id, n, self.options.lease_s)
+            claims = await store.claim(conn, self.worker_id, n, self.options.lease_s)
         for c in claims:
             if c.takeover:
                 log.info("took over %s (token %d) from %s", c.run_id, c.token, c.previous_worker)
@@ -307,64 +305,15 @@ class PgStoreWorker:
                 await store.write_snapshot(conn, run_id, token, progress)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    scenario = load_scenario(args.scenario)
-    options = WorkerOptions(
-        worker_id=args.worker_id,
-        lease_s=args.lease_s,
-        slots=args.slots,
-        snapshot_every=args.snapshot_every,
-        schema=args.schema,
+def main(argv: list[str] | None = None) -> None:
+    args = WorkerArgs.parse(
+        PgStoreOptions, argv, description="durabench pgstore worker (event-sourced)"
     )
-    pool = await open_pool(args.dsn, max_size=min(args.slots, 16) + 2)
-    async with (
-        pool,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0)) as http,
-    ):
-        async with pool.connection() as conn:
-            await store.ensure_tables(conn, args.schema)
-            released = await store.release_own(conn, args.worker_id)
-        if released:
-            log.info("ended %d leases this worker id held before its restart", len(released))
-        ctx = worker_context(args, scenario, http)
-        worker = PgStoreWorker(ctx, pool, options)
-        periodic = worker_periodics(scenario, args.lease_s / 3, worker.heartbeat, worker.reap)
-        worker.loop = ClaimLoop(
-            dsn=args.dsn,
-            work_channel=worker.work_channel,
-            slots=args.slots,
-            poll_s=min(1.0, args.lease_s / 2),
-            claim=worker.claim,
-            drive=worker.drive,
-            key=lambda c: c.run_id,
-            periodic=periodic,
-        )
-        log.info("worker %s ready (lease %gs, %d slots)", args.worker_id, args.lease_s, args.slots)
-        await worker.loop.run()
 
+    def make_worker(ctx: AgentContext, pool: Pool) -> PgStoreWorker:
+        return PgStoreWorker(ctx, pool, args.options, args.worker_id)
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="durabench pgstore worker (event-sourced)")
-    parser.add_argument(
-        "--dsn",
-        default=os.environ.get(DSN_ENV),
-        help=f"conninfo with search_path set (default: ${DSN_ENV}, which keeps it out of ps)",
-    )
-    parser.add_argument("--schema", required=True)
-    parser.add_argument("--scenario", required=True)
-    parser.add_argument("--llm-url", required=True)
-    parser.add_argument("--tools-url", required=True)
-    parser.add_argument("--measurements", required=True)
-    parser.add_argument("--worker-id", required=True)
-    parser.add_argument("--backend-name", default="pgstore")
-    parser.add_argument("--lease-s", type=float, default=10.0)
-    parser.add_argument("--slots", type=int, default=64)
-    parser.add_argument("--snapshot-every", type=int, default=256)
-    args = parser.parse_args()
-    if not args.dsn:
-        parser.error(f"--dsn or ${DSN_ENV} is required")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(args))
+    run_store_worker(args, store, make_worker, args.options.lease_s)
 
 
 if __name__ == "__main__":

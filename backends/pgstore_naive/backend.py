@@ -16,9 +16,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from backends.base import RunSpec
+from backends.base import Guarantees, RunSpec
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float
 from backends.pgstore_naive import store
+from backends.pgstore_naive.worker import NaiveOptions
 from harness.state import PersistedRun
 
 __all__ = ["NaivePgStoreBackend"]
@@ -26,6 +27,7 @@ __all__ = ["NaivePgStoreBackend"]
 
 class NaivePgStoreBackend(PostgresStoreBackend):
     name = "pgstore-naive"
+    guarantees = Guarantees(durable=True)  # a fresh key per act call: no stable act keys
     worker_module = "backends.pgstore_naive.worker"
 
     def __init__(
@@ -37,8 +39,8 @@ class NaivePgStoreBackend(PostgresStoreBackend):
         super().__init__(workers, slots)
         self.stale_s = positive_float("stale_s", stale_s)
 
-    def worker_args(self) -> list[str]:
-        return ["--stale-s", str(self.stale_s)]
+    def worker_options(self) -> NaiveOptions:
+        return NaiveOptions(schema=self.schema, slots=self.slots, stale_s=self.stale_s)
 
     async def ensure_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
         await store.ensure_tables(conn, schema)

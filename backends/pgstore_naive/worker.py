@@ -1,45 +1,41 @@
 """The pgstore-naive worker: claim a run by its status column, resume from the last
 saved step, and overwrite the whole state after each step.
 
-It composes reason/act/verify like `drive_step` does, but, as such stores do, it
+It runs each step with `drive_step`, as the baseline does, but, as such stores do, it
 gives every act call a fresh key (`uuid4`): nothing in its state says an act was
 already sent, so a step re-run after a crash calls the tool again under a new key.
 A worker restarted under the same id puts the runs it held back in the queue at
 once; runs of a worker that stopped heartbeating are picked up after `stale_s`.
 
-Run as `python -m backends.pgstore_naive.worker --schema S --scenario F ...`.
+Run as `python -m backends.pgstore_naive.worker --schema S --scenario F ...` (`WorkerArgs`,
+`NaiveOptions`), the DSN in `$DURABENCH_WORKER_DSN`.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
-import os
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from backends.pgstore.runtime import (
-    DSN_ENV,
     ClaimLoop,
+    Pool,
+    StoreWorkerOptions,
     channels,
-    open_pool,
-    worker_context,
-    worker_periodics,
+    run_store_worker,
 )
 from backends.pgstore_naive import store
-from harness.agent import AgentContext, PhaseError, act, reason, verify
-from harness.scenario import load_scenario
-from harness.state import RunState, RunStatus, StepRecord
-from harness.workload import Move, final_answer, next_move
+from backends.workercli import WorkerArgs
+from harness.agent import AgentContext, PhaseError, drive_step
+from harness.state import RunState, RunStatus
+from harness.workload import final_answer
 
-__all__ = ["NaiveWorker", "main"]
+__all__ = ["NaiveOptions", "NaiveWorker", "main"]
 
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
@@ -47,11 +43,15 @@ log = logging.getLogger("durabench.pgstore_naive.worker")
 
 
 @dataclass(frozen=True)
-class NaiveOptions:
-    worker_id: str
-    stale_s: float
-    slots: int
-    schema: str
+class NaiveOptions(StoreWorkerOptions):
+    """The pgstore-naive worker's own command-line options (see `WorkerArgs`)."""
+
+    stale_s: float = 10.0  # a run whose heartbeat is older is picked up by another worker
+
+
+def _fresh_key(run_id: str, step: int, attempt: int) -> str:
+    """A fresh key per act call: nothing in the state gives the act a stable identity."""
+    return uuid.uuid4().hex
 
 
 class NaiveWorker:
@@ -60,17 +60,20 @@ class NaiveWorker:
         ctx: AgentContext,
         pool: AsyncConnectionPool[AsyncConnection[Any]],
         options: NaiveOptions,
+        worker_id: str,
     ) -> None:
         self.ctx = ctx
+        self.worker_id = worker_id
         self.scenario = ctx.scenario
         self.pool = pool
         self.options = options
         self.work_channel, self.done_channel = channels(options.schema)
         self.running: set[str] = set()
+        self.loop: ClaimLoop[store.Claimed] | None = None
 
     async def claim(self, n: int) -> list[store.Claimed]:
         async with self.pool.connection() as conn:
-            claimed = await store.claim(conn, self.options.worker_id, n, self.options.stale_s)
+            claimed = await store.claim(conn, self.worker_id, n, self.options.stale_s)
         for c in claimed:
             if c.takeover:
                 log.info("picked up %s from %s (stale heartbeat)", c.run_id, c.previous_worker)
@@ -96,34 +99,6 @@ class NaiveWorker:
         finally:
             self.running.discard(claimed.run_id)
 
-    async def _step(self, run_id: str, step: int) -> tuple[StepRecord, Move]:
-        """Reason, then act and verify until the step policy commits or aborts."""
-        ctx = self.ctx
-        decision = await reason(ctx, run_id, step, 1)
-        verdicts: list[bool] = []
-        attempt = 1
-        while True:
-            key = uuid.uuid4().hex  # a fresh key per call: no stable identity for the act
-            output = await act(ctx, run_id, step, attempt, decision, key)
-            verified = verify(ctx, run_id, step, attempt, decision, output)
-            verdicts.append(verified)
-            move = next_move(self.scenario.verify, verified, attempt)
-            if move in ("commit", "abort"):
-                break
-            attempt += 1
-            if move == "replan":
-                decision = await reason(ctx, run_id, step, attempt)
-        record = StepRecord(
-            step,
-            decision.tool,
-            decision.arguments,
-            decision.thought,
-            output,
-            tuple(verdicts),
-            attempt,
-        )
-        return record, move
-
     async def _drive(self, claimed: store.Claimed) -> None:
         run_id, state = claimed.run_id, claimed.state
         scenario = self.scenario
@@ -133,7 +108,8 @@ class NaiveWorker:
             return
         while len(steps) < scenario.steps:
             step = len(steps)
-            record, move = await self._step(run_id, step)
+            outcome = await drive_step(self.ctx, run_id, step, key=_fresh_key)
+            record, move = outcome.record, outcome.move
             steps.append(record)
             status: RunStatus = "running"
             wait = False
@@ -163,60 +139,13 @@ class NaiveWorker:
             await store.save(conn, state, wait=False, done_channel=self.done_channel)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    scenario = load_scenario(args.scenario)
-    options = NaiveOptions(
-        worker_id=args.worker_id,
-        stale_s=args.stale_s,
-        slots=args.slots,
-        schema=args.schema,
-    )
-    pool = await open_pool(args.dsn, max_size=min(args.slots, 16) + 2)
-    async with (
-        pool,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0)) as http,
-    ):
-        async with pool.connection() as conn:
-            await store.ensure_tables(conn, args.schema)
-            released = await store.release_own(conn, args.worker_id)
-        if released:
-            log.info("requeued %d runs this worker held before its restart", len(released))
-        ctx = worker_context(args, scenario, http)
-        worker = NaiveWorker(ctx, pool, options)
-        periodic = worker_periodics(scenario, args.stale_s / 3, worker.heartbeat, worker.reap)
-        loop: ClaimLoop[store.Claimed] = ClaimLoop(
-            dsn=args.dsn,
-            work_channel=worker.work_channel,
-            slots=args.slots,
-            poll_s=min(1.0, args.stale_s / 2),
-            claim=worker.claim,
-            drive=worker.drive,
-            key=lambda c: c.run_id,
-            periodic=periodic,
-        )
-        log.info(
-            "worker %s ready (stale after %gs, %d slots)", args.worker_id, args.stale_s, args.slots
-        )
-        await loop.run()
+def main(argv: list[str] | None = None) -> None:
+    args = WorkerArgs.parse(NaiveOptions, argv, description="durabench pgstore-naive worker")
 
+    def make_worker(ctx: AgentContext, pool: Pool) -> NaiveWorker:
+        return NaiveWorker(ctx, pool, args.options, args.worker_id)
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="durabench pgstore-naive worker")
-    parser.add_argument("--dsn", default=os.environ.get(DSN_ENV))
-    parser.add_argument("--schema", required=True)
-    parser.add_argument("--scenario", required=True)
-    parser.add_argument("--llm-url", required=True)
-    parser.add_argument("--tools-url", required=True)
-    parser.add_argument("--measurements", required=True)
-    parser.add_argument("--worker-id", required=True)
-    parser.add_argument("--backend-name", default="pgstore-naive")
-    parser.add_argument("--stale-s", type=float, default=10.0)
-    parser.add_argument("--slots", type=int, default=64)
-    args = parser.parse_args()
-    if not args.dsn:
-        parser.error(f"--dsn or ${DSN_ENV} is required")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(args))
+    run_store_worker(args, store, make_worker, args.options.stale_s)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +30,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from backends.base import BackendEnv, RunSpec
+from backends.base import BackendEnv, Guarantees, RunSpec
 from backends.temporal.connection import (
     ConnectSettings,
     connect,
@@ -55,8 +54,10 @@ from backends.temporal.server import (
     temporal_version,
 )
 from backends.temporal.versioning import WORKFLOW_VERSIONS
+from backends.temporal.worker import TemporalWorkerOptions
+from backends.workercli import WorkerArgs
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
 
 __all__ = ["TemporalBackend"]
@@ -88,6 +89,7 @@ class TemporalBackend:
     v2-patched: the workflow code the workers run), heartbeat_s, task_timeout_s, sticky_s."""
 
     name = "temporal"
+    guarantees = Guarantees(durable=True, stable_act_keys=True)
 
     def __init__(
         self,
@@ -164,45 +166,19 @@ class TemporalBackend:
     ) -> ComponentSpec:
         assert self._settings is not None
         port = free_port()
-        argv = (
-            sys.executable,
-            "-m",
-            "backends.temporal.worker",
-            *self._worker_settings(env).argv(),
-            "--task-queue",
-            self.task_queue,
-            "--workflow-version",
-            version or self.version,
-            "--sticky-timeout-s",
-            f"{self.sticky_s:g}",
-            "--port",
-            str(port),
-            "--scenario",
-            str(env.scenario_path),
-            "--llm-url",
-            env.llm_url,
-            "--tools-url",
-            env.tools_url,
-            "--measurements",
-            str(env.measurements_dir),
-            "--worker-id",
-            f"worker-{index}",
-            "--backend-name",
-            self.name,
+        options = TemporalWorkerOptions.of(
+            self._worker_settings(env), self.task_queue, version or self.version, self.sticky_s
         )
+        args = WorkerArgs.for_env(env, self.name, f"worker-{index}", options, port)
         return ComponentSpec(
             name=name,
             role="worker",
-            argv=argv,
+            argv=args.command("backends.temporal.worker"),
             port=port,
             health_url=f"http://127.0.0.1:{port}/health",
             restart=True,
             ready_timeout_s=WORKER_READY_TIMEOUT_S,
         )
-
-    @property
-    def worker_names(self) -> list[str]:
-        return list(self._worker_names)
 
     @property
     def server(self) -> ServerPlan | None:
@@ -216,9 +192,14 @@ class TemporalBackend:
         return self._client
 
     @property
+    def env(self) -> BackendEnv:
+        if self._env is None:
+            raise BackendError("temporal backend used before components() or setup()")
+        return self._env
+
+    @property
     def policy(self) -> TimeoutPolicy:
-        assert self._env is not None
-        deadline = self._env.scenario.deadline_s
+        deadline = self.env.scenario.deadline_s
         return TimeoutPolicy(start_to_close_s=deadline, heartbeat_s=min(self.heartbeat_s, deadline))
 
     async def setup(self, env: BackendEnv) -> None:
@@ -245,8 +226,7 @@ class TemporalBackend:
         return self.client.get_workflow_handle(self.workflow_id(run_id))
 
     async def start(self, run: RunSpec) -> None:
-        assert self._env is not None
-        scenario = self._env.scenario
+        scenario = self.env.scenario
         approval = scenario.approval
         spec = AgentInput(
             run_id=run.run_id,

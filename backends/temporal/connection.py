@@ -54,19 +54,6 @@ class ConnectSettings:
             ext.temporal_api_key_env,
         )
 
-    def argv(self) -> list[str]:
-        """The same settings as worker command-line options."""
-        args = ["--address", self.address, "--namespace", self.namespace]
-        for flag, value in (
-            ("--tls-cert", self.tls_cert),
-            ("--tls-key", self.tls_key),
-            ("--tls-ca", self.tls_ca),
-            ("--api-key-env", self.api_key_env),
-        ):
-            if value:
-                args += [flag, value]
-        return args
-
     @property
     def uses_tls(self) -> bool:
         return bool(self.tls_cert or self.tls_key or self.tls_ca or self.api_key_env)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, free_port
 
 __all__ = [
     "SERVER_COMPONENT",

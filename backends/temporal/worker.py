@@ -7,19 +7,18 @@ notices through heartbeat and workflow-task timeouts and hands the work to
 another worker (or to this one once the platform restarts it).
 
 Run as `python -m backends.temporal.worker --address H:P --task-queue Q --port P
---scenario F --llm-url U --tools-url U --measurements DIR --worker-id ID`.
+--scenario F ...` (`WorkerArgs`, `TemporalWorkerOptions`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
 import signal
 import sys
+from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -28,71 +27,75 @@ from temporalio.worker import Worker
 from backends.temporal.activities import AgentActivities
 from backends.temporal.connection import ConnectSettings, connect_until_ready
 from backends.temporal.versioning import WORKFLOW_VERSIONS
-from harness.agent import AgentContext, api_key
+from backends.workercli import WorkerArgs
 from harness.errors import DurabenchError
-from harness.measure import Recorder
 from harness.scenario import load_scenario
 
-__all__ = ["main", "serve"]
+__all__ = ["TemporalWorkerOptions", "main", "serve"]
 
 CONNECT_WAIT_S = 60.0
 GRACEFUL_SHUTDOWN_S = 2.0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="durabench Temporal worker")
-    parser.add_argument("--address", required=True)
-    parser.add_argument("--namespace", default="default")
-    parser.add_argument("--tls-cert")
-    parser.add_argument("--tls-key")
-    parser.add_argument("--tls-ca")
-    parser.add_argument("--api-key-env")
-    parser.add_argument("--task-queue", required=True)
-    parser.add_argument("--workflow-version", default="v1", choices=sorted(WORKFLOW_VERSIONS))
-    parser.add_argument("--sticky-timeout-s", type=float, default=10.0)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True, help="health endpoint")
-    parser.add_argument("--scenario", required=True)
-    parser.add_argument("--llm-url", required=True)
-    parser.add_argument("--tools-url", required=True)
-    parser.add_argument("--measurements", required=True)
-    parser.add_argument("--worker-id", required=True)
-    parser.add_argument("--backend-name", default="temporal")
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class TemporalWorkerOptions:
+    """The Temporal worker's own command-line options (see `WorkerArgs`): where to
+    connect (the API key only as the name of the variable holding it), what to poll."""
+
+    address: str
+    task_queue: str
+    namespace: str = "default"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    api_key_env: str | None = None
+    workflow_version: str = field(default="v1", metadata={"choices": sorted(WORKFLOW_VERSIONS)})
+    sticky_timeout_s: float = 10.0
+
+    @classmethod
+    def of(
+        cls, settings: ConnectSettings, task_queue: str, version: str, sticky_timeout_s: float
+    ) -> TemporalWorkerOptions:
+        return cls(
+            address=settings.address,
+            task_queue=task_queue,
+            namespace=settings.namespace,
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
+            tls_ca=settings.tls_ca,
+            api_key_env=settings.api_key_env,
+            workflow_version=version,
+            sticky_timeout_s=sticky_timeout_s,
+        )
+
+    def settings(self) -> ConnectSettings:
+        return ConnectSettings(
+            self.address, self.namespace, self.tls_cert, self.tls_key, self.tls_ca, self.api_key_env
+        )
 
 
 async def _health(_: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: WorkerArgs[TemporalWorkerOptions]) -> None:
     """Poll until SIGTERM/SIGINT; return (or raise) when the worker stops."""
-    settings = ConnectSettings(
-        args.address, args.namespace, args.tls_cert, args.tls_key, args.tls_ca, args.api_key_env
-    )
+    options = args.options
     scenario = load_scenario(args.scenario)  # bad input fails before any waiting
-    client = await connect_until_ready(settings, CONNECT_WAIT_S)
+    client = await connect_until_ready(options.settings(), CONNECT_WAIT_S)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    recorder = Recorder(Path(args.measurements), args.backend_name, args.worker_id)
     async with aiohttp.ClientSession(connector=connector) as http:
-        ctx = AgentContext(
-            scenario=scenario,
-            http=http,
-            llm_url=args.llm_url,
-            tools_url=args.tools_url,
-            recorder=recorder,
-            api_key=api_key(scenario),
-        )
+        ctx = args.agent_context(scenario, http)
         worker = Worker(
             client,
-            task_queue=args.task_queue,
-            workflows=[WORKFLOW_VERSIONS[args.workflow_version]],
+            task_queue=options.task_queue,
+            workflows=[WORKFLOW_VERSIONS[options.workflow_version]],
             activities=AgentActivities(ctx).all(),
-            sticky_queue_schedule_to_start_timeout=timedelta(seconds=args.sticky_timeout_s),
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=options.sticky_timeout_s),
             graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
             identity=f"{args.worker_id}@{os.getpid()}",
         )
@@ -115,11 +118,13 @@ async def serve(args: argparse.Namespace) -> None:
                 with contextlib.suppress(BaseException):
                     await running
             await runner.cleanup()
-            recorder.close()
+            ctx.recorder.close()
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = WorkerArgs.parse(
+        TemporalWorkerOptions, argv, description="durabench Temporal worker", needs_port=True
+    )
     try:
         asyncio.run(serve(args))
     except DurabenchError as exc:

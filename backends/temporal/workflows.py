@@ -42,7 +42,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from harness.scenario import VerifyPolicy
     from harness.state import RunStatus
-    from harness.workload import Decision, final_answer, idempotency_key, next_move
+    from harness.steppolicy import plan_step, run_step_async
+    from harness.workload import Decision, final_answer, idempotency_key
 
 __all__ = ["AgentLoop", "AgentWorkflow", "retry_policy_of"]
 
@@ -55,6 +56,28 @@ def retry_policy_of(spec: AgentInput) -> RetryPolicy:
         maximum_interval=timedelta(seconds=policy.retry_max_interval_s),
         maximum_attempts=policy.retry_max_attempts,
     )
+
+
+class _ActivityPhases:
+    """The step policy's requests answered by the workflow's activities (a code version
+    may override a phase); keeps what the commit row needs."""
+
+    def __init__(self, loop: AgentLoop, spec: AgentInput, step: int) -> None:
+        self.loop, self.spec, self.step = loop, spec, step
+        self.reason_attempt = 1  # the attempt whose decision the step keeps
+        self.verified_at = 0.0  # when the last verify finished
+
+    async def reason(self, attempt: int) -> Decision:
+        self.reason_attempt = attempt
+        return await self.loop._reason(self.spec, self.step, attempt)
+
+    async def act(self, attempt: int, decision: Decision) -> dict[str, Any]:
+        return await self.loop._act(self.spec, self.step, attempt, decision)
+
+    async def verify(self, attempt: int, decision: Decision, output: dict[str, Any]) -> bool:
+        result = await self.loop._verify(self.spec, self.step, attempt, decision, output)
+        self.verified_at = result.finished_at
+        return result.verified
 
 
 class AgentLoop:
@@ -92,34 +115,13 @@ class AgentLoop:
         return self.snapshot()
 
     async def _drive_step(self, spec: AgentInput, policy: VerifyPolicy, step: int) -> str:
-        """Reason, then act and verify until the step policy commits or aborts."""
-        decision = await self._reason(spec, step, 1)
-        reason_attempt = attempt = 1
-        verdicts: list[bool] = []
-        while True:
-            output = await self._act(spec, step, attempt, decision)
-            result = await self._verify(spec, step, attempt, decision, output)
-            verdicts.append(result.verified)
-            move = next_move(policy, result.verified, attempt)
-            if move in ("commit", "abort"):
-                break
-            attempt += 1
-            if move == "replan":
-                decision = await self._reason(spec, step, attempt)
-                reason_attempt = attempt
-        self._steps.append(
-            {
-                "index": step,
-                "tool": decision.tool,
-                "arguments": decision.arguments,
-                "thought": decision.thought,
-                "output": output,
-                "verdicts": verdicts,
-                "attempts": attempt,
-            }
-        )
-        await self._commit(spec, step, attempt, reason_attempt, result.finished_at)
-        return move
+        """One step as the step policy plans it, each phase an activity; then commit."""
+        phases = _ActivityPhases(self, spec, step)
+        outcome = await run_step_async(plan_step(policy, step), phases)
+        record = outcome.record
+        self._steps.append(record.to_dict())
+        await self._commit(spec, step, record.attempts, phases.reason_attempt, phases.verified_at)
+        return outcome.move
 
     # -- phases (activities) ----------------------------------------------------------
 

@@ -28,7 +28,7 @@ from typing import Any
 from harness.errors import DurabenchError
 from harness.load.gateway import RunGateway
 from harness.load.shapes import SHAPE_ENV, ConstantShape, LoadShape, shape_duration
-from harness.platform.local import free_port
+from harness.platform.base import free_port
 from harness.runner import BackendSession, RunTiming
 from harness.scenario import Scenario
 

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from backends.base import Backend
-from harness.platform.local import free_port
+from harness.platform.base import free_port
 from harness.runner import RunTiming, await_run, start_run
 from harness.scenario import Scenario
 

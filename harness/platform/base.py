@@ -8,13 +8,21 @@ them for free.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from harness.errors import ComponentError
 
-__all__ = ["ComponentSpec", "Handle", "Platform", "find_component", "with_role"]
+__all__ = ["ComponentSpec", "Handle", "Platform", "find_component", "free_port", "with_role"]
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.errors import ComponentError
 from harness.healing import process_start_time
-from harness.platform.base import ComponentSpec, Handle, find_component, with_role
+from harness.platform.base import ComponentSpec, Handle, find_component, free_port, with_role
 
 __all__ = ["Component", "ComponentSpec", "LocalPlatform", "free_port"]
 
@@ -33,13 +33,6 @@ POLL_INTERVAL_S = 0.05
 STOP_GRACE_S = 5.0
 LOG_TAIL_LINES = 30
 _PR_SET_PDEATHSIG = 1
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (the kernel's pick)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

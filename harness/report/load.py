@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.errors import ResultsError
 from harness.evaluate import step_table
+from harness.results import ResultsDir
 
 __all__ = ["Loaded", "ResultSet", "fault_class_of", "load_one", "load_results"]
 
@@ -107,12 +108,7 @@ class Loaded:
 def load_one(path: Path) -> Loaded:
     """One results directory; tables it lacks (a run that stopped early) are empty."""
     path = Path(path)
-    if not (path / "manifest.json").is_file():
-        raise ResultsError(f"{path}: not a durabench results directory (no manifest.json)")
-    frames = {}
-    for name in TABLES:
-        file = path / f"{name}.parquet"
-        frames[name] = pd.read_parquet(file) if file.exists() else pd.DataFrame()
+    frames = ResultsDir.open(path).read_tables(TABLES)
     steps = frames["steps"]
     return Loaded(
         path=path,

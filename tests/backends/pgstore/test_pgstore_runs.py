@@ -16,7 +16,8 @@ from backends.pgstore import PgStoreBackend
 from backends.pgstore.backend_base import PostgresStoreBackend
 from harness.errors import BackendError
 from harness.oracle import expected_run, run_ids
-from harness.platform.local import LocalPlatform, free_port
+from harness.platform.base import free_port
+from harness.platform.local import LocalPlatform
 from harness.postgres import EmbeddedServer
 from harness.runner import BenchmarkRun, service_specs
 from harness.scenario import load_scenario

@@ -9,7 +9,8 @@ import pytest
 from backends.base import BackendEnv, ExternalServices, load_backend
 from backends.temporal import TemporalBackend
 from harness.errors import BackendError, ComponentError
-from harness.platform.local import LocalPlatform, free_port
+from harness.platform.base import free_port
+from harness.platform.local import LocalPlatform
 from harness.results import ResultsDir
 from harness.runner import BenchmarkRun
 from harness.scenario import load_scenario
