@@ -228,7 +228,7 @@ def read_evidence(results: ResultsDir) -> Evidence:
         if not path.exists():
             raise ResultsError(
                 f"{results.path}: missing {name}.parquet ({WHAT[name]}): "
-                "nothing to judge against, so nothing can be reproduced"
+                "the verdicts cannot be checked without it"
             )
     tables = results.read_tables(required=EVIDENCE_TABLES)
     persisted = results.read_jsonl("persisted.jsonl")

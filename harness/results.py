@@ -317,8 +317,13 @@ class ResultsDir:
 
     @property
     def bench_id(self) -> str:
-        """The id the tables are stamped with (the directory's name when it was written)."""
-        return self.path.name
+        """The id the tables are stamped with: the manifest's (a directory keeps it when
+        it is moved or renamed), else the directory's name, which it was created with."""
+        try:
+            recorded = json.loads((self.path / "manifest.json").read_text()).get("bench_id")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        return recorded if isinstance(recorded, str) else self.path.name
 
     def backend_dir(self, backend: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in backend)
