@@ -139,7 +139,7 @@ def test_a_table_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
 def test_an_absent_table_is_empty_unless_required(tmp_path: Path) -> None:
     results = ResultsDir(tmp_path)
     assert results.read_tables(["faults"])["faults"].empty
-    with pytest.raises(ResultsError, match="missing faults.parquet"):
+    with pytest.raises(ResultsError, match=r"missing faults\.parquet"):
         results.read_tables(["faults"], required=["faults"])
 
 
