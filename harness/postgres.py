@@ -246,7 +246,9 @@ _servers: dict[Path, EmbeddedServer] = {}  # directory -> server, in this proces
 def embedded_server(directory: Path) -> EmbeddedServer:
     """The embedded server for a directory: a free port and a fresh password, chosen
     once per directory in this process (so components() and the DSN agree)."""
-    directory = directory.resolve()
+    # the parent resolved, not the directory itself: `serve` may make it a symlink to a
+    # moved data directory, and the same directory must keep its port and password
+    directory = directory.absolute().parent.resolve() / directory.name
     if directory not in _servers:
         _servers[directory] = EmbeddedServer(
             directory, free_port(), secrets.token_hex(16), _own_levels(directory)
@@ -580,7 +582,9 @@ def _move_away(user: pwd.struct_passwd, base: Path, blocked: Path) -> Path:
     if base.exists():
         base.rmdir()
     base.symlink_to(target, target_is_directory=True)
-    (root / f"{target.name}.origin").write_text(f"{base}\n")
+    origin = root / f"{target.name}.origin"
+    origin.write_text(f"{base}\n")
+    origin.chmod(0o600)
     print(f"durabench: {blocked} is closed to {user.pw_name!r}: data in {target}", flush=True)
     return target
 

@@ -5,6 +5,8 @@ results directory lets the server's group pass; else a clear refusal."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import pwd
 import shutil
@@ -109,21 +111,20 @@ def test_inside_a_results_directory_only_its_own_directories_open_to_the_server(
     tmp_path: Path,
 ) -> None:
     top = Path("/tmp") / f"durabench-own-{uuid.uuid4().hex[:8]}"
-    top.mkdir(mode=0o755)
+    top.mkdir()
+    top.chmod(0o755)  # whatever the umask: a directory the server user can pass
     try:
         scenario = top / "tiny.yaml"
         scenario.write_text(yaml.safe_dump({**TINY, "runs": 2, "steps": 2}))
         out = top / "results"
-        out.mkdir(mode=0o755)
+        out.mkdir()
+        out.chmod(0o755)
         watched = _ancestors(out)
         before = _modes(watched)
         mask = os.umask(0o077)
         os.umask(mask)
         try:
-            results = BenchmarkRun(scenario, ["pgstore"], out)
-            import asyncio
-
-            directory = asyncio.run(results.execute()).path
+            directory = asyncio.run(BenchmarkRun(scenario, ["pgstore"], out).execute()).path
         finally:
             os.umask(mask)
         assert _modes(watched) == before
@@ -135,7 +136,7 @@ def test_inside_a_results_directory_only_its_own_directories_open_to_the_server(
             assert mode & 0o007 == 0, f"{own} is open to others: {oct(mode)}"
             if server_user is not None:
                 assert own.stat().st_gid == server_user.pw_gid
-        summary = yaml.safe_load((directory / "summary.json").read_text())
+        summary = json.loads((directory / "summary.json").read_text())
         assert summary["pgstore"]["integrity"] == 1.0
     finally:
         shutil.rmtree(top, ignore_errors=True)
