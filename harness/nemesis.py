@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,11 @@ from harness.faults import (
     CrashPointFault,
     DeployFault,
     EvictFault,
-    Fault,
-    Fixed,
     KillFault,
     LlmFault,
     NetworkFault,
     OutageFault,
     PauseFault,
-    Percent,
     RestartFault,
     Selection,
     ToolFault,
@@ -43,7 +40,7 @@ from harness.faults import (
 from harness.healing import ActiveFaults
 from harness.platform.base import Handle, Platform
 from harness.scenario import Scenario
-from harness.workload import seeded_rng
+from harness.schedule import Planned, plan_faults, select_targets
 
 log = logging.getLogger(__name__)
 
@@ -51,45 +48,11 @@ __all__ = [
     "CommitCounter",
     "FaultRecord",
     "Nemesis",
-    "Planned",
     "crash_point_records",
-    "plan_faults",
 ]
 
 POLL_S = 0.05
 EVICT_POLL_S = 0.05
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One occurrence of a fault: when it should start (an offset or a step count)."""
-
-    index: int  # position in the scenario's fault list
-    occurrence: int
-    fault: Fault
-    at_s: float | None
-    after_steps: int | None
-
-
-def plan_faults(scenario: Scenario) -> list[Planned]:
-    """Every timed fault occurrence, in a deterministic order (crash points are not timed)."""
-    plan: list[Planned] = []
-    for index, fault in enumerate(scenario.faults):
-        if isinstance(fault, CrashPointFault):
-            continue
-        if fault.at_s is not None:
-            plan.append(Planned(index, 0, fault, fault.at_s, None))
-        elif fault.after_steps is not None:
-            plan.append(Planned(index, 0, fault, None, fault.after_steps))
-        elif fault.every_s is not None:
-            plan.extend(
-                Planned(index, k, fault, fault.every_s * (k + 1), None) for k in range(fault.times)
-            )
-        elif fault.random is not None:
-            rng = seeded_rng(scenario.seed, "fault-times", index)
-            times = sorted(rng.uniform(0, fault.random.within_s) for _ in range(fault.random.count))
-            plan.extend(Planned(index, k, fault, t, None) for k, t in enumerate(times))
-    return plan
 
 
 @dataclass
@@ -174,23 +137,6 @@ class CommitCounter:
                     self.count += 1
             self._offsets[path] = offset + complete
         return self.count
-
-
-def _select(
-    selection: Selection, components: Sequence[Handle], rng_key: tuple[Any, ...]
-) -> list[Handle]:
-    if not components:
-        return []
-    ordered = sorted(components, key=lambda c: c.spec.name)
-    rng = seeded_rng(*rng_key)
-    if selection == "all":
-        return ordered
-    if selection == "one":
-        return [rng.choice(ordered)]
-    if isinstance(selection, Fixed):
-        return rng.sample(ordered, min(selection.fixed, len(ordered)))
-    assert isinstance(selection, Percent)
-    return rng.sample(ordered, max(1, math.ceil(len(ordered) * selection.percent / 100)))
 
 
 class Nemesis:
@@ -280,7 +226,7 @@ class Nemesis:
             record.intended_end = record.actual_start + duration
         key = f"{planned.index}.{planned.occurrence}"
         try:
-            heal = await self._inject(fault, record, key)
+            heal = await self._inject(planned, record, key)
             record.outcome = "ok" if record.outcome == "pending" else record.outcome
             if heal is not None:
                 self._heals[key] = heal
@@ -314,13 +260,18 @@ class Nemesis:
 
     # -- injectors ----------------------------------------------------------------------
 
+    def _select(self, selection: Selection, role: str, planned: Planned) -> list[Handle]:
+        running = {c.spec.name: c for c in self.platform.components(role)}
+        names = select_targets(selection, list(running), self.scenario.seed, planned)
+        return [running[n] for n in names]
+
     async def _inject(
-        self, fault: Fault, record: FaultRecord, key: str
+        self, planned: Planned, record: FaultRecord, key: str
     ) -> Callable[[], Awaitable[None]] | None:
         """Start the fault; return the coroutine function that heals it (None: nothing to heal)."""
-        rng_key = (self.scenario.seed, "fault-select", record.fault_index, record.occurrence)
+        fault = planned.fault
         if isinstance(fault, KillFault | EvictFault):
-            victims = _select(fault.select, self.platform.components("worker"), rng_key)
+            victims = self._select(fault.select, "worker", planned)
             record.selected = [f"{c.spec.name}:{c.ident}" for c in victims]
             for victim in victims:
                 if isinstance(fault, KillFault):
@@ -329,7 +280,7 @@ class Nemesis:
                     await asyncio.to_thread(self.platform.evict, victim.spec.name, fault.grace_s)
             return None
         if isinstance(fault, PauseFault):
-            victims = _select(fault.select, self.platform.components(fault.target), rng_key)
+            victims = self._select(fault.select, fault.target, planned)
             return self._pause(victims, record, key)
         if isinstance(fault, RestartFault):
             victims = list(self.platform.components(fault.target))
