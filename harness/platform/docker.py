@@ -29,9 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.errors import ComponentError
+from harness.heal_entry import HealEntry
 from harness.platform.base import ComponentSpec, Handle, find_component, with_role
 from harness.platform.local import wait_ready
 
@@ -46,6 +47,8 @@ __all__ = [
     "LABEL_ROLE",
     "LABEL_RUN",
     "Container",
+    "ContainerPaused",
+    "ContainerStarted",
     "DockerPlatform",
     "docker_client",
     "heal_container",
@@ -70,6 +73,37 @@ ACCOUNT_FILES = ("/etc/passwd", "/etc/group")  # Postgres drops root to a named 
 SELF_INIT_ROLES = frozenset({"server", "store"})
 ENV_DENYLIST = frozenset({"HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_", "TERM", "DISPLAY"})
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class ContainerStarted(HealEntry, tag="container"):
+    """A container durabench started: removed on heal if it still carries `run`."""
+
+    counter = "containers_removed"
+    id: str
+    run: str
+
+    def undo(self) -> bool:
+        return _undone(heal_container(self))
+
+
+@dataclass(frozen=True)
+class ContainerPaused(HealEntry, tag="docker_paused"):
+    """A container paused by a fault: unpaused on heal if it still carries `run`."""
+
+    counter = "containers_unpaused"
+    thaw_first = True
+    id: str
+    run: str
+
+    def undo(self) -> bool:
+        return _undone(heal_container(self))
+
+
+def _undone(outcome: str) -> bool:
+    if outcome == "unreachable":
+        raise ConnectionError("no Docker engine answers")
+    return outcome in ("unpaused", "removed")
 
 
 def docker_client() -> DockerClient:
@@ -189,6 +223,7 @@ class DockerPlatform:
     """Starts, supervises and removes component containers. Use as a context manager."""
 
     name = "docker"
+    shares_host_filesystem = True
 
     def __init__(
         self,
@@ -426,18 +461,20 @@ class DockerPlatform:
         component.container.stop(timeout=math.ceil(grace_s))
         return component.ident
 
-    def pause(self, name: str) -> dict[str, Any]:
+    def pause(self, name: str) -> ContainerPaused:
         """`docker pause` (cgroup freezer); the entry lets `durabench heal` unpause it."""
         component = self.component(name)
-        entry = {"type": "docker_paused", "id": component.id, "run": self.bench_id}
+        entry = ContainerPaused(component.id, self.bench_id)
         component.container.pause()
         return entry
 
-    def resume(self, name: str, entry: dict[str, Any]) -> None:
+    def resume(self, entry: HealEntry) -> None:
         from docker.errors import DockerException
 
+        if not isinstance(entry, ContainerPaused):
+            raise TypeError(f"the docker platform cannot resume a {type(entry).__name__}")
         with contextlib.suppress(DockerException):
-            self.client.containers.get(str(entry["id"])).unpause()
+            self.client.containers.get(entry.id).unpause()
 
     def restart(self, name: str, down_s: float = 0.0) -> Container:
         """Kill and remove the container, stay down `down_s`, start a new one on the same
@@ -462,9 +499,9 @@ class DockerPlatform:
     def revive(self, handle: Handle) -> Container:
         return self.start(handle.spec)
 
-    def started_entry(self, handle: Handle) -> dict[str, Any]:
+    def started_entry(self, handle: Handle) -> ContainerStarted:
         assert isinstance(handle, Container)
-        return {"type": "container", "id": handle.id, "run": self.bench_id}
+        return ContainerStarted(handle.id, self.bench_id)
 
 
 def _client_or_none() -> DockerClient | None:
@@ -474,23 +511,25 @@ def _client_or_none() -> DockerClient | None:
         return None
 
 
-def heal_container(entry: dict[str, Any], client: DockerClient | None = None) -> str:
-    """Undo one state-file entry: unpause (docker_paused) or remove (container) the
-    container, only when it still carries the run label of the entry. Returns what was
-    done: unpaused | removed | gone | foreign | unreachable."""
+def heal_container(
+    entry: ContainerStarted | ContainerPaused, client: DockerClient | None = None
+) -> str:
+    """Undo one state-file entry: unpause (paused) or remove (started) the container,
+    only when it still carries the run label of the entry. Returns what was done:
+    unpaused | removed | gone | foreign | unreachable."""
     from docker.errors import DockerException, NotFound
 
     client = client or _client_or_none()
     if client is None:
         return "unreachable"
     try:
-        container = client.containers.get(str(entry["id"]))
+        container = client.containers.get(entry.id)
     except NotFound:
         return "gone"
-    if container.labels.get(LABEL_RUN) != entry.get("run"):
+    if container.labels.get(LABEL_RUN) != entry.run:
         return "foreign"  # not ours (or a recycled id): never touched
     try:
-        if entry.get("type") == "docker_paused":
+        if isinstance(entry, ContainerPaused):
             if container.status != "paused":
                 return "gone"
             container.unpause()

@@ -21,13 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from harness.errors import ComponentError
-from harness.healing import process_start_time
-from harness.platform.base import ComponentSpec, Handle, find_component, with_role
+from harness.heal_entry import HealEntry, process_start_time, same_process
+from harness.platform.base import ComponentSpec, Handle, find_component, free_port, with_role
 
-__all__ = ["Component", "ComponentSpec", "LocalPlatform", "free_port"]
+__all__ = [
+    "Component",
+    "ComponentSpec",
+    "LocalPlatform",
+    "ProcessStarted",
+    "ProcessStopped",
+    "free_port",
+]
 
 POLL_INTERVAL_S = 0.05
 STOP_GRACE_S = 5.0
@@ -35,11 +41,41 @@ LOG_TAIL_LINES = 30
 _PR_SET_PDEATHSIG = 1
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (the kernel's pick)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass(frozen=True)
+class ProcessStarted(HealEntry, tag="process"):
+    """A component process durabench started: its process group is ended on heal."""
+
+    counter = "killed"
+    pid: int
+    start_time: int | None
+
+    def undo(self) -> bool:
+        if not same_process(self.pid, self.start_time):
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        return True
+
+
+@dataclass(frozen=True)
+class ProcessStopped(HealEntry, tag="stopped"):
+    """A process (or its whole group) stopped with SIGSTOP: SIGCONT undoes it."""
+
+    counter = "continued"
+    thaw_first = True
+    pid: int
+    group: bool
+    start_time: int | None
+
+    def cont(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            (os.killpg if self.group else os.kill)(self.pid, signal.SIGCONT)
+
+    def undo(self) -> bool:
+        if not same_process(self.pid, self.start_time):
+            return False
+        (os.killpg if self.group else os.kill)(self.pid, signal.SIGCONT)
+        return True
 
 
 @dataclass
@@ -112,6 +148,7 @@ class LocalPlatform:
     """Starts, supervises and stops component processes. Use as a context manager."""
 
     name = "local"
+    shares_host_filesystem = True
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -253,7 +290,7 @@ class LocalPlatform:
                 os.killpg(component.pid, signal.SIGKILL)
             component.process.wait()
 
-    # -- inspection and signals (used by tests now, by the nemesis later) -------------
+    # -- inspection and signals ----------------------------------------------------------
 
     def component(self, name: str) -> Component:
         with self._lock:
@@ -267,12 +304,6 @@ class LocalPlatform:
         """Send a real signal to a component's process; returns the pid signalled."""
         component = self.component(name)
         os.kill(component.pid, signum)
-        return component.pid
-
-    def signal_group(self, name: str, signum: int) -> int:
-        """Signal a component's whole process group (a server and its children)."""
-        component = self.component(name)
-        os.killpg(component.pid, signum)
         return component.pid
 
     def delay_next_restart(self, name: str, delay_s: float) -> None:
@@ -302,7 +333,7 @@ class LocalPlatform:
     def revive(self, handle: Handle) -> Component:
         return self.start(handle.spec)
 
-    # -- process faults (the nemesis's injectors for this platform) ---------------------
+    # -- process faults (capabilities Kill, Evict, Pause, Restart, Outage) ---------------
 
     def kill(self, name: str, restart_delay_s: float) -> str:
         """SIGKILL; the supervisor restarts the component after the delay."""
@@ -325,23 +356,18 @@ class LocalPlatform:
         """Servers and stores are stopped as a whole process group (postgres children)."""
         return component.pid, component.spec.role in ("server", "store")
 
-    def pause(self, name: str) -> dict[str, Any]:
-        """SIGSTOP; the returned entry lets `durabench heal` send the SIGCONT."""
+    def pause(self, name: str) -> ProcessStopped:
+        """SIGSTOP; the returned entry lets `resume` and `durabench heal` send the SIGCONT."""
         pid, group = self._stop_signal_target(self.component(name))
-        entry = {
-            "type": "stopped",
-            "pid": pid,
-            "group": group,
-            "start_time": process_start_time(pid),
-        }
+        entry = ProcessStopped(pid, group, process_start_time(pid))
         (os.killpg if group else os.kill)(pid, signal.SIGSTOP)
         return entry
 
-    def started_entry(self, handle: Handle) -> dict[str, Any]:
-        pid = int(handle.ident)
-        return {"type": "process", "pid": pid, "start_time": process_start_time(pid)}
+    def resume(self, entry: HealEntry) -> None:
+        if not isinstance(entry, ProcessStopped):
+            raise TypeError(f"the local platform cannot resume a {type(entry).__name__}")
+        entry.cont()
 
-    def resume(self, name: str, entry: dict[str, Any]) -> None:
-        pid = int(entry["pid"])
-        with contextlib.suppress(ProcessLookupError):
-            (os.killpg if entry.get("group") else os.kill)(pid, signal.SIGCONT)
+    def started_entry(self, handle: Handle) -> ProcessStarted:
+        pid = int(handle.ident)
+        return ProcessStarted(pid, process_start_time(pid))
