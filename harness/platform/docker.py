@@ -35,6 +35,7 @@ from harness.errors import ComponentError
 from harness.heal_entry import HealEntry
 from harness.platform.base import ComponentSpec, Handle, find_component, with_role
 from harness.platform.local import wait_ready
+from harness.platform.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -242,9 +243,18 @@ class DockerPlatform:
         self._check_image(self.image)
         self._components: dict[str, Container] = {}
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._supervisor: threading.Thread | None = None
-        self._restart_delays: dict[str, float] = {}
+        from docker.errors import DockerException
+
+        self._supervisor = Supervisor(
+            "durabench-docker-supervisor",
+            self._components,
+            self._lock,
+            died=lambda c: c.status() in ("exited", "dead"),
+            start_again=self._start_again,
+            wait_ready=self._wait_ready,
+            poll_s=POLL_INTERVAL_S,
+            transient=(DockerException,),  # removed under us (stop, stop_all)
+        )
 
     def _check_image(self, image: str) -> None:
         from docker.errors import ImageNotFound
@@ -294,7 +304,14 @@ class DockerPlatform:
             self._dispose(component)
             raise
         if spec.restart:
-            self._ensure_supervisor()
+            self._supervisor.watch()
+        return component
+
+    @staticmethod
+    def _start_again(component: Container) -> Container:
+        """Start the same container again, as a pod restarts (the supervisor holds the lock)."""
+        component.container.start()
+        component.restarts += 1
         return component
 
     def _run(self, spec: ComponentSpec) -> DockerContainer:
@@ -339,40 +356,6 @@ class DockerPlatform:
             lambda: f":\n{component.logs_tail()}",
         )
 
-    def _ensure_supervisor(self) -> None:
-        with self._lock:
-            if self._supervisor is None:
-                self._supervisor = threading.Thread(
-                    target=self._supervise, name="durabench-docker-supervisor", daemon=True
-                )
-                self._supervisor.start()
-
-    def _supervise(self) -> None:
-        """Start again every `restart` container that exited, after its delay."""
-        from docker.errors import DockerException
-
-        while not self._stopping.wait(POLL_INTERVAL_S):
-            with self._lock:
-                watched = [c for c in self._components.values() if c.spec.restart]
-            for component in watched:
-                try:
-                    if component.status() not in ("exited", "dead"):
-                        continue
-                    with self._lock:
-                        delay = self._restart_delays.pop(component.spec.name, None)
-                    wait = component.spec.restart_delay_s if delay is None else delay
-                    if self._stopping.wait(wait):
-                        return
-                    with self._lock:
-                        if self._components.get(component.spec.name) is not component:
-                            continue
-                        component.container.start()
-                        component.restarts += 1
-                    with contextlib.suppress(ComponentError):
-                        self._wait_ready(component)
-                except DockerException:
-                    continue  # removed under us (stop, stop_all): nothing to restart
-
     def _save_logs(self, component: Container) -> None:
         from docker.errors import DockerException
 
@@ -407,7 +390,7 @@ class DockerPlatform:
         labelled with this run (a container created by a racing restart)."""
         from docker.errors import DockerException
 
-        self._stopping.set()
+        self._supervisor.stop(timeout_s=0)
         with self._lock:
             components = list(self._components.values())
             self._components.clear()
@@ -422,8 +405,7 @@ class DockerPlatform:
                         component.container.unpause()
                 time.sleep(POLL_INTERVAL_S)
             self._dispose(component)
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=2)
+        self._supervisor.stop()
         sweep_containers(self.client, run=self.bench_id)
 
     # -- inspection --------------------------------------------------------------------
@@ -443,8 +425,7 @@ class DockerPlatform:
         return component.ident
 
     def delay_next_restart(self, name: str, delay_s: float) -> None:
-        with self._lock:
-            self._restart_delays[name] = delay_s
+        self._supervisor.delay_next_restart(name, delay_s)
 
     # -- process faults (the nemesis's injectors for this platform) ---------------------
 

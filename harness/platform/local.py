@@ -25,6 +25,7 @@ from types import TracebackType
 from harness.errors import ComponentError
 from harness.heal_entry import HealEntry, process_start_time, same_process
 from harness.platform.base import ComponentSpec, Handle, find_component, free_port, with_role
+from harness.platform.supervisor import Supervisor
 
 __all__ = [
     "Component",
@@ -156,9 +157,15 @@ class LocalPlatform:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._components: dict[str, Component] = {}
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._supervisor: threading.Thread | None = None
-        self._restart_delays: dict[str, float] = {}
+        self._supervisor = Supervisor(
+            "durabench-supervisor",
+            self._components,
+            self._lock,
+            died=lambda c: not c.alive(),
+            start_again=self._start_again,
+            wait_ready=self._wait_ready,
+            poll_s=POLL_INTERVAL_S,
+        )
 
     def __enter__(self) -> LocalPlatform:
         return self
@@ -188,8 +195,14 @@ class LocalPlatform:
                     del self._components[spec.name]
             raise
         if spec.restart:
-            self._ensure_supervisor()
+            self._supervisor.watch()
         return component
+
+    def _start_again(self, component: Component) -> Component:
+        """A new process for a component that died (the supervisor holds the lock)."""
+        replacement = self._spawn(component.spec, component.restarts + 1)
+        self._components[component.spec.name] = replacement
+        return replacement
 
     def _spawn(self, spec: ComponentSpec, restarts: int = 0) -> Component:
         log_path = self.log_dir / f"{spec.name}.log"
@@ -223,35 +236,6 @@ class LocalPlatform:
             self._terminate(component)
             raise
 
-    def _ensure_supervisor(self) -> None:
-        with self._lock:
-            if self._supervisor is None:
-                self._supervisor = threading.Thread(
-                    target=self._supervise, name="durabench-supervisor", daemon=True
-                )
-                self._supervisor.start()
-
-    def _supervise(self) -> None:
-        while not self._stopping.wait(POLL_INTERVAL_S):
-            with self._lock:
-                dead = [
-                    c
-                    for c in self._components.values()
-                    if c.spec.restart and c.process.poll() is not None
-                ]
-            for component in dead:
-                with self._lock:
-                    delay = self._restart_delays.pop(component.spec.name, None)
-                if self._stopping.wait(component.spec.restart_delay_s if delay is None else delay):
-                    return
-                with self._lock:
-                    if self._components.get(component.spec.name) is not component:
-                        continue
-                    replacement = self._spawn(component.spec, component.restarts + 1)
-                    self._components[component.spec.name] = replacement
-                with contextlib.suppress(ComponentError):
-                    self._wait_ready(replacement)
-
     def stop(self, name: str) -> None:
         with self._lock:
             component = self._components.pop(name, None)
@@ -260,7 +244,7 @@ class LocalPlatform:
 
     def stop_all(self) -> None:
         """Stop every component: SIGTERM to its process group, then SIGKILL after a grace."""
-        self._stopping.set()
+        self._supervisor.stop(timeout_s=0)
         with self._lock:
             components = list(self._components.values())
             self._components.clear()
@@ -276,8 +260,7 @@ class LocalPlatform:
                 self._terminate(component, grace_s=0)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(component.pid, signal.SIGKILL)  # leftovers in its group
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=2)
+        self._supervisor.stop()
 
     @staticmethod
     def _terminate(component: Component, grace_s: float = STOP_GRACE_S) -> None:
@@ -308,8 +291,7 @@ class LocalPlatform:
 
     def delay_next_restart(self, name: str, delay_s: float) -> None:
         """The supervisor waits `delay_s` before restarting this component next time."""
-        with self._lock:
-            self._restart_delays[name] = delay_s
+        self._supervisor.delay_next_restart(name, delay_s)
 
     def restart(self, name: str, down_s: float = 0.0) -> Component:
         """Kill a component at once (no shutdown), keep it down `down_s`, start it again
