@@ -44,6 +44,7 @@ __all__ = [
     "Percent",
     "RandomTiming",
     "RestartFault",
+    "RollingRestartFault",
     "Selection",
     "TimedFault",
     "ToolFault",
@@ -123,6 +124,17 @@ class EvictFault(TimedFault):
     target: Literal["worker"] = "worker"
     select: Selection = "one"
     grace_s: float = Field(2.0, ge=0)
+
+
+class RollingRestartFault(TimedFault):
+    """The selected workers evicted one after another, `interval_s` apart, each restarted
+    by its supervisor (`kubectl rollout restart` without a new version)."""
+
+    kind: Literal["rolling_restart"]
+    target: Literal["worker"] = "worker"
+    select: Selection = "all"
+    grace_s: float = Field(2.0, ge=0)
+    interval_s: float = Field(0.5, ge=0)
 
 
 class PauseFault(TimedFault):
@@ -233,6 +245,7 @@ assert set(CrashPointFault.model_fields["point"].annotation.__args__) == set(CRA
 Fault = Annotated[
     KillFault
     | EvictFault
+    | RollingRestartFault
     | PauseFault
     | RestartFault
     | OutageFault
