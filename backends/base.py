@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness.errors import BackendError
+from harness.masking import mask_dsn
 from harness.platform.local import ComponentSpec
 from harness.scenario import Scenario
 from harness.state import PersistedRun
@@ -55,12 +55,6 @@ class ExternalServices:
         if self.pg_dsn:
             data["pg_dsn"] = mask_dsn(self.pg_dsn)
         return data
-
-
-def mask_dsn(dsn: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (also key=value form)."""
-    dsn = re.sub(r"(://[^:/@]+:)[^@]*(@)", r"\1***\2", dsn)
-    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
 
 
 Router = Callable[[str, str, int], tuple[str, int]]

@@ -161,6 +161,15 @@ def parse_threshold(text: str) -> Threshold:
         )
     number = float(match["number"])
     relative = unit == "%"
+    never = (metric.unit == "fraction" and not relative and number >= 1) or (
+        metric.worse == "down" and relative and number >= 100
+    )
+    if never:
+        raise ThresholdError(
+            f"bad --fail-on expression {text!r}: {name} cannot get worse by that much, so "
+            f"this gate could never fail; use a limit below "
+            f"{'100%' if relative else '1 (a fraction)'}"
+        )
     return Threshold(text, name, number / 100 if relative else number, relative, match["backend"])
 
 

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import BackendError, ComponentError
+from harness.masking import mask_dsn, mask_text
 from harness.platform.local import ComponentSpec, free_port
 
 if TYPE_CHECKING:
@@ -265,8 +266,6 @@ def with_search_path(dsn: str, schema: str) -> str:
 
 
 def _mask(dsn: str) -> str:
-    from backends.base import mask_dsn
-
     return mask_dsn(dsn)
 
 
@@ -315,7 +314,7 @@ def check_connection(dsn: str) -> None:
         detail = " ".join(str(exc).split())
         raise BackendError(
             f"Postgres {_mask(dsn)}: {_explain(detail)}; tried to connect to {target} "
-            f"and run SELECT 1 (server said: {_mask(detail)[:300]})"
+            f"and run SELECT 1 (server said: {mask_text(detail)[:300]})"
         ) from None
 
 

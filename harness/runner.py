@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
 import sys
 import time
 import urllib.request
@@ -40,6 +39,7 @@ from harness.healing import STATE_DIR, ActiveFaults
 from harness.injectors import refuse_faults
 from harness.injectors.crash_point import crash_point_records, with_crash_points
 from harness.injectors.network import ProxyLinks
+from harness.masking import mask_command
 from harness.measure import read_rows
 from harness.nemesis import CommitCounter, Nemesis
 from harness.oracle import run_ids
@@ -660,7 +660,7 @@ class BenchmarkRun:
             backends=self.backend_names,
             platform=self.platform_name,
             external=self.external.public(),
-            command=" ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
+            command=mask_command([Path(sys.argv[0]).name, *sys.argv[1:]]),
             started_at=time.time(),
             environment=collect_environment(),
         )

@@ -6,11 +6,13 @@ file, the field path and the reason, so a typo never costs a half-finished run.
 
 from __future__ import annotations
 
+import math
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import ScenarioError
 from harness.faults import Fault
@@ -35,12 +37,13 @@ __all__ = [
 ]
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+MAX_SCENARIO_BYTES = 1024 * 1024  # a scenario is a page of YAML; more is a mistake
 
 ToolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ConstantLatency(_Frozen):
@@ -76,6 +79,12 @@ class LognormalLatency(_Frozen):
     sigma: float = Field(0.5, ge=0, le=4)
     max_ms: float | None = Field(None, gt=0)
 
+    @model_validator(mode="after")
+    def _cap_above_median(self) -> LognormalLatency:
+        if self.max_ms is not None and self.max_ms < self.median_ms:
+            raise ValueError("max_ms must be >= median_ms")
+        return self
+
 
 LatencyModel = Annotated[
     ConstantLatency | UniformLatency | ExponentialLatency | LognormalLatency,
@@ -97,6 +106,13 @@ class LlmModel(_Frozen):
     )
     tokens_in: int = Field(400, ge=1, strict=True)
     tokens_out: int = Field(120, ge=1, strict=True)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (or null for the simulator)")
+        return value
 
 
 class VerifyPolicy(_Frozen):
@@ -205,11 +221,50 @@ class Scenario(_Frozen):
         return tuple(sorted(self.tool_mix))
 
 
-def _format_errors(source: str, error: ValidationError) -> str:
+def _non_finite(value: Any, path: str) -> list[tuple[str, str]]:
+    """Every float in the model tree that is inf or nan: a duration of `.inf` would hang
+    a run, a rate of `.nan` would mean nothing."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [(path, "must be a finite number")]
+    if isinstance(value, BaseModel):
+        children: Any = ((name, getattr(value, name)) for name in type(value).model_fields)
+    elif isinstance(value, dict):
+        children = value.items()
+    elif isinstance(value, tuple | list):
+        children = enumerate(value)
+    else:
+        return []
+    return [e for key, child in children for e in _non_finite(child, f"{path}.{key}".lstrip("."))]
+
+
+def _cross_checks(scenario: Scenario) -> list[tuple[str, str]]:
+    """What no single field can know: faults that name steps, tools and timings of the
+    scenario around them. (field path, reason) pairs, all of them at once."""
+    problems = _non_finite(scenario, "")
+    for index, fault in enumerate(scenario.faults):
+        where = f"faults.{index}"
+        if "times" in fault.model_fields_set and getattr(fault, "every_s", None) is None:
+            problems.append((f"{where}.times", "only means something with every_s"))
+        step = getattr(fault, "step", None)
+        if fault.kind == "crash_point" and step is not None and step >= scenario.steps:
+            problems.append(
+                (f"{where}.step", f"must be < steps ({scenario.steps}): no run reaches it")
+            )
+        unknown = sorted(set(getattr(fault, "tools", ())) - set(scenario.tools))
+        if fault.kind == "tool" and unknown:
+            problems.append(
+                (
+                    f"{where}.tools",
+                    f"{', '.join(unknown)} not among the scenario's tools "
+                    f"({', '.join(scenario.tools)})",
+                )
+            )
+    return problems
+
+
+def _format_errors(source: str, problems: list[tuple[str, str]]) -> str:
     lines = [f"{source}: invalid scenario"]
-    for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {item['msg']}")
+    lines.extend(f"  {loc or '(top level)'}: {reason}" for loc, reason in problems)
     return "\n".join(lines)
 
 
@@ -220,9 +275,34 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
             f"{source}: a scenario must be a YAML mapping, got {type(data).__name__}"
         )
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_format_errors(source, exc)) from None
+        problems = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        raise ScenarioError(_format_errors(source, problems)) from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: invalid scenario: nested too deeply") from None
+    problems = _cross_checks(scenario)
+    if problems:
+        raise ScenarioError(_format_errors(source, problems))
+    return scenario
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (by
+    default the last one silently wins)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, list | dict):
+                continue  # unhashable: the base constructor reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
@@ -237,12 +317,28 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     raise ScenarioError(f"{name_or_path}: no such scenario file (shipped scenarios: {known})")
 
 
+def _read_text(path: Path) -> str:
+    """A regular file of at most MAX_SCENARIO_BYTES: a FIFO would block for ever and
+    /dev/zero would read until memory runs out."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ScenarioError(f"{path}: cannot read a scenario from it: {kind}")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_SCENARIO_BYTES + 1)
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: larger than {MAX_SCENARIO_BYTES} bytes: not a scenario")
+    return data.decode("utf-8")
+
+
 def load_scenario(name_or_path: str | Path) -> Scenario:
     path = resolve_scenario_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(_read_text(path), Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: not a scenario: nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text: {exc}") from None
     except OSError as exc:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from harness.platform.local import LocalPlatform
+from harness.postgres import EmbeddedServer, embedded_server, wait_ready
 from harness.runner import service_specs
 from harness.scenario import Scenario, load_scenario
 
@@ -86,3 +87,15 @@ def services(write_scenario: ScenarioFactory, tmp_path: Path) -> Iterator[Servic
             workdir=workdir,
             platform=platform,
         )
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """One embedded Postgres (harness.postgres) for the whole session, for every test that
+    runs against an existing server (the `--pg-dsn` path)."""
+    root = tmp_path_factory.mktemp("embedded-postgres")
+    server = embedded_server(root / "store")
+    with LocalPlatform(root) as platform:
+        platform.start(server.component())
+        wait_ready(server.dsn)
+        yield server

@@ -127,11 +127,21 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does for `cmd &`
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    ("signum", "started_in_background"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigint", "sigterm", "sigint-background-job"],
+)
 def test_an_interrupted_run_keeps_its_measurements_and_stops_everything(
-    write_scenario: ScenarioFactory, tmp_path: Path, signum: int
+    write_scenario: ScenarioFactory, tmp_path: Path, signum: int, started_in_background: bool
 ) -> None:
+    """A background job inherits SIGINT ignored (`durabench run ... &`): `kill -INT` must
+    still interrupt it."""
     path = write_scenario(
         runs=50, steps=20, llm={"latency": {"distribution": "constant", "ms": 20}}
     )
@@ -142,6 +152,7 @@ def test_an_interrupted_run_keeps_its_measurements_and_stops_everything(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if started_in_background else None,
     )
     measurements = None
     for _ in range(600):  # liveness bound: up to 60 s for the first measured steps

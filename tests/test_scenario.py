@@ -325,3 +325,116 @@ def test_parsing_returns_an_equal_model_for_equal_input() -> None:
 @pytest.mark.parametrize("value", ["5", True, 2.5])
 def test_counts_must_be_integers_not_lookalikes(value: object) -> None:
     assert "runs" in scenario_error(minimal(runs=value))
+
+
+# -- hostile and careless input (issue 17): one clear error, never a hang or a traceback --
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"deadline_s": float("inf")}, "deadline_s"),
+        ({"load": {"arrival_rate": float("inf")}}, "load.arrival_rate"),
+        ({"approval": {"after_step": 0, "ttl_s": float("inf")}}, "approval.ttl_s"),
+        ({"approval": {"after_step": 0, "delay_s": float("nan"), "ttl_s": 5}}, "approval"),
+        ({"faults": [{"kind": "pause", "at_s": 1, "duration_s": float("inf")}]}, "faults.0"),
+        ({"faults": [{"kind": "kill", "at_s": float("inf")}]}, "faults.0"),
+    ],
+)
+def test_a_non_finite_number_is_rejected_with_its_field(
+    overrides: dict[str, Any], field: str
+) -> None:
+    message = scenario_error(minimal(**overrides))
+    assert field in message
+    assert "finite" in message
+
+
+def test_times_without_every_s_is_rejected_not_ignored() -> None:
+    message = scenario_error(minimal(faults=[{"kind": "kill", "at_s": 1, "times": 5}]))
+    assert "faults.0.times" in message
+    assert "every_s" in message
+
+
+def test_times_with_every_s_is_accepted() -> None:
+    assert parse_scenario(minimal(faults=[{"kind": "kill", "every_s": 1, "times": 5}]))
+
+
+def test_a_crash_point_beyond_the_last_step_is_rejected() -> None:
+    message = scenario_error(
+        minimal(faults=[{"kind": "crash_point", "point": "after_act", "step": 3}])
+    )
+    assert "faults.0.step" in message
+    assert "steps (3)" in message
+    assert parse_scenario(
+        minimal(faults=[{"kind": "crash_point", "point": "after_act", "step": 2}])
+    )
+
+
+def test_a_tool_fault_naming_an_unknown_tool_is_rejected() -> None:
+    fault = {"kind": "tool", "mode": "slow", "tools": ["get_quotes"], "at_s": 0, "duration_s": 1}
+    message = scenario_error(minimal(faults=[fault]))
+    assert "faults.0.tools" in message
+    assert "get_quotes" in message
+    assert "search_supplier" in message
+
+
+def test_a_lognormal_cap_below_its_median_is_rejected() -> None:
+    latency = {"distribution": "lognormal", "median_ms": 40, "max_ms": 10}
+    assert "max_ms must be >= median_ms" in scenario_error(minimal(tool_latency=latency))
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://h/v1", "127.0.0.1:8000/v1", ""])
+def test_an_llm_base_url_that_is_not_http_is_rejected(url: str) -> None:
+    message = scenario_error(minimal(llm={"base_url": url}))
+    assert "llm.base_url" in message
+    assert "http" in message
+
+
+def test_several_cross_field_problems_are_reported_at_once() -> None:
+    faults = [
+        {"kind": "kill", "at_s": 1, "times": 2},
+        {"kind": "crash_point", "point": "after_act", "step": 9},
+    ]
+    message = scenario_error(minimal(faults=faults))
+    assert "faults.0.times" in message
+    assert "faults.1.step" in message
+
+
+def test_a_duplicate_key_is_rejected_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "name: t\nseed: 1\nruns: 2\nsteps: 3\nruns: 200\n"
+        "load: {concurrency: 1}\ntool_chain: [search_supplier]\n"
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(path) in str(info.value)
+    assert "duplicate key 'runs'" in str(info.value)
+
+
+def test_deep_nesting_is_rejected_without_a_recursion_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ScenarioError, match=re.escape(str(path))):
+        load_scenario(path)
+
+
+def test_a_fifo_is_rejected_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ScenarioError, match="not a regular file"):
+        load_scenario(fifo)
+
+
+def test_a_character_device_is_rejected_without_reading_it() -> None:
+    with pytest.raises(ScenarioError, match="not a regular file"):
+        load_scenario("/dev/zero")
+
+
+def test_an_oversized_file_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("description: " + "x" * (2 * 1024 * 1024) + "\n")
+    with pytest.raises(ScenarioError, match="larger than"):
+        load_scenario(path)

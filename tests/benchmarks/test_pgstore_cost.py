@@ -38,7 +38,7 @@ from harness.evaluate import step_table
 from harness.measure import read_rows
 from harness.oracle import run_ids
 from harness.platform.local import LocalPlatform
-from harness.postgres import EmbeddedServer, embedded_server, wait_ready, with_search_path
+from harness.postgres import EmbeddedServer, with_search_path
 from harness.runner import drive_load, service_specs
 from harness.scenario import Scenario, load_scenario
 from tests.conftest import ScenarioFactory
@@ -56,13 +56,8 @@ MEASURED: dict[str, dict[str, float]] = {}  # backend -> figures, for the compar
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    root = tmp_path_factory.mktemp("pgstore-cost")
-    pg = embedded_server(root / "store")
-    with LocalPlatform(root) as platform:
-        platform.start(pg.component())
-        wait_ready(pg.dsn)
-        yield pg
+def server(pg_server: EmbeddedServer) -> EmbeddedServer:
+    return pg_server
 
 
 def commit_floor_ms(dsn: str) -> tuple[float, float]:

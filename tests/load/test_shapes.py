@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from harness.cli.load import parse_run_time, parse_shape_option
 from harness.errors import DurabenchError, ScenarioError
-from harness.load.commands import parse_run_time, parse_shape_option
 from harness.load.driver import LocustPlan, default_plan
 from harness.load.figures import find_knee
 from harness.load.shapes import (

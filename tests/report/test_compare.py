@@ -140,3 +140,16 @@ def test_the_bootstrap_interval_is_reproducible_and_covers_a_known_shift() -> No
     assert interval == bootstrap_ci(base, base + 5.0, median), "fixed seed"
     assert interval[0] < 5.0 < interval[1]
     assert bootstrap_ci(base, base, median)[0] < 0 < bootstrap_ci(base, base, median)[1]
+
+
+@pytest.mark.parametrize(
+    "expression", ["integrity:-1", "integrity:1", "pass_k:2", "steps_per_s:-100%"]
+)
+def test_a_gate_that_could_never_fail_is_rejected(expression: str) -> None:
+    with pytest.raises(ThresholdError, match="could never fail"):
+        parse_threshold(expression)
+
+
+def test_the_largest_meaningful_gates_are_accepted() -> None:
+    assert parse_threshold("integrity:-0.5").limit == pytest.approx(0.5)
+    assert parse_threshold("steps_per_s:-99%").limit == pytest.approx(0.99)

@@ -31,6 +31,7 @@ __all__ = [
     "KubeTarget",
     "announce",
     "check_namespace_labels",
+    "check_namespace_name",
     "label_selector",
     "run_label_value",
 ]
@@ -68,16 +69,7 @@ class KubeTarget:
                 "--context is required for the kubernetes platform (the kubeconfig context "
                 "to act on); durabench never falls back to the current context"
             )
-        if not self.namespace:
-            raise GuardrailError("--namespace is required for the kubernetes platform")
-        if self.namespace in FORBIDDEN_NAMESPACES:
-            refused = ", ".join(sorted(FORBIDDEN_NAMESPACES))
-            raise GuardrailError(
-                f"refusing namespace {self.namespace!r}: durabench never acts on {refused}; "
-                f"create a namespace for it and label it {OPT_IN_LABEL}={OPT_IN_VALUE}"
-            )
-        if not _DNS_LABEL.match(self.namespace):
-            raise GuardrailError(f"{self.namespace!r} is not a valid namespace name")
+        check_namespace_name(self.namespace)
 
     @classmethod
     def from_environment(cls) -> KubeTarget:
@@ -88,6 +80,21 @@ class KubeTarget:
             dry_run=os.environ.get(DRY_RUN_ENV, "") in ("1", "true", "yes"),
             kubeconfig=os.environ.get("DURABENCH_KUBECONFIG") or os.environ.get("KUBECONFIG"),
         )
+
+
+def check_namespace_name(namespace: str) -> None:
+    """A namespace durabench may act in, or write manifests for: given, a valid name, and
+    neither a system namespace nor `default`."""
+    if not namespace:
+        raise GuardrailError("--namespace is required for the kubernetes platform")
+    if namespace in FORBIDDEN_NAMESPACES:
+        refused = ", ".join(sorted(FORBIDDEN_NAMESPACES))
+        raise GuardrailError(
+            f"refusing namespace {namespace!r}: durabench never acts on {refused}; "
+            f"create a namespace for it and label it {OPT_IN_LABEL}={OPT_IN_VALUE}"
+        )
+    if not _DNS_LABEL.match(namespace):
+        raise GuardrailError(f"{namespace!r} is not a valid namespace name")
 
 
 def announce(target: KubeTarget, echo: Callable[[str], None]) -> None:

@@ -88,6 +88,29 @@ def test_contract_the_render_command_writes_one_file_per_object(tmp_path: Path) 
         kubernetes_validate.validate(yaml.safe_load(path.read_text()), K8S_VERSION, strict=True)
 
 
+@pytest.mark.parametrize(
+    ("namespace", "says"),
+    [
+        ("kube-system", "refusing namespace 'kube-system'"),
+        ("default", "refusing namespace 'default'"),
+        ("../x", "not a valid namespace name"),
+        ("Chaos", "not a valid namespace name"),
+    ],
+)
+def test_contract_render_refuses_the_namespaces_run_refuses(
+    tmp_path: Path, namespace: str, says: str
+) -> None:
+    out = tmp_path / "manifests"
+    result = CliRunner().invoke(
+        cli,
+        ["k8s", "render", "smoke", "-b", "baseline", "--namespace", namespace, "--out", str(out)],
+    )
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert not out.exists(), "nothing is written for a refused namespace"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_contract_the_shipped_rbac_validates_and_is_namespaced() -> None:
     rbac = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "rbac.yaml"
     documents = list(yaml.safe_load_all(rbac.read_text()))

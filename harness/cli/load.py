@@ -1,7 +1,7 @@
-"""`durabench load` and `durabench sweep`: the command-line side of harness.load.
+"""`durabench load` and `durabench sweep`: Locust-driven load and the scaling grid.
 
-Registered on the `durabench` group by harness.cli; kept here so the load options live
-with the load code. Heavy imports (runner, pandas) happen inside the commands.
+The load machinery lives in harness.load; heavy imports (runner, pandas, Locust) happen
+inside the commands.
 """
 
 from __future__ import annotations
@@ -9,34 +9,31 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from harness.cli.common import (
+    console,
+    execute_bench,
+    external_from,
+    external_options,
+    fail,
+    out,
+    out_option,
+    stop_on_signals,
+)
+from harness.cli.tables import print_summary
 from harness.errors import DurabenchError
 
 __all__ = ["load_command", "parse_run_time", "parse_shape_option", "sweep_command"]
 
 LOCUST_MASTER_PORT = 5557  # Locust's own default
-console = Console(stderr=True)
-out = Console()
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    sys.exit(code)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def parse_run_time(text: str) -> float:
@@ -68,50 +65,6 @@ def parse_shape_option(text: str) -> Any:
         return parse_shape(data)
     except (ValidationError, ValueError) as exc:
         raise DurabenchError(f"--shape {text!r}: {exc}") from None
-
-
-def _external(pg_dsn: str | None, temporal_address: str | None, namespace: str) -> Any:
-    from backends.base import ExternalServices
-
-    return ExternalServices(
-        pg_dsn=pg_dsn, temporal_address=temporal_address, temporal_namespace=namespace
-    )
-
-
-def _service_options(function: Any) -> Any:
-    for option in reversed(
-        (
-            click.option(
-                "--pg-dsn",
-                envvar="DURABENCH_PG_DSN",
-                metavar="DSN",
-                help="Use this existing Postgres. [env: DURABENCH_PG_DSN]",
-            ),
-            click.option(
-                "--temporal-address",
-                envvar="DURABENCH_TEMPORAL_ADDRESS",
-                metavar="HOST:PORT",
-                help="Use this Temporal frontend. [env: DURABENCH_TEMPORAL_ADDRESS]",
-            ),
-            click.option(
-                "--temporal-namespace",
-                envvar="DURABENCH_TEMPORAL_NAMESPACE",
-                default="default",
-                show_default=True,
-                help="Temporal namespace.",
-            ),
-            click.option(
-                "--out",
-                "out_dir",
-                type=click.Path(path_type=Path),
-                default=Path("results"),
-                show_default=True,
-                help="Directory that receives the results.",
-            ),
-        )
-    ):
-        function = option(function)
-    return function
 
 
 @click.command(name="load")
@@ -217,7 +170,8 @@ def _service_options(function: Any) -> Any:
     default=None,
     help="Give up (as a failure) when Locust runs longer than this many seconds.",
 )
-@_service_options
+@out_option()
+@external_options
 def load_command(
     scenario: str | None,
     backends: tuple[str, ...],
@@ -240,10 +194,8 @@ def load_command(
     as_worker: bool,
     master_host: str,
     timeout_s: float | None,
-    pg_dsn: str | None,
-    temporal_address: str | None,
-    temporal_namespace: str,
     out_dir: Path,
+    **services: Any,
 ) -> None:
     """Drive SCENARIO's agent runs on each backend with Locust (local, or distributed with
     --workers / --master / --worker), inject the scenario's faults during the load, then
@@ -254,9 +206,9 @@ def load_command(
         argv = worker_argv(master_host, master_port or LOCUST_MASTER_PORT)
         sys.exit(subprocess.run(argv, env=os.environ.copy(), check=False).returncode)
     if scenario is None:
-        _fail("a SCENARIO is needed (except with --worker)")
+        fail("a SCENARIO is needed (except with --worker)")
     if not backends:
-        _fail("name at least one --backend")
+        fail("name at least one --backend")
     from harness.load.driver import LocustDriver, LocustPlan, default_plan
     from harness.load.shapes import ConstantShape, shape_duration
     from harness.runner import BenchmarkRun
@@ -297,22 +249,13 @@ def load_command(
             Path(scenario),
             list(backends),
             out_dir,
-            external=_external(pg_dsn, temporal_address, temporal_namespace),
+            external=external_from(services),
             driver=driver,
         )
     except DurabenchError as exc:
-        _fail(str(exc))
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        results = asyncio.run(bench.execute())
-    except KeyboardInterrupt:
-        where = f" (partial results kept in {bench.results.path})" if bench.results else ""
-        _fail(f"interrupted{where}", 130)
-    except DurabenchError as exc:
-        where = f"\n(partial results kept in {bench.results.path})" if bench.results else ""
-        _fail(f"{exc}{where}", 1)
-    from harness.cli import print_summary
-
+        fail(str(exc))
+    stop_on_signals()
+    results = execute_bench(bench)
     print_summary(results.read_json("summary.json"))
     _print_locust(results.read_json("load.json"))
     out.print(f"results: {results.path}")
@@ -364,17 +307,16 @@ def _print_locust(load: dict[str, Any]) -> None:
     default=None,
     help="Runs per cell. Default: max(scenario runs, 2 x concurrency).",
 )
-@_service_options
+@out_option()
+@external_options
 def sweep_command(
     scenario: str,
     backends: tuple[str, ...],
     concurrency: str,
     steps: str,
     runs: int | None,
-    pg_dsn: str | None,
-    temporal_address: str | None,
-    temporal_namespace: str,
     out_dir: Path,
+    **services: Any,
 ) -> None:
     """Run SCENARIO over a grid of concurrency x steps on each backend and record, per
     cell, throughput, step latency and overhead percentiles, persisted bytes and history
@@ -389,7 +331,7 @@ def sweep_command(
         for name in backends:
             load_backend(name)
     except DurabenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
     def show(cell: SweepCell) -> None:
         what = (
@@ -400,8 +342,8 @@ def sweep_command(
         )
         console.print(f"{cell.backend:<24} c={cell.concurrency:<4} steps={cell.steps:<5} {what}")
 
-    signal.signal(signal.SIGTERM, _interrupt)
-    options = {"external": _external(pg_dsn, temporal_address, temporal_namespace)}
+    stop_on_signals()
+    options = {"external": external_from(services)}
     try:
         result = asyncio.run(
             run_sweep(
@@ -416,8 +358,8 @@ def sweep_command(
             )
         )
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        fail("interrupted", 130)
     except DurabenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"sweep: {result.path}")
     sys.exit(1 if result.failed else 0)

@@ -1,0 +1,132 @@
+"""`durabench run`: one scenario on each backend, judged against the oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.cli.common import (
+    backends_option,
+    console,
+    execute_bench,
+    external_from,
+    external_options,
+    fail,
+    installed_backends,
+    log_to,
+    out,
+    out_option,
+    stop_on_signals,
+)
+from harness.cli.k8s import kube_target
+from harness.cli.tables import print_summary
+from harness.errors import DurabenchError
+
+__all__ = ["run"]
+
+
+def _progress() -> tuple[Progress, Any]:
+    """A bar per backend, and the callback the runner reports progress through."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def report(backend: str, done: int, total: int) -> None:
+        if backend not in tasks:
+            tasks[backend] = progress.add_task(f"{backend} runs", total=total)
+        progress.update(tasks[backend], completed=done)
+
+    return progress, report
+
+
+@click.command()
+@click.argument("scenario")
+@backends_option(
+    "Backend to run (repeatable): a built-in name such as 'baseline', or an import "
+    "path 'package.module:Class'. Default: every backend whose dependencies are "
+    "installed."
+)
+@out_option("Directory that receives results/<run-id>/.")
+@external_options
+@click.option(
+    "--platform",
+    "platform_name",
+    default="local",
+    show_default=True,
+    metavar="NAME",
+    help="Where components run: local (processes on 127.0.0.1), docker (containers on the "
+    "host network; image $DURABENCH_DOCKER_IMAGE, default durabench-local:latest) or "
+    "kubernetes (pods; needs --context and --namespace).",
+)
+@click.option(
+    "--context",
+    "kube_context",
+    envvar="DURABENCH_KUBE_CONTEXT",
+    metavar="NAME",
+    help="kubernetes: the kubeconfig context to act on (required; never implied).",
+)
+@click.option(
+    "--namespace",
+    "kube_namespace",
+    envvar="DURABENCH_KUBE_NAMESPACE",
+    metavar="NS",
+    help="kubernetes: the namespace to act in (required; must carry the label "
+    "durabench.io/chaos=enabled; kube-system, kube-public and default are refused).",
+)
+@click.option(
+    "--dry-run",
+    "kube_dry_run",
+    is_flag=True,
+    help="kubernetes: print every API call instead of making it.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run every task this many times; summary.json reports pass^k, the "
+    "fraction of tasks that passed every verdict in all k trials.",
+)
+def run(
+    scenario: str,
+    backends: tuple[str, ...],
+    out_dir: Path,
+    trials: int,
+    platform_name: str,
+    kube_context: str | None,
+    kube_namespace: str | None,
+    kube_dry_run: bool,
+    **services: Any,
+) -> None:
+    """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
+    check integrity against the oracle, and write results/<run-id>/."""
+    from harness.runner import BenchmarkRun
+
+    external = external_from(services)
+    names = list(backends) or installed_backends()
+    if platform_name == "kubernetes":
+        kube_target(kube_context, kube_namespace, kube_dry_run, export=True)
+    stop_on_signals()
+    progress, report = _progress()
+    try:
+        bench = BenchmarkRun(
+            Path(scenario), names, out_dir, report, external, trials, platform_name
+        )
+    except DurabenchError as exc:
+        fail(str(exc))
+    log_to(out_dir)
+    results = execute_bench(bench, progress)
+    if bench.dry_run:
+        out.print("dry run: nothing was created or run; the API calls above are the plan")
+        return
+    print_summary(results.read_json("summary.json"))
+    out.print(f"results: {results.path}")
