@@ -544,8 +544,9 @@ async def open_session(
     log, and stop every component. A failure keeps the active-fault file for `heal`."""
     workdir = results.backend_dir(name)
     active = ActiveFaults(STATE_DIR / f"{results.path.name}-{workdir.name}.json")
-    with closing_platform(make_platform(platform_name, workdir, results.path.name)) as platform:
-        refused = check_platform(name, scenario, backend, platform)
+    platform = await asyncio.to_thread(make_platform, platform_name, workdir, results.path.name)
+    with closing_platform(platform):
+        refused = await asyncio.to_thread(check_platform, name, scenario, backend, platform)
         services = await asyncio.to_thread(
             start_services, platform, scenario, scenario_path, workdir
         )
