@@ -15,6 +15,8 @@ still labelled with the entry's run) and must never raise for "already gone".
 from __future__ import annotations
 
 import dataclasses
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +25,7 @@ __all__ = [
     "UnknownEntry",
     "entry_from_json",
     "process_start_time",
+    "request",
     "same_process",
 ]
 
@@ -41,6 +44,16 @@ def process_start_time(pid: int) -> int | None:
 def same_process(pid: int, start_time: int | None) -> bool:
     """The recorded process is still the same one (pid and kernel start time match)."""
     return pid > 0 and start_time is not None and process_start_time(pid) == start_time
+
+
+def request(method: str, url: str, body: dict[str, Any] | None = None) -> None:
+    """One blocking HTTP call of an `undo` (a service's admin API on loopback); OSError
+    when nothing answers."""
+    data = json.dumps(body).encode() if body is not None else None
+    call = urllib.request.Request(url, data=data, method=method)
+    call.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(call, timeout=3):
+        pass
 
 
 class UnknownEntry(ValueError):

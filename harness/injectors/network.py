@@ -5,7 +5,6 @@ A proxy link with a fault is tracked as `ProxyLinks`: healing resets the proxy."
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,7 @@ import aiohttp
 
 from harness.errors import UnsupportedFault
 from harness.faults import NetworkFault
-from harness.heal_entry import HealEntry
+from harness.heal_entry import HealEntry, request
 from harness.injectors.base import FaultContext, Injector, Occurrence
 from harness.platform.base import Platform
 from harness.platform.capabilities import LinkFaults
@@ -34,9 +33,8 @@ class ProxyLinks(HealEntry, tag="proxy"):
     control_url: str
 
     def undo(self) -> bool:
-        request = urllib.request.Request(f"{self.control_url}/links", method="DELETE")
-        with urllib.request.urlopen(request, timeout=3):
-            return True
+        request("DELETE", f"{self.control_url}/links")
+        return True
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ is on is tracked as `ServiceSwitch`: healing turns every switch of that service 
 
 from __future__ import annotations
 
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,7 @@ import aiohttp
 
 from harness.errors import UnsupportedFault
 from harness.faults import LlmFault, ToolFault
-from harness.heal_entry import HealEntry
+from harness.heal_entry import HealEntry, request
 from harness.injectors.base import FaultContext, Injector, Occurrence
 
 __all__ = ["LlmInjector", "ServiceSwitch", "ToolInjector"]
@@ -29,14 +28,8 @@ class ServiceSwitch(HealEntry, tag="switch"):
     url: str
 
     def undo(self) -> bool:
-        request = urllib.request.Request(
-            f"{self.url}{SWITCHES}",
-            data=b"{}",
-            method="PUT",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=3):
-            return True
+        request("PUT", f"{self.url}{SWITCHES}", {})
+        return True
 
 
 async def _switch(url: str, switches: dict[str, Any]) -> None:
