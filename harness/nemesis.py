@@ -35,7 +35,6 @@ from harness.injectors import (
     injector_for,
     refuse_faults,
 )
-from harness.injectors.crash_point import crash_point_records
 from harness.platform.base import Platform
 from harness.scenario import Scenario
 from harness.schedule import Planned, plan
@@ -46,7 +45,6 @@ __all__ = [
     "CommitCounter",
     "FaultRecord",
     "Nemesis",
-    "crash_point_records",
 ]
 
 POLL_S = 0.05

@@ -643,7 +643,7 @@ class BenchmarkRun:
             except DurabenchError as exc:
                 raise DurabenchError(f"{self.scenario_path}: {name}: {exc}") from None
         self.results: ResultsDir | None = None
-        self.platform: Platform | None = None  # of the backend running now
+        self.platform: Platform | None = None  # of the backend running now, once it is up
         self._walls: dict[str, float] = {}
         self.dry_run = False  # the platform only printed what it would do
 
