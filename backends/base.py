@@ -28,6 +28,8 @@ __all__ = [
     "BuiltinBackend",
     "Deployable",
     "ExternalServices",
+    "FloorProgram",
+    "HasFloor",
     "RunSpec",
     "available_backends",
     "load_backend",
@@ -145,22 +147,59 @@ class Deployable(Protocol):
 
 
 @dataclass(frozen=True)
+class FloorProgram:
+    """One raw floor: a standalone program, run as `python -m MODULE --json ARGS...`, that
+    performs the backend's step shape directly with its SDK and store (nothing of the
+    harness in its loop) and prints its measurements as JSON. `env` carries secrets
+    (DSNs) so they stay off the command line."""
+
+    name: str  # "temporal", "pgstore", "postgres-insert", ...
+    module: str
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class HasFloor(Protocol):
+    """Optional capability: the backend names its raw floor(s) for the options it runs
+    with, its own floor first. Called after `setup`, while the session's servers run."""
+
+    def floor_programs(self, env: BackendEnv) -> list[FloorProgram]: ...
+
+
+@dataclass(frozen=True)
 class BuiltinBackend:
-    """Where a built-in backend lives, the modules it needs, and the extra that brings them."""
+    """Where a built-in backend lives, the modules it needs, and the extra that brings them.
+    `floor` names the module whose `floor_programs(backend, env)` gives its raw floors."""
 
     path: str  # package.module:Class
     requires: tuple[str, ...] = ()
     extra: str = ""
+    floor: str = ""
 
 
 BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
-    "baseline": BuiltinBackend("backends.baseline:BaselineBackend"),
-    "pgstore": BuiltinBackend("backends.pgstore:PgStoreBackend", ("psycopg",), "pgstore"),
-    "pgstore-naive": BuiltinBackend(
-        "backends.pgstore_naive:NaivePgStoreBackend", ("psycopg",), "pgstore"
+    "baseline": BuiltinBackend(
+        "backends.baseline:BaselineBackend", floor="backends.baseline.floor"
     ),
-    "temporal": BuiltinBackend("backends.temporal:TemporalBackend", ("temporalio",), "temporal"),
-    "langgraph": BuiltinBackend("backends.langgraph:LangGraphBackend", ("langgraph",), "langgraph"),
+    "pgstore": BuiltinBackend(
+        "backends.pgstore:PgStoreBackend", ("psycopg",), "pgstore", "backends.pgstore.floor"
+    ),
+    "pgstore-naive": BuiltinBackend(
+        "backends.pgstore_naive:NaivePgStoreBackend",
+        ("psycopg",),
+        "pgstore",
+        "backends.pgstore_naive.floor",
+    ),
+    "temporal": BuiltinBackend(
+        "backends.temporal:TemporalBackend", ("temporalio",), "temporal", "backends.temporal.floor"
+    ),
+    "langgraph": BuiltinBackend(
+        "backends.langgraph:LangGraphBackend",
+        ("langgraph",),
+        "langgraph",
+        "backends.langgraph.floor",
+    ),
 }
 
 

@@ -20,15 +20,23 @@ from harness.workload import task_of
 
 __all__ = [
     "QUANTILES",
+    "STEADY_WINDOW",
     "committed_steps",
+    "floor_figures",
     "indeterminate_acts",
     "judge_runs",
     "recovery_table",
+    "start_latencies",
+    "steady_steps_per_s",
     "step_table",
     "summarize",
 ]
 
 QUANTILES = (0.5, 0.95, 0.99)
+# The steady part of a load: the commits between these quantiles of commit time, so the
+# ramp-up (runs starting, the first steps' start latency) and the drain (the last runs
+# finishing with fewer in flight) are left out of `steady_steps_per_s`.
+STEADY_WINDOW = (0.1, 0.9)
 
 
 def committed_steps(steps: pd.DataFrame) -> dict[str, frozenset[int]]:
@@ -216,15 +224,99 @@ def _fault_summary(recovery: pd.DataFrame, faults: pd.DataFrame) -> dict[str, An
     return out
 
 
+def start_latencies(runs: pd.DataFrame, steps: pd.DataFrame) -> pd.Series:
+    """Per run: milliseconds from the harness asking the backend to start it (`started_at`,
+    just before `start`) to its first phase starting on a worker."""
+    if runs.empty or steps.empty or "started_at" not in runs:
+        return pd.Series(dtype=float)
+    first = steps.groupby("run_id")["start"].min()
+    started = runs.set_index("run_id")["started_at"].dropna()
+    joined = pd.concat([started, first], axis=1, join="inner")
+    return ((joined["start"] - joined["started_at"]) * 1000.0).clip(lower=0.0)
+
+
+def steady_steps_per_s(commit_ends: pd.Series) -> float | None:
+    """Committed steps per second between the STEADY_WINDOW quantiles of commit time:
+    throughput with the ramp-up and the drain left out (None below 10 commits)."""
+    ends = commit_ends.dropna().sort_values()
+    if len(ends) < 10:
+        return None
+    low, high = (float(ends.quantile(q)) for q in STEADY_WINDOW)
+    inside = int(((ends >= low) & (ends <= high)).sum())
+    return round((inside - 1) / (high - low), 2) if high > low else None
+
+
+def floor_figures(floors: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    """backend -> floor program -> percentiles of its step time, overhead and start
+    latency (floors.parquet: one row per floor step sample)."""
+    out: dict[str, dict[str, Any]] = {}
+    if floors is None or floors.empty:
+        return out
+    for (backend, program), rows in floors.groupby(["backend", "program"], sort=False):
+        wall = float(rows["floor_wall_s"].max() or 0.0)
+        out.setdefault(str(backend), {})[str(program)] = {
+            "own": bool(rows["own"].any()),
+            "concurrency": int(rows["concurrency"].max()),
+            "samples": len(rows),
+            "step_ms": _quantiles(rows["step_ms"]),
+            "overhead_ms": _quantiles(rows["overhead_ms"]),
+            "start_latency_ms": _quantiles(pd.to_numeric(rows["start_latency_ms"]).dropna()),
+            "steps_per_s": round(len(rows) / wall, 2) if wall > 0 else None,
+        }
+    return out
+
+
+def _ratio(value: float | None, floor: float | None) -> float | None:
+    if value is None or not floor or floor <= 0:
+        return None
+    return round(value / floor, 3)
+
+
+def _floor_block(entry: dict[str, Any], programs: dict[str, Any]) -> dict[str, Any]:
+    """The backend's figures against its own floor (the first program it named)."""
+    own_name = next((p for p, f in programs.items() if f["own"]), next(iter(programs)))
+    own = programs[own_name]
+    step, overhead = own["step_ms"]["p50"], own["overhead_ms"]["p50"]
+    return {
+        "program": own_name,
+        "concurrency": own["concurrency"],
+        "step_p50_ms": step,
+        "overhead_p50_ms": overhead,
+        "start_latency_p50_ms": own["start_latency_ms"]["p50"],
+        "step_vs_floor": _ratio(entry["step_latency_ms"]["p50"], step),
+        "overhead_vs_floor": _ratio(entry["overhead_ms"]["p50"], overhead),
+        "programs": programs,
+    }
+
+
+def _add_relative(summary: dict[str, dict[str, Any]], floors: pd.DataFrame | None) -> None:
+    """Ratios measured in the same run: to each backend's own floor and to the baseline."""
+    figures = floor_figures(floors)
+    base = summary.get("baseline")
+    for name, entry in summary.items():
+        if name in figures:
+            entry["floor"] = _floor_block(entry, figures[name])
+        if base is not None:
+            entry["step_vs_baseline"] = _ratio(
+                entry["step_latency_ms"]["p50"], base["step_latency_ms"]["p50"]
+            )
+            entry["overhead_vs_baseline"] = _ratio(
+                entry["overhead_ms"]["p50"], base["overhead_ms"]["p50"]
+            )
+
+
 def summarize(
     runs: pd.DataFrame,
     steps: pd.DataFrame,
     walls: dict[str, float],
     faults: pd.DataFrame | None = None,
+    floors: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per backend: integrity, anomaly counts, throughput, latency and overhead percentiles,
-    wasted work, state bloat, and per fault kind the recovery times.
-    `walls` maps backend -> load-phase wall time in seconds."""
+    """Per backend: integrity, anomaly counts, throughput (end to end and steady), latency
+    and overhead percentiles, start latency, wasted work, state bloat, per fault kind the
+    recovery times, and (with `floors`, and a baseline in the run) the ratios to the
+    backend's own raw floor and to the baseline. `walls` maps backend -> load-phase wall
+    time in seconds."""
     per_step = step_table(steps)
     faults = faults if faults is not None else pd.DataFrame()
     recovery = recovery_table(faults, steps, runs)
@@ -236,6 +328,11 @@ def summarize(
         persisted_bytes = group["bytes_persisted"].dropna()
         steps_persisted = int(group["steps_persisted"].sum())
         phase_rows = steps[steps["backend"] == name] if not steps.empty else steps
+        commits = (
+            phase_rows[(phase_rows["phase"] == "commit") & (phase_rows["outcome"] == "ok")]
+            if not phase_rows.empty
+            else phase_rows
+        )
         summary[name] = {
             "runs": len(group),
             "completed": int((group["complete"] == True).sum()),  # noqa: E712  (nullable)
@@ -250,6 +347,10 @@ def summarize(
             "committed_steps": len(mine),
             "wall_s": round(wall, 3),
             "steps_per_s": round(len(mine) / wall, 2) if wall > 0 else None,
+            "steady_steps_per_s": steady_steps_per_s(commits["end"]) if not commits.empty else None,
+            "start_latency_ms": _quantiles(
+                start_latencies(group, phase_rows) if not phase_rows.empty else pd.Series()
+            ),
             "step_latency_ms": _quantiles(mine["step_ms"]),
             "overhead_ms": _quantiles(mine["overhead_ms"]),
             "phase_mean_ms": {
@@ -274,4 +375,5 @@ def summarize(
             if not faults.empty
             else {},
         }
+    _add_relative(summary, floors)
     return summary

@@ -76,7 +76,11 @@ def recheck(results: ResultsDir) -> Recheck:
                             "now": _norm(after),
                         }
                     )
-    summary = summarize(now, steps, walls, tables["faults"]) if not now.empty else {}
+    summary = (
+        summarize(now, steps, walls, tables["faults"], tables.get("floors"))
+        if not now.empty
+        else {}
+    )
     return Recheck(now, summary, differences)
 
 

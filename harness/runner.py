@@ -35,6 +35,7 @@ from backends.base import (
 from harness.errors import BackendError, DryRunPlanned, DurabenchError
 from harness.evaluate import judge_runs, summarize
 from harness.faults import DeployFault, NetworkFault
+from harness.floor import record_floor
 from harness.healing import STATE_DIR, ActiveFaults
 from harness.injectors import refuse_faults
 from harness.injectors.crash_point import crash_point_records, with_crash_points
@@ -244,7 +245,7 @@ def _ledger_rows(backend: str, ledger: list[dict[str, Any]]) -> list[dict[str, A
 def load_results_tables(results: ResultsDir) -> dict[str, pd.DataFrame]:
     """The tables `check` and `summarize` need, tolerant of a run that stopped early."""
     tables: dict[str, pd.DataFrame] = {}
-    for name in ("steps", "runs", "ledger", "llm_calls", "faults"):
+    for name in ("steps", "runs", "ledger", "llm_calls", "faults", "floors"):
         path = results.path / f"{name}.parquet"
         tables[name] = pd.read_parquet(path) if path.exists() else pd.DataFrame()
     return tables
@@ -626,6 +627,7 @@ class BenchmarkRun:
     trials: int = 1  # each task runs this many times: pass^k
     platform_name: str = "local"
     driver: LoadDriver = default_driver  # how runs arrive: the scenario's loop, or Locust
+    with_floor: bool = False  # also run each backend's raw floor in its session (floors.parquet)
 
     def __post_init__(self) -> None:
         # validate everything before anything starts
@@ -695,6 +697,8 @@ class BenchmarkRun:
                 stale = await backend.cleanup_stale(
                     self.scenario.approval.ttl_s if self.scenario.approval else 0
                 )
+                if self.with_floor:
+                    await record_floor(session)
         except DryRunPlanned:
             self.dry_run = True
             return
@@ -717,7 +721,9 @@ class BenchmarkRun:
             results.write_table("faults", faults)
         tables = load_results_tables(results)
         if not tables["runs"].empty:
-            summary = summarize(tables["runs"], tables["steps"], self._walls, tables["faults"])
+            summary = summarize(
+                tables["runs"], tables["steps"], self._walls, tables["faults"], tables["floors"]
+            )
             results.write_json("summary.json", summary)
         results.update_manifest(
             status=status, error=error, finished_at=time.time(), pid=os.getpid()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,3 +36,33 @@ def test_the_benchmark_command_is_the_one_the_cli_test_runs() -> None:
     assert run_command.endswith(".venv/bin/durabench run scenarios/smoke.yaml")
     cli_tests = (REPO / "tests" / "test_cli.py").read_text()
     assert '"run", "scenarios/smoke.yaml"' in cli_tests
+
+
+def fidelity_commands() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Fidelity: raw floors", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_fidelity_section_shows_the_floor_command_and_the_run_with_floor() -> None:
+    commands = fidelity_commands()
+    assert any(c.startswith("durabench floor ") for c in commands)
+    assert any(c.startswith("durabench run ") and "--with-floor" in c for c in commands)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", fidelity_commands())
+def test_each_fidelity_command_runs_as_written(command: str, tmp_path: Path) -> None:
+    from tests.test_cli import durabench
+
+    args = shlex.split(command)
+    assert args[0] == "durabench"
+    done = durabench(*args[1:], "--out", str(tmp_path), timeout=900)
+    assert done.returncode == 0, done.stderr
+    (results,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]
+    if args[1] == "run":
+        summary = json.loads((results / "summary.json").read_text())
+        assert all(entry["floor"]["step_vs_floor"] > 0 for entry in summary.values())
+    else:
+        assert (results / "floors.parquet").is_file()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from harness.cli.doctor import doctor
+from harness.cli.floor import floor
 from harness.cli.heal import heal
 from harness.cli.k8s import k8s
 from harness.cli.load import load_command, sweep_command
@@ -24,7 +25,7 @@ def cli() -> None:
     """durabench: does agent state survive crashes, and what does durability cost per step?"""
 
 
-for command in (run, plan_command, suite, list_, check, report, compare, heal, k8s, doctor):
+for command in (run, floor, plan_command, suite, list_, check, report, compare, heal, k8s, doctor):
     cli.add_command(command)
 cli.add_command(load_command)
 cli.add_command(sweep_command)

@@ -96,6 +96,12 @@ def _progress() -> tuple[Progress, Any]:
     help="Run every task this many times; summary.json reports pass^k, the "
     "fraction of tasks that passed every verdict in all k trials.",
 )
+@click.option(
+    "--with-floor",
+    is_flag=True,
+    help="After each backend's load, run its raw floor on the same servers (floors.parquet); "
+    "the summary then gives step and overhead as a ratio to that floor.",
+)
 def run(
     scenario: str,
     backends: tuple[str, ...],
@@ -105,6 +111,7 @@ def run(
     kube_context: str | None,
     kube_namespace: str | None,
     kube_dry_run: bool,
+    with_floor: bool,
     **services: Any,
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
@@ -121,6 +128,7 @@ def run(
         bench = BenchmarkRun(
             Path(scenario), names, out_dir, report, external, trials, platform_name
         )
+        bench.with_floor = with_floor
     except DurabenchError as exc:
         fail(str(exc))
     log_to(out_dir)

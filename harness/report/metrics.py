@@ -24,6 +24,7 @@ __all__ = [
     "bloat_table",
     "durability_table",
     "environment_table",
+    "fidelity_table",
     "integrity_matrix",
     "integrity_table",
     "latency_table",
@@ -233,6 +234,58 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
     if value is None or reference is None or reference <= 0:
         return None
     return value / reference
+
+
+FIDELITY_COLUMNS = [
+    *GROUP,
+    "floor",
+    "concurrency",
+    "step_p50",
+    "floor_step_p50",
+    "step_vs_floor",
+    "overhead_p50",
+    "floor_overhead_p50",
+    "overhead_vs_floor",
+    "step_vs_baseline",
+    "overhead_vs_baseline",
+    "start_p50",
+    "start_p99",
+    "steps_per_s",
+    "steady_steps_per_s",
+]
+
+
+def fidelity_table(results: ResultSet) -> pd.DataFrame:
+    """Per (fault class, backend) of each results directory, from its summary: step and
+    overhead p50 against the backend's own raw floor and the baseline (measured in the same
+    run: `durabench run --with-floor`), start latency, and throughput end to end and over
+    the steady part of the load."""
+    rows = []
+    for item in results.items:
+        for backend, s in item.summary.items():
+            floor = s.get("floor") or {}
+            start = s.get("start_latency_ms") or {}
+            rows.append(
+                {
+                    "fault_class": item.fault_class,
+                    "backend": backend,
+                    "floor": floor.get("program"),
+                    "concurrency": floor.get("concurrency"),
+                    "step_p50": (s.get("step_latency_ms") or {}).get("p50"),
+                    "floor_step_p50": floor.get("step_p50_ms"),
+                    "step_vs_floor": floor.get("step_vs_floor"),
+                    "overhead_p50": (s.get("overhead_ms") or {}).get("p50"),
+                    "floor_overhead_p50": floor.get("overhead_p50_ms"),
+                    "overhead_vs_floor": floor.get("overhead_vs_floor"),
+                    "step_vs_baseline": s.get("step_vs_baseline"),
+                    "overhead_vs_baseline": s.get("overhead_vs_baseline"),
+                    "start_p50": start.get("p50"),
+                    "start_p99": start.get("p99"),
+                    "steps_per_s": s.get("steps_per_s"),
+                    "steady_steps_per_s": s.get("steady_steps_per_s"),
+                }
+            )
+    return pd.DataFrame(rows, columns=FIDELITY_COLUMNS)
 
 
 # -- state bloat -------------------------------------------------------------------------

@@ -28,6 +28,7 @@ SECTIONS = (
     "integrity",
     "latency",
     "durability",
+    "fidelity",
     "timeline",
     "recovery",
     "bloat",
@@ -205,8 +206,15 @@ def test_durability_overhead_is_the_ratio_to_the_baseline_in_the_same_run(
     assert row["extra_ms_p50"] == pytest.approx(own - base)
     assert row["floor_ratio_p50"] is None
     notes = data(report)["sections"]["durability"]["notes"]
-    assert any("No raw commit floor" in n for n in notes), "the missing floor is said"
+    assert any("--with-floor" in n for n in notes), "where the floor ratios are is said"
     assert "x the baseline" in data(report)["sections"]["durability"]["reading"]
+
+
+def test_fidelity_section_says_when_no_floor_was_measured(report: ReportPaths) -> None:
+    section = data(report)["sections"]["fidelity"]
+    assert "durabench run --with-floor" in section["reading"]
+    (row, *_) = table(report, "fidelity", "fidelity")
+    assert row["step_vs_floor"] is None and row["start_p50"] is not None
 
 
 def test_timeline_shades_each_fault_where_faults_parquet_puts_it(

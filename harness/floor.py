@@ -1,0 +1,227 @@
+"""Raw floors: each backend's step shape written directly against its SDK, run on the
+same servers, in the same session, as the benchmark.
+
+A backend names its floor programs (`backends.base.HasFloor`; built-in backends in
+their `floor.py`, listed by `BUILTIN_BACKENDS[...].floor`), its own floor first. While
+a backend's session is open (its server and store running, the simulated LLM and tool
+service up), `record_floor` runs each program as a subprocess at the scenario's
+concurrency and appends its per-step samples to `floors.parquet`; `summarize` then
+reports each backend's step cost and overhead as a ratio to its own floor.
+`durabench floor` (`FloorRun`) does only that: the same servers, no benchmark load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from backends.base import (
+    BUILTIN_BACKENDS,
+    Backend,
+    BackendEnv,
+    FloorProgram,
+    HasFloor,
+    load_backend,
+)
+from harness.errors import DurabenchError
+from harness.evaluate import floor_figures
+from harness.results import ResultsDir, collect_environment, new_bench_id
+from harness.scenario import Scenario, load_scenario, resolve_scenario_path
+
+__all__ = [
+    "FLOOR_TABLE",
+    "FloorError",
+    "FloorRun",
+    "floor_programs_for",
+    "floor_rows",
+    "read_floors",
+    "record_floor",
+    "run_program",
+]
+
+FLOOR_TABLE = "floors"
+FLOOR_TIMEOUT_S = 900.0
+STDERR_TAIL = 2000
+
+
+class FloorError(DurabenchError):
+    """A floor program failed or printed no result."""
+
+
+def floor_programs_for(name: str, backend: Backend, env: BackendEnv) -> list[FloorProgram]:
+    """The floors of `backend` (run under `name`, e.g. 'langgraph:sqlite?durability=sync')."""
+    if isinstance(backend, HasFloor):
+        return backend.floor_programs(env)
+    family = name.partition("?")[0].partition(":")[0]
+    builtin = BUILTIN_BACKENDS.get(family)
+    if builtin is None or not builtin.floor:
+        return []
+    module = importlib.import_module(builtin.floor)
+    programs: list[FloorProgram] = module.floor_programs(backend, env)
+    return programs
+
+
+def _argv(program: FloorProgram, env: BackendEnv, runs: int, concurrency: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        program.module,
+        "--json",
+        "--scenario",
+        str(env.scenario_path),
+        "--llm-url",
+        env.llm_url,
+        "--tools-url",
+        env.tools_url,
+        "--runs",
+        str(runs),
+        "--concurrency",
+        str(concurrency),
+        *program.args,
+    ]
+
+
+async def run_program(
+    program: FloorProgram, env: BackendEnv, runs: int, concurrency: int, log: Path | None = None
+) -> dict[str, Any]:
+    """Run one floor program to completion; its parsed JSON result."""
+    argv = _argv(program, env, runs, concurrency)
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **program.env},
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), FLOOR_TIMEOUT_S)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(f"$ {shlex.join(argv)}\n".encode() + stderr)
+    text = stdout.decode(errors="replace").strip()
+    if process.returncode != 0 or not text:
+        tail = stderr.decode(errors="replace")[-STDERR_TAIL:]
+        raise FloorError(
+            f"floor {program.name} ({program.module}) exited {process.returncode}: {tail}"
+        )
+    try:
+        result: dict[str, Any] = json.loads(text.splitlines()[-1])
+    except json.JSONDecodeError as exc:
+        raise FloorError(f"floor {program.name}: no JSON result ({exc}): {text[-500:]}") from None
+    return result
+
+
+def floor_rows(
+    backend: str, program: FloorProgram, own: bool, result: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """floors.parquet rows: one per step sample; a run's start latency on its step 0."""
+    starts = {s["run_id"]: s["start_latency_ms"] for s in result.get("starts", [])}
+    return [
+        {
+            "backend": backend,
+            "program": program.name,
+            "own": own,
+            "concurrency": int(result.get("concurrency") or 0),
+            "floor_wall_s": float(result.get("wall_s") or 0.0),
+            **sample,
+            "start_latency_ms": starts.get(sample["run_id"]) if sample["step"] == 0 else None,
+        }
+        for sample in result.get("samples", [])
+    ]
+
+
+async def record_floor(
+    session: Any, runs: int | None = None, concurrency: int | None = None
+) -> list[dict[str, Any]]:
+    """Run every floor of an open `BackendSession` and append the rows to floors.parquet."""
+    scenario: Scenario = session.scenario
+    runs = runs or scenario.runs
+    concurrency = concurrency or scenario.load.concurrency or runs
+    programs = floor_programs_for(session.name, session.backend, session.env)
+    rows: list[dict[str, Any]] = []
+    for index, program in enumerate(programs):
+        log = session.env.workdir / "logs" / f"floor-{index}.log"
+        result = await run_program(program, session.env, runs, concurrency, log)
+        rows += floor_rows(session.name, program, index == 0, result)
+    session.results.append_table(FLOOR_TABLE, rows)
+    return rows
+
+
+@dataclass
+class FloorRun:
+    """`durabench floor`: bring each backend's servers up as a benchmark would and run only
+    its floors, into results/<run-id>/floors.parquet and floors.json."""
+
+    scenario_path: Path
+    backend_names: list[str]
+    out_root: Path
+    platform_name: str = "local"
+    external: Any = None
+    runs: int | None = None
+    concurrency: int | None = None
+    results: ResultsDir | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.scenario_path = resolve_scenario_path(self.scenario_path)
+        self.scenario = load_scenario(self.scenario_path)
+        self.backends = [load_backend(name) for name in self.backend_names]
+
+    async def execute(self) -> dict[str, dict[str, Any]]:
+        from harness.runner import open_session  # the runner imports evaluate, which imports us
+
+        results = ResultsDir.create(self.out_root, new_bench_id(f"floor-{self.scenario.name}"))
+        self.results = results
+        (results.path / "scenario.yaml").write_text(self.scenario_path.read_text())
+        results.update_manifest(
+            bench_id=results.path.name,
+            status="running",
+            kind="floor",
+            scenario=self.scenario.model_dump(mode="json"),
+            scenario_path=str(self.scenario_path),
+            backends=self.backend_names,
+            platform=self.platform_name,
+            command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            started_at=time.time(),
+            environment=collect_environment(),
+        )
+        status = "failed"
+        try:
+            for name, backend in zip(self.backend_names, self.backends, strict=True):
+                async with open_session(
+                    self.scenario,
+                    self.scenario_path,
+                    name,
+                    backend,
+                    results,
+                    self.platform_name,
+                    self.external,
+                    ids=[],
+                ) as session:
+                    await record_floor(session, self.runs, self.concurrency)
+            status = "complete"
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            status = "interrupted"
+            raise
+        finally:
+            summary = floor_figures(read_floors(results))
+            results.write_json("floors.json", summary)
+            results.update_manifest(status=status, finished_at=time.time())
+        return summary
+
+
+def read_floors(results: ResultsDir) -> pd.DataFrame:
+    path = results.path / f"{FLOOR_TABLE}.parquet"
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
