@@ -416,8 +416,9 @@ async def test_link_latency_slows_every_call_on_that_link_during_the_window(
     assert row["outcome"] == "ok"
     steps = pd.read_parquet(results.path / "steps.parquet")
     reasons = steps[(steps["phase"] == "reason") & (steps["outcome"] == "ok")]
+    # calls that began once the proxy had the fault: its PUT may take a while under load
     inside = reasons[
-        (reasons["start"] > row["actual_start"] + 0.05) & (reasons["end"] < row["actual_end"])
+        (reasons["start"] > row["actual_start"] + 0.15) & (reasons["end"] < row["actual_end"])
     ]
     after = reasons[reasons["start"] > row["actual_end"] + 0.05]
     assert len(inside) > 0 and len(after) > 0
