@@ -56,21 +56,22 @@ from backends.langgraph.queue import (
     LEASE_S,
     POLL_INTERVAL_S,
     ClaimQueue,
-    open_claims,
 )
 from backends.langgraph.savers import (
-    DSN_ENV,
     DURABILITIES,
     LANGGRAPH_DEFAULT_DURABILITY,
     SAVER_CLASSES,
     SAVERS,
+    package_versions,
+)
+from backends.langgraph.signals import DoneWatcher, wake_workers
+from backends.langgraph.store import (
+    DSN_ENV,
     StoreSpec,
     check_sqlite_writable,
-    footprint,
-    open_saver,
-    package_versions,
     sqlite_synchronous,
 )
+from backends.langgraph.variants import footprint, open_claims, open_saver
 from harness.errors import BackendError
 from harness.platform.local import ComponentSpec, free_port
 from harness.postgres import worker_dsn
@@ -131,6 +132,8 @@ class LangGraphBackend:
         self._saver: BaseCheckpointSaver[Any] | None = None
         self._graph: AgentGraph | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._done: DoneWatcher | None = None
+        self._wakes: set[asyncio.Task[None]] = set()
         self._synchronous: str | None = None
 
     @property
@@ -214,10 +217,12 @@ class LangGraphBackend:
         self._bench_id = env.bench_id
         self._stack = stack = AsyncExitStack()
         self._claims = await stack.enter_async_context(open_claims(self._store))
-        if self.variant == "memory":
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-            self._http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-        else:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        self._http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        self._done = DoneWatcher(self._http, self._worker_urls.values())
+        self._done.start()
+        stack.push_async_callback(self._done.close)
+        if self.variant != "memory":
             self._saver = await stack.enter_async_context(open_saver(self._store))
             self._graph = compile_graph(env.scenario, self._saver)
         if self._store.sqlite_path is not None:
@@ -234,21 +239,30 @@ class LangGraphBackend:
 
     async def start(self, run: RunSpec) -> None:
         await self.claims.enqueue(self.thread_id(run.run_id), run.run_id)
+        self._wake_workers()
+
+    def _wake_workers(self) -> None:
+        """The row is durable: wake the workers (not awaited; they poll anyway)."""
+        if self._http is None or not self._worker_urls:
+            return
+        task = asyncio.create_task(wake_workers(self._http, self._worker_urls.values()))
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
 
     async def wait(self, run_id: str, timeout_s: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
         thread_id = self.thread_id(run_id)
-        while True:
+
+        async def finished() -> bool:
             claim = await self.claims.get(thread_id)
-            if claim is not None and claim.status in FINAL_STATUSES:
-                return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(WAIT_POLL_S)
+            return claim is not None and claim.status in FINAL_STATUSES
+
+        if self._done is None:
+            raise BackendError(f"{self.name} used before setup()")
+        return await self._done.wait(thread_id, timeout_s, finished)
 
     async def approve(self, run_id: str) -> None:
         await self.claims.approve(self.thread_id(run_id))
+        self._wake_workers()
 
     async def inspect(self, run_id: str) -> PersistedRun:
         thread_id = self.thread_id(run_id)
@@ -291,10 +305,12 @@ class LangGraphBackend:
         return await self.claims.count("expired")
 
     async def teardown(self) -> None:
+        for task in list(self._wakes):
+            task.cancel()
         if self._stack is not None:
             with contextlib.suppress(Exception):
                 await self._stack.aclose()
-        self._stack = self._claims = self._saver = self._graph = self._http = None
+        self._stack = self._claims = self._saver = self._graph = self._http = self._done = None
 
     def describe(self) -> dict[str, Any]:
         store = self._store
