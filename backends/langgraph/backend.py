@@ -151,8 +151,12 @@ class LangGraphBackend:
             return StoreSpec("memory", claims_path=claims), []
         if self.variant == "sqlite":
             path = self._path or env.workdir / "langgraph.sqlite"
+            # the claim table in a file of its own beside the checkpoints: its writes
+            # (the harness's starts, the workers' claims) never wait on the saver's lock
+            claims = path.with_name(f"{path.stem}-claims.sqlite")
             check_sqlite_writable(path, self.name)
-            return StoreSpec("sqlite", sqlite_path=path), []
+            check_sqlite_writable(claims, self.name)
+            return StoreSpec("sqlite", sqlite_path=path, claims_path=claims), []
         from backends.langgraph.pg import postgres_store
 
         return postgres_store(env, self.name)
@@ -315,7 +319,9 @@ class LangGraphBackend:
     def describe(self) -> dict[str, Any]:
         store = self._store
         location: str | None = None
+        claim_store: str | None = None  # the claim table's file, or the Postgres schema
         if store is not None:
+            claim_store = f"postgres ({store.schema})" if store.dsn else str(store.claims_path)
             if store.dsn:
                 location = mask_dsn(store.dsn)
             elif store.sqlite_path:
@@ -330,7 +336,7 @@ class LangGraphBackend:
             "sqlite_synchronous": self._synchronous,
             "workers": len(self._worker_urls),
             "claim_table": {
-                "store": "sqlite file" if self.variant != "postgres" else "postgres",
+                "store": claim_store,
                 "lease_s": LEASE_S,
                 "poll_s": POLL_INTERVAL_S,
                 "batch": CLAIM_BATCH,

@@ -31,7 +31,7 @@ class StoreSpec:
 
     variant: str
     sqlite_path: Path | None = None  # checkpoints (sqlite)
-    claims_path: Path | None = None  # claim table (memory, sqlite)
+    claims_path: Path | None = None  # claim table (memory, sqlite: a file of its own)
     dsn: str | None = None  # checkpoints and claim table (postgres)
     schema: str | None = None
 

@@ -62,7 +62,7 @@ async def open_claims(store: StoreSpec) -> AsyncIterator[ClaimQueue]:
 
         queue = await PostgresClaimQueue.open(store)
     else:
-        path = store.sqlite_path if store.variant == "sqlite" else store.claims_path
+        path = store.claims_path
         if path is None:
             raise BackendError(f"langgraph:{store.variant}: no SQLite file for the claim table")
         queue = await SqliteClaimQueue.open(path)
