@@ -10,13 +10,16 @@ What is measured, and what is ours rather than LangGraph's:
   A step is acknowledged (`commit` row) when the saver's `aput` of the first
   checkpoint holding it returned (`savers.py`).
 - LangGraph has no job queue, so deciding which worker resumes which thread after a
-  crash is ours: a durable claim table in the same store (`queue.py`; for the memory
-  saver a SQLite file, since memory has no store). Workers (scenario `workers`,
+  crash is ours: a durable claim table (`queue.py`): in the run's Postgres schema, or
+  a SQLite file of its own beside the checkpoint file (sqlite) or alone (memory, which
+  has no store), so its writes never wait on the saver's lock. Workers (scenario `workers`,
   restarted when they die) claim threads with a lease; a restarted worker takes its
   own threads back at once, others after the lease (10 s). A claimed thread resumes
   with `ainvoke(None, config)` from its last checkpoint, or from the start when there
   is none (`exit` before the invocation ended, or the memory saver after a crash).
-  Run starts and resumes therefore include a claim poll (20 ms when idle).
+  A start or approval wakes the workers and a worker reports each finished thread to
+  the harness (`signals.py`), so neither waits on a poll; what a run start still pays
+  is the claim itself (the insert, the claim and the final status: three commits).
 - Human approval is `interrupt()` in an approval node, resumed with
   `Command(resume=...)` once approved, or with an expiry once the scenario's TTL
   passed (the thread then ends `expired` in its own checkpoint).
