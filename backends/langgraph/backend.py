@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from typing import Any
 import aiohttp
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from backends.base import BackendEnv, RunSpec, mask_dsn
+from backends.base import BackendEnv, Guarantees, RunSpec, mask_dsn
 from backends.langgraph.graph import AgentGraph, ThreadView, compile_graph, read_thread
 from backends.langgraph.queue import (
     CLAIM_BATCH,
@@ -75,8 +74,10 @@ from backends.langgraph.store import (
     sqlite_synchronous,
 )
 from backends.langgraph.variants import footprint, open_claims, open_saver
+from backends.langgraph.worker import LangGraphWorkerOptions
+from backends.workercli import WorkerArgs
 from harness.errors import BackendError
-from harness.platform.local import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, free_port
 from harness.postgres import worker_dsn
 from harness.scenario import Scenario
 from harness.state import PersistedRun
@@ -172,40 +173,19 @@ class LangGraphBackend:
             port = free_port()
             slot = f"worker-{index}"
             self._worker_urls[slot] = f"http://127.0.0.1:{port}"
-            argv = [
-                sys.executable,
-                "-m",
-                "backends.langgraph.worker",
-                "--variant",
-                self.variant,
-                "--durability",
-                self.durability or "",
-                "--scenario",
-                str(env.scenario_path),
-                "--port",
-                str(port),
-                "--llm-url",
-                env.llm_url,
-                "--tools-url",
-                env.tools_url,
-                "--measurements",
-                str(env.measurements_dir),
-                "--worker-id",
-                slot,
-                "--backend-name",
-                self.name,
-            ]
-            if store.sqlite_path is not None:
-                argv += ["--sqlite-path", str(store.sqlite_path)]
-            if store.claims_path is not None:
-                argv += ["--claims-path", str(store.claims_path)]
-            if store.schema is not None:
-                argv += ["--schema", store.schema]
+            options = LangGraphWorkerOptions(
+                variant=self.variant,
+                durability=self.durability,
+                sqlite_path=store.sqlite_path,
+                claims_path=store.claims_path,
+                schema=store.schema,
+            )
+            worker = WorkerArgs.for_env(env, self.name, slot, options, port)
             specs.append(
                 ComponentSpec(
                     name=f"langgraph-{self.variant}-worker-{index}",
                     role="worker",
-                    argv=tuple(argv),
+                    argv=worker.command("backends.langgraph.worker"),
                     port=port,
                     health_url=f"http://127.0.0.1:{port}/health",
                     env={DSN_ENV: worker_dsn(env, store.dsn)} if store.dsn else {},
@@ -234,6 +214,12 @@ class LangGraphBackend:
             self._graph = compile_graph(env.scenario, self._saver)
         if self._store.sqlite_path is not None:
             self._synchronous = await sqlite_synchronous(self._store.sqlite_path)
+
+    @property
+    def guarantees(self) -> Guarantees:
+        """Durable unless the saver is in memory (a killed worker loses its threads); an
+        act re-run after a crash keeps its key (`run/step/attempt` from the state)."""
+        return Guarantees(durable=self.variant != "memory", stable_act_keys=True)
 
     @property
     def claims(self) -> ClaimQueue:
