@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from backends.options import BackendOptions, LangGraphOptions, parse_options
+from backends.options import BackendOptions, parse_options
 from harness.errors import BackendError, DurabenchError
 from harness.masking import mask_dsn
 from harness.platform.base import ComponentSpec
@@ -231,7 +231,6 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         ("langgraph",),
         "langgraph",
         "backends.langgraph.floor",
-        LangGraphOptions,  # the backend class does not declare them itself (yet)
     ),
 }
 MAX_NAME = 1000  # characters of a backend name

@@ -23,7 +23,6 @@ __all__ = [
     "MAX_WORKERS",
     "BackendOptions",
     "Count",
-    "LangGraphOptions",
     "Seconds",
     "Workers",
     "option_names",
@@ -44,16 +43,6 @@ class BackendOptions(BaseModel):
     the text of the backend name (`workers=4` is the integer 4) and checked."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LangGraphOptions(BackendOptions):
-    """`langgraph[:SAVER][?durability=MODE&workers=N&path=FILE]`; the saver and the
-    durability mode are checked against LangGraph's own by the backend itself."""
-
-    variant: Annotated[str, Field(min_length=1)] | None = None
-    durability: Annotated[str, Field(min_length=1)] | None = None
-    workers: Workers | None = None
-    path: Annotated[str, Field(min_length=1)] | None = None
 
 
 M = TypeVar("M", bound=BackendOptions)

@@ -45,10 +45,11 @@ import asyncio
 import contextlib
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from pydantic import Field
 
 from backends.base import BackendEnv, Guarantees, RunSpec, mask_dsn
 from backends.langgraph.graph import AgentGraph, ThreadView, compile_graph, read_thread
@@ -75,6 +76,7 @@ from backends.langgraph.store import (
 )
 from backends.langgraph.variants import footprint, open_claims, open_saver
 from backends.langgraph.worker import LangGraphWorkerOptions
+from backends.options import BackendOptions, Workers
 from backends.workercli import WorkerArgs
 from harness.errors import BackendError
 from harness.platform.base import ComponentSpec, free_port
@@ -89,15 +91,27 @@ WAIT_POLL_S = 0.05
 CLEANUP_WAIT_S = 10.0
 
 
+class LangGraphBackendOptions(BackendOptions):
+    """`langgraph[:SAVER][?durability=MODE&workers=N&path=FILE]`; the saver and the
+    durability mode are checked against LangGraph's own by the constructor."""
+
+    variant: Annotated[str, Field(min_length=1)] | None = None
+    durability: Annotated[str, Field(min_length=1)] | None = None
+    workers: Workers | None = None
+    path: Annotated[str, Field(min_length=1)] | None = None
+
+
 class LangGraphBackend:
     """`langgraph[:memory|sqlite|postgres][?durability=exit|async|sync&workers=N&path=F]`;
     bare `langgraph` is the SQLite saver, and no durability option LangGraph's default."""
+
+    Options = LangGraphBackendOptions
 
     def __init__(
         self,
         variant: str | None = None,
         durability: str | None = None,
-        workers: str | None = None,
+        workers: int | None = None,
         path: str | None = None,
     ) -> None:
         saver = variant or DEFAULT_SAVER
@@ -110,10 +124,7 @@ class LangGraphBackend:
             )
         if path is not None and saver != "sqlite":
             raise BackendError(f"langgraph:{saver}: the path option is for langgraph:sqlite")
-        try:
-            self._workers_override = int(workers) if workers else None
-        except ValueError:
-            raise BackendError(f"langgraph: workers must be a number, got {workers!r}") from None
+        self._workers_override = workers
         self.variant = saver
         self.durability = durability
         self._path = Path(path) if path else None
