@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from harness.cli.doctor import doctor
+from harness.cli.explore import explore
 from harness.cli.floor import floor
 from harness.cli.heal import heal
 from harness.cli.k8s import k8s
@@ -29,6 +30,7 @@ for command in (run, floor, plan_command, suite, list_, check, report, compare, 
     cli.add_command(command)
 cli.add_command(load_command)
 cli.add_command(sweep_command)
+cli.add_command(explore)
 
 
 def main() -> None:
