@@ -77,7 +77,7 @@ CRASH_POINTS = (
     BackendCrashPoint(
         AFTER_ACT_EVENT,
         "the act event (key, tool output) is committed, verify has not run: the recorded "
-        "output is reused, the tool is not called again",
+        "output is reused, the tool is not called again (the shared after_act_recorded)",
     ),
     BackendCrashPoint(
         BEFORE_STEP_COMMIT,
