@@ -52,6 +52,7 @@ import aiohttp
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from backends.base import BackendEnv, RunSpec, mask_dsn
+from backends.langgraph.crashpoints import crash_points_for
 from backends.langgraph.graph import AgentGraph, ThreadView, compile_graph, read_thread
 from backends.langgraph.queue import (
     CLAIM_BATCH,
@@ -76,6 +77,7 @@ from backends.langgraph.store import (
 )
 from backends.langgraph.variants import footprint, open_claims, open_saver
 from harness.errors import BackendError
+from harness.failpoints import BackendCrashPoint
 from harness.platform.local import ComponentSpec, free_port
 from harness.postgres import worker_dsn
 from harness.scenario import Scenario
@@ -138,6 +140,10 @@ class LangGraphBackend:
         self._done: DoneWatcher | None = None
         self._wakes: set[asyncio.Task[None]] = set()
         self._synchronous: str | None = None
+
+    def crash_points(self) -> list[BackendCrashPoint]:
+        """HasCrashPoints: around each saver write, as this saver and mode reach them."""
+        return crash_points_for(self.variant, self.durability or LANGGRAPH_DEFAULT_DURABILITY)
 
     @property
     def shares_files_with_workers(self) -> bool:
