@@ -161,7 +161,11 @@ class CommitAcknowledger(BaseCheckpointSaver[Any]):
         step = int(history[-1]["index"]) if committing else int(values.get("step", 0))
         self._advance(thread_id, run_id, int(values.get("step", step)))
         recorder.crash_point(BEFORE_PUT, run_id, step)
+        if committing:  # the shared commit boundaries: this put is the step's commit
+            recorder.crash_point("before_commit", run_id, step)
         stored = await self._acknowledged_put(config, checkpoint, metadata, new_versions)
+        if committing:
+            recorder.crash_point("after_commit", run_id, step)
         recorder.crash_point(AFTER_PUT, run_id, step)
         return stored
 
