@@ -301,7 +301,12 @@ async def run_known(
 ) -> KnownRun:
     """Run every fixture on every backend it names (those in `backends`, if given)."""
     fixtures = known_fixtures(only, directory)
-    path = out_root / f"known-{time.strftime('%Y%m%dT%H%M%S')}"
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = out_root / f"known-{stamp}"
+    for n in range(2, 1000):  # two runs in one second: known-<time>-2, ...
+        if not path.exists():
+            break
+        path = out_root / f"known-{stamp}-{n}"
     (path / "cells").mkdir(parents=True)
     run = KnownRun(path, [])
     for fixture in fixtures:
