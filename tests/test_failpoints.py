@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from backends.base import crash_points_of, load_backend
 from harness.crashpoints import crash_pairs, expand_crash_points, points_of
@@ -162,3 +164,33 @@ def test_crashpoints_refuses_an_unknown_backend_in_one_line() -> None:
     done = durabench("crashpoints", "--backend", "nope")
     assert done.returncode == 2
     assert "unknown backend 'nope'" in done.stderr and "Traceback" not in done.stderr
+
+
+def readme_commands(heading: str) -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split(f"\n### {heading}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    blocks = re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_crash_point_commands_run_as_written() -> None:
+    commands = readme_commands("Crash points")
+    assert commands
+    for command in commands:
+        args = shlex.split(command)
+        assert args[0] == "durabench"
+        done = durabench(*args[1:])
+        assert done.returncode == 0, done.stderr
+        assert "temporal.after_activity_effect" in done.stdout
+
+
+def test_the_readme_crash_point_scenario_enumerates_on_every_backend(
+    write_scenario: ScenarioFactory,
+) -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n### Crash points\n", 1)[1].split("\n### ", 1)[0]
+    (block,) = re.findall(r"```yaml\n(.+?)\n```", section, flags=re.S)
+    path = write_scenario(**yaml.safe_load(block))
+    for name in (*BACKENDS, "langgraph:sqlite?durability=sync", "langgraph?durability=exit"):
+        expanded = expand_crash_points(load_scenario(path), load_backend(name))
+        assert len(expanded.faults) == len(crash_pairs(points_of(load_backend(name), "own"), 2))

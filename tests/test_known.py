@@ -5,7 +5,7 @@ an expectation does not hold or its fault never happened."""
 from __future__ import annotations
 
 import json
-import shutil
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -130,9 +130,21 @@ def test_suite_known_refuses_an_unknown_fixture_name() -> None:
     assert "unknown known fixture(s) nope" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_the_readme_shows_the_known_commands_with_a_shipped_fixture() -> None:
+    from tests.test_failpoints import readme_commands
+
+    commands = readme_commands("Known-answer fixtures")
+    assert commands[0] == "durabench suite --known"
+    only = shlex.split(commands[1])
+    assert only[:4] == ["durabench", "suite", "--known", "--only"]
+    assert (KNOWN_DIR / f"{only[4]}.yaml").is_file()
+
+
 @pytest.mark.integration
-def test_suite_known_runs_a_shipped_fixture(tmp_path: Path) -> None:
-    done = durabench("suite", "--known", "--only", SYNC.stem, "--out", str(tmp_path), timeout=600)
+def test_the_readme_s_single_fixture_command_runs_as_written(tmp_path: Path) -> None:
+    from tests.test_failpoints import readme_commands
+
+    args = shlex.split(readme_commands("Known-answer fixtures")[1])
+    done = durabench(*args[1:], "--out", str(tmp_path), timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 pass, 0 fail" in done.stdout
-    shutil.rmtree(tmp_path, ignore_errors=True)
