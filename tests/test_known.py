@@ -148,3 +148,11 @@ def test_the_readme_s_single_fixture_command_runs_as_written(tmp_path: Path) -> 
     done = durabench(*args[1:], "--out", str(tmp_path), timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 pass, 0 fail" in done.stdout
+
+
+@pytest.mark.integration
+async def test_every_shipped_fixture_holds_on_the_installed_versions(tmp_path: Path) -> None:
+    run = await run_known(tmp_path)
+    failed = {f"{r.fixture} x {r.backend}": r.problems for r in run.results if r.status != "pass"}
+    assert not failed, failed
+    assert len(run.results) >= 5 and run.exit_code == 0
