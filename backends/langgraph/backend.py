@@ -43,15 +43,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from pydantic import Field
 
-from backends.base import BackendEnv, RunSpec, mask_dsn
+from backends.base import BackendEnv, Guarantees, RunSpec, mask_dsn
 from backends.langgraph.crashpoints import crash_points_for
 from backends.langgraph.graph import AgentGraph, ThreadView, compile_graph, read_thread
 from backends.langgraph.queue import (
@@ -76,9 +76,12 @@ from backends.langgraph.store import (
     sqlite_synchronous,
 )
 from backends.langgraph.variants import footprint, open_claims, open_saver
+from backends.langgraph.worker import LangGraphWorkerOptions
+from backends.options import BackendOptions, Workers
+from backends.workercli import WorkerArgs
 from harness.errors import BackendError
 from harness.failpoints import BackendCrashPoint
-from harness.platform.local import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, free_port
 from harness.postgres import worker_dsn
 from harness.scenario import Scenario
 from harness.state import PersistedRun
@@ -90,15 +93,27 @@ WAIT_POLL_S = 0.05
 CLEANUP_WAIT_S = 10.0
 
 
+class LangGraphBackendOptions(BackendOptions):
+    """`langgraph[:SAVER][?durability=MODE&workers=N&path=FILE]`; the saver and the
+    durability mode are checked against LangGraph's own by the constructor."""
+
+    variant: Annotated[str, Field(min_length=1)] | None = None
+    durability: Annotated[str, Field(min_length=1)] | None = None
+    workers: Workers | None = None
+    path: Annotated[str, Field(min_length=1)] | None = None
+
+
 class LangGraphBackend:
     """`langgraph[:memory|sqlite|postgres][?durability=exit|async|sync&workers=N&path=F]`;
     bare `langgraph` is the SQLite saver, and no durability option LangGraph's default."""
+
+    Options = LangGraphBackendOptions
 
     def __init__(
         self,
         variant: str | None = None,
         durability: str | None = None,
-        workers: str | None = None,
+        workers: int | None = None,
         path: str | None = None,
     ) -> None:
         saver = variant or DEFAULT_SAVER
@@ -111,10 +126,7 @@ class LangGraphBackend:
             )
         if path is not None and saver != "sqlite":
             raise BackendError(f"langgraph:{saver}: the path option is for langgraph:sqlite")
-        try:
-            self._workers_override = int(workers) if workers else None
-        except ValueError:
-            raise BackendError(f"langgraph: workers must be a number, got {workers!r}") from None
+        self._workers_override = workers
         self.variant = saver
         self.durability = durability
         self._path = Path(path) if path else None
@@ -178,40 +190,19 @@ class LangGraphBackend:
             port = free_port()
             slot = f"worker-{index}"
             self._worker_urls[slot] = f"http://127.0.0.1:{port}"
-            argv = [
-                sys.executable,
-                "-m",
-                "backends.langgraph.worker",
-                "--variant",
-                self.variant,
-                "--durability",
-                self.durability or "",
-                "--scenario",
-                str(env.scenario_path),
-                "--port",
-                str(port),
-                "--llm-url",
-                env.llm_url,
-                "--tools-url",
-                env.tools_url,
-                "--measurements",
-                str(env.measurements_dir),
-                "--worker-id",
-                slot,
-                "--backend-name",
-                self.name,
-            ]
-            if store.sqlite_path is not None:
-                argv += ["--sqlite-path", str(store.sqlite_path)]
-            if store.claims_path is not None:
-                argv += ["--claims-path", str(store.claims_path)]
-            if store.schema is not None:
-                argv += ["--schema", store.schema]
+            options = LangGraphWorkerOptions(
+                variant=self.variant,
+                durability=self.durability,
+                sqlite_path=store.sqlite_path,
+                claims_path=store.claims_path,
+                schema=store.schema,
+            )
+            worker = WorkerArgs.for_env(env, self.name, slot, options, port)
             specs.append(
                 ComponentSpec(
                     name=f"langgraph-{self.variant}-worker-{index}",
                     role="worker",
-                    argv=tuple(argv),
+                    argv=worker.command("backends.langgraph.worker"),
                     port=port,
                     health_url=f"http://127.0.0.1:{port}/health",
                     env={DSN_ENV: worker_dsn(env, store.dsn)} if store.dsn else {},
@@ -240,6 +231,12 @@ class LangGraphBackend:
             self._graph = compile_graph(env.scenario, self._saver)
         if self._store.sqlite_path is not None:
             self._synchronous = await sqlite_synchronous(self._store.sqlite_path)
+
+    @property
+    def guarantees(self) -> Guarantees:
+        """Durable unless the saver is in memory (a killed worker loses its threads); an
+        act re-run after a crash keeps its key (`run/step/attempt` from the state)."""
+        return Guarantees(durable=self.variant != "memory", stable_act_keys=True)
 
     @property
     def claims(self) -> ClaimQueue:

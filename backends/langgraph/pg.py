@@ -24,7 +24,7 @@ from backends.langgraph.savers import CommitAcknowledger
 from backends.langgraph.store import StoreSpec
 from harness.errors import BackendError
 from harness.measure import Recorder
-from harness.platform.local import ComponentSpec
+from harness.platform.base import ComponentSpec
 from harness.postgres import (
     backend_dsn,
     check_connection,

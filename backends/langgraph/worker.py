@@ -14,7 +14,6 @@ Postgres DSN comes from the environment variable DURABENCH_LANGGRAPH_DSN.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -55,8 +54,8 @@ from backends.langgraph.signals import (
 )
 from backends.langgraph.store import DSN_ENV, StoreSpec
 from backends.langgraph.variants import footprint, open_claims, open_saver
-from harness.agent import AgentContext, api_key
-from harness.measure import Recorder
+from backends.workercli import WorkerArgs
+from harness.agent import AgentContext
 from harness.scenario import Scenario, load_scenario
 from harness.services.common import add_common_routes, run_app
 
@@ -249,79 +248,73 @@ def _log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-def build_app(args: argparse.Namespace) -> web.Application:
+@dataclass(frozen=True)
+class LangGraphWorkerOptions:
+    """What a LangGraph worker needs beyond every worker's arguments (workercli)."""
+
+    variant: str = field(metadata={"choices": ("memory", "sqlite", "postgres")})
+    durability: str | None = None  # None: LangGraph's own default
+    sqlite_path: Path | None = None
+    claims_path: Path | None = None
+    schema: str | None = None
+
+
+def build_app(worker: WorkerArgs[LangGraphWorkerOptions]) -> web.Application:
     app = web.Application()
     add_common_routes(app)
+    options = worker.options
     store = StoreSpec(
-        variant=args.variant,
-        sqlite_path=Path(args.sqlite_path) if args.sqlite_path else None,
-        claims_path=Path(args.claims_path) if args.claims_path else None,
+        variant=options.variant,
+        sqlite_path=options.sqlite_path,
+        claims_path=options.claims_path,
         dsn=os.environ.get(DSN_ENV),
-        schema=args.schema,
+        schema=options.schema,
     )
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        scenario = load_scenario(args.scenario)
-        recorder = Recorder(Path(args.measurements), args.backend_name, args.worker_id)
+        scenario = load_scenario(worker.scenario)
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-        async with (
-            aiohttp.ClientSession(connector=connector) as http,
-            open_saver(store, recorder) as saver,
-            open_claims(store) as claims,
-        ):
-            ctx = AgentContext(
-                scenario=scenario,
-                http=http,
-                llm_url=args.llm_url,
-                tools_url=args.tools_url,
-                recorder=recorder,
-                api_key=api_key(scenario),
-            )
-            runner = ThreadRunner(
-                scenario=scenario,
-                graph=compile_graph(scenario, saver),
-                saver=saver,
-                claims=claims,
-                ctx=ctx,
-                slot=args.worker_id,
-                durability=cast(Durability, args.durability) if args.durability else None,
-                pin_waiting=args.variant == "memory",
-            )
-            app[RUNNER_KEY] = runner
-            serving = asyncio.create_task(runner.serve())
-            _log(f"{runner.owner} serving {args.variant} durability={args.durability or 'default'}")
-            yield
-            serving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await serving
-            with contextlib.suppress(Exception):
-                await claims.release_all(runner.owner)
-            recorder.close()
+        async with aiohttp.ClientSession(connector=connector) as http:
+            ctx = worker.agent_context(scenario, http)
+            recorder = ctx.recorder
+            async with open_saver(store, recorder) as saver, open_claims(store) as claims:
+                runner = ThreadRunner(
+                    scenario=scenario,
+                    graph=compile_graph(scenario, saver),
+                    saver=saver,
+                    claims=claims,
+                    ctx=ctx,
+                    slot=worker.worker_id,
+                    durability=cast(Durability, options.durability) if options.durability else None,
+                    pin_waiting=options.variant == "memory",
+                )
+                app[RUNNER_KEY] = runner
+                serving = asyncio.create_task(runner.serve())
+                _log(
+                    f"{runner.owner} serving {options.variant} "
+                    f"durability={options.durability or 'default'}"
+                )
+                yield
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+                with contextlib.suppress(Exception):
+                    await claims.release_all(runner.owner)
+                recorder.close()
 
     app.cleanup_ctx.append(context)
     app.router.add_post(WAKE_ROUTE, _wake)
     app.router.add_get(FINISHED_ROUTE, finished_handler(lambda: app[RUNNER_KEY].finished))
-    if args.variant == "memory":
+    if options.variant == "memory":
         app.router.add_get("/threads/{thread_id}", _thread)
     return app
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="durabench LangGraph worker")
-    parser.add_argument("--variant", required=True, choices=("memory", "sqlite", "postgres"))
-    parser.add_argument("--durability", default="")
-    parser.add_argument("--sqlite-path", default="")
-    parser.add_argument("--claims-path", default="")
-    parser.add_argument("--schema", default=None)
-    parser.add_argument("--scenario", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--llm-url", required=True)
-    parser.add_argument("--tools-url", required=True)
-    parser.add_argument("--measurements", required=True)
-    parser.add_argument("--worker-id", required=True)
-    parser.add_argument("--backend-name", default="langgraph")
-    args = parser.parse_args()
+    args = WorkerArgs.parse(
+        LangGraphWorkerOptions, description="durabench LangGraph worker", needs_port=True
+    )
+    assert args.port is not None
     run_app(build_app(args), args.host, args.port)
 
 
