@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from backends.options import BackendOptions, parse_options
 from harness.errors import BackendError, DurabenchError
+from harness.failpoints import BackendCrashPoint
 from harness.masking import mask_dsn
 from harness.platform.base import ComponentSpec
 from harness.scenario import Scenario
@@ -32,9 +33,11 @@ __all__ = [
     "ExternalServices",
     "FloorProgram",
     "Guarantees",
+    "HasCrashPoints",
     "HasFloor",
     "RunSpec",
     "available_backends",
+    "crash_points_of",
     "guarantees_of",
     "load_backend",
     "mask_dsn",
@@ -195,6 +198,21 @@ class DeclaresGuarantees(Protocol):
 def guarantees_of(backend: Backend) -> Guarantees:
     """What `backend` declares it guarantees; nothing when it declares nothing."""
     return backend.guarantees if isinstance(backend, DeclaresGuarantees) else Guarantees()
+
+
+@runtime_checkable
+class HasCrashPoints(Protocol):
+    """Optional capability: named durability boundaries inside the backend's own
+    persistence path (`temporal.after_activity_effect`, ...), each namespaced by the
+    backend and marked in its workers with `recorder.crash_point(name, run, step)`.
+    Only declared points are accepted in a scenario for this backend."""
+
+    def crash_points(self) -> list[BackendCrashPoint]: ...
+
+
+def crash_points_of(backend: Backend) -> list[BackendCrashPoint]:
+    """The backend's own crash points (none when it declares none)."""
+    return list(backend.crash_points()) if isinstance(backend, HasCrashPoints) else []
 
 
 @dataclass(frozen=True)

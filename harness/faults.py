@@ -22,13 +22,14 @@ Everything is validated with the scenario, before anything starts.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.failpoints import CRASH_POINTS
+from harness.failpoints import CRASH_POINTS, is_backend_point
 
 __all__ = [
+    "ENUMERATIONS",
     "LINKS",
     "ROLES",
     "CrashPointFault",
@@ -50,6 +51,7 @@ __all__ = [
     "ToolFault",
 ]
 
+ENUMERATIONS = ("all", "own")  # crash-point values expanded per backend
 ROLES = ("worker", "server", "store", "llm", "tools")
 LINKS = ("worker->server", "worker->store", "worker->llm", "worker->tools")
 
@@ -225,22 +227,45 @@ class DeployFault(TimedFault):
 
 
 class CrashPointFault(_Frozen):
-    """Kill the worker that reaches `point` for `run` at `step`, once ('*' = any)."""
+    """Kill the worker that reaches `point` for `run` at `step`, once ('*' = any run,
+    no step = any step).
+
+    `point` is a shared phase boundary (`after_act`, ...), a backend's own point
+    (`temporal.after_activity_effect`: checked against the backend's declared points
+    before the run starts), or `all` / `own` with `step: all` or a step: every point
+    of the backend (shared and own, or only its own) at every step, expanded once the
+    backend is known into one crash point per (point, step) pair, each pinned to a run
+    of its own unless `run` names one (harness/crashpoints.py)."""
 
     kind: Literal["crash_point"]
-    point: Literal[
-        "after_reason",
-        "after_act",
-        "after_verify",
-        "before_commit",
-        "after_commit",
-        "after_act_recorded",
-    ]
-    run: str = "*"
+    point: str
+    run: str = Field("*", pattern=r"^[A-Za-z0-9*][A-Za-z0-9_.~*-]*$")
     step: int | None = Field(None, ge=0, strict=True)
+    each_step: bool = False  # what `step: all` sets: one crash point per step
 
+    @model_validator(mode="before")
+    @classmethod
+    def _step_all(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("step") == "all":
+            return {**{k: v for k, v in data.items() if k != "step"}, "each_step": True}
+        return data
 
-assert set(CrashPointFault.model_fields["point"].annotation.__args__) == set(CRASH_POINTS)  # type: ignore[union-attr]
+    @field_validator("point")
+    @classmethod
+    def _known_shape(cls, value: str) -> str:
+        if value in CRASH_POINTS or value in ENUMERATIONS or is_backend_point(value):
+            return value
+        raise ValueError(
+            f"unknown crash point {value!r}: a shared point ({', '.join(CRASH_POINTS)}), "
+            "a backend's own (backend.boundary: `durabench crashpoints --backend NAME` "
+            f"lists them), or {' / '.join(ENUMERATIONS)} to enumerate them"
+        )
+
+    @property
+    def enumerates(self) -> bool:
+        """Whether this fault stands for many crash points (expanded per backend)."""
+        return self.point in ENUMERATIONS or self.each_step
+
 
 Fault = Annotated[
     KillFault

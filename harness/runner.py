@@ -32,6 +32,7 @@ from backends.base import (
     RunSpec,
     load_backend,
 )
+from harness.crashpoints import expand_crash_points
 from harness.errors import BackendError, DryRunPlanned, DurabenchError
 from harness.evaluate import judge_runs, summarize
 from harness.faults import DeployFault, NetworkFault
@@ -629,9 +630,11 @@ class BenchmarkRun:
         self.scenario_path = resolve_scenario_path(self.scenario_path)
         self.scenario = load_scenario(self.scenario_path)
         self.backends = [load_backend(name) for name in self.backend_names]
+        self.scenarios: dict[str, Scenario] = {}  # per backend: its crash points made concrete
         for name, backend in zip(self.backend_names, self.backends, strict=True):
             try:
                 refuse_faults(self.scenario.faults, None, backend)  # e.g. unknown versions
+                self.scenarios[name] = expand_crash_points(self.scenario, backend, self.trials)
             except DurabenchError as exc:
                 raise DurabenchError(f"{self.scenario_path}: {name}: {exc}") from None
         self.results: ResultsDir | None = None
@@ -653,6 +656,11 @@ class BenchmarkRun:
             backends=self.backend_names,
             platform=self.platform_name,
             external=self.external.public(),
+            crash_points={
+                n: [f.model_dump(mode="json") for f in s.faults if f.kind == "crash_point"]
+                for n, s in self.scenarios.items()
+                if s is not scenario
+            },
             command=mask_command([Path(sys.argv[0]).name, *sys.argv[1:]]),
             started_at=time.time(),
             environment=collect_environment(),
@@ -670,7 +678,7 @@ class BenchmarkRun:
     async def _run_backend(self, name: str, backend: Backend, results: ResultsDir) -> None:
         try:
             async with open_session(
-                self.scenario,
+                self.scenarios.get(name, self.scenario),
                 self.scenario_path,
                 name,
                 backend,

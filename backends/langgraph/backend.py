@@ -52,6 +52,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import Field
 
 from backends.base import BackendEnv, Guarantees, RunSpec, mask_dsn
+from backends.langgraph.crashpoints import crash_points_for
 from backends.langgraph.graph import AgentGraph, ThreadView, compile_graph, read_thread
 from backends.langgraph.queue import (
     CLAIM_BATCH,
@@ -79,6 +80,7 @@ from backends.langgraph.worker import LangGraphWorkerOptions
 from backends.options import BackendOptions, Workers
 from backends.workercli import WorkerArgs
 from harness.errors import BackendError
+from harness.failpoints import BackendCrashPoint
 from harness.platform.base import ComponentSpec, free_port
 from harness.postgres import worker_dsn
 from harness.scenario import Scenario
@@ -150,6 +152,10 @@ class LangGraphBackend:
         self._done: DoneWatcher | None = None
         self._wakes: set[asyncio.Task[None]] = set()
         self._synchronous: str | None = None
+
+    def crash_points(self) -> list[BackendCrashPoint]:
+        """HasCrashPoints: around each saver write, as this saver and mode reach them."""
+        return crash_points_for(self.variant, self.durability or LANGGRAPH_DEFAULT_DURABILITY)
 
     @property
     def shares_files_with_workers(self) -> bool:

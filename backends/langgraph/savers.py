@@ -8,7 +8,8 @@ saver's own commit: SQLite COMMIT, Postgres autocommit, a dict insert for memory
 So each durability mode is measured for what it really does: `sync` waits for that
 put before the next superstep, `async` overlaps it with the next one, `exit` puts
 once when the invocation ends (one put then acknowledges every step it holds).
-`row.bytes` is what the saver serialized for that put.
+`row.bytes` is what the saver serialized for that put. With crash points configured,
+the same wrapper marks LangGraph's own around `aput_writes` and `aput` (crashpoints.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from backends.langgraph.crashpoints import (
+    AFTER_PUT,
+    AFTER_PUT_WRITES,
+    BEFORE_PUT,
+    BEFORE_PUT_WRITES,
+)
 from backends.langgraph.store import SQLITE_TIMEOUT_S
 from harness.measure import PhaseRow, Recorder
 
@@ -96,16 +103,73 @@ class CommitAcknowledger(BaseCheckpointSaver[Any]):
 
     _recorder: Recorder | None = None
     _acknowledged: dict[str, int]
+    _progress: dict[str, tuple[str, int]]  # thread -> (run id, step) of its latest put
 
     def acknowledge_into(self, recorder: Recorder) -> None:
         self._recorder = recorder
         self._acknowledged = {}
+        self._progress = {}
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """The node's pending writes, between LangGraph's crash points around them."""
+        recorder = self._recorder
+        if recorder is None or recorder.failpoints is None:
+            return await super().aput_writes(config, writes, task_id, task_path)
+        thread_id = str(config["configurable"]["thread_id"])
+        run_id, step = self._progress.get(thread_id, (_run_of(thread_id), 0))
+        for channel, value in writes:  # the input names the run; a closed step, the next
+            if channel == "run_id" and isinstance(value, str):
+                run_id = value
+                self._progress[thread_id] = (run_id, step)
+            if channel == "step" and isinstance(value, int):
+                self._advance(thread_id, run_id, value)  # before the await: calls overlap
+        recorder.crash_point(BEFORE_PUT_WRITES, run_id, step)
+        await super().aput_writes(config, writes, task_id, task_path)
+        recorder.crash_point(AFTER_PUT_WRITES, run_id, step)
+
+    def _advance(self, thread_id: str, run_id: str, step: int) -> None:
+        """The thread's step in progress, as far as the saver has seen (never backwards:
+        in `async` mode checkpoints reach the saver after later nodes' writes)."""
+        seen = self._progress.get(thread_id, (run_id, 0))[1] if thread_id in self._progress else 0
+        self._progress[thread_id] = (run_id, max(seen, step))
 
     def expect(self, thread_id: str, committed: int) -> None:
         """A thread is (re)started with `committed` steps already in its checkpoint."""
         self._acknowledged[thread_id] = committed
 
     async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        recorder = self._recorder
+        if recorder is None or recorder.failpoints is None:
+            return await self._acknowledged_put(config, checkpoint, metadata, new_versions)
+        thread_id = str(config["configurable"]["thread_id"])
+        values = checkpoint["channel_values"]
+        history: Sequence[dict[str, Any]] = values.get("history") or ()
+        run_id = str(values.get("run_id", thread_id))
+        committing = len(history) > self._acknowledged.get(thread_id, 0)
+        step = int(history[-1]["index"]) if committing else int(values.get("step", 0))
+        self._advance(thread_id, run_id, int(values.get("step", step)))
+        recorder.crash_point(BEFORE_PUT, run_id, step)
+        if committing:  # the shared commit boundaries: this put is the step's commit
+            recorder.crash_point("before_commit", run_id, step)
+        stored = await self._acknowledged_put(config, checkpoint, metadata, new_versions)
+        if committing:
+            recorder.crash_point("after_commit", run_id, step)
+        recorder.crash_point(AFTER_PUT, run_id, step)
+        return stored
+
+    async def _acknowledged_put(
         self,
         config: RunnableConfig,
         checkpoint: Checkpoint,
@@ -152,6 +216,13 @@ class CommitAcknowledger(BaseCheckpointSaver[Any]):
                     extra={} if last else {"acknowledged_with_step": closing},
                 )
                 recorder.write(row)
+
+
+def _run_of(thread_id: str) -> str:
+    """The logical run id inside a thread id (`<bench id>-run-000001`), for a thread the
+    saver has seen nothing of yet (a resumed one)."""
+    at = thread_id.rfind("run-")
+    return thread_id[at:] if at >= 0 else thread_id
 
 
 class RecordingMemorySaver(CommitAcknowledger, InMemorySaver):

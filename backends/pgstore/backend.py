@@ -7,9 +7,9 @@ TTL policy closes. See `worker.py` for the loop and `store.py` for the SQL.
 
 Options (`pgstore?lease_s=1&workers=2`): `lease_s` (default 10), `workers`
 (default: the scenario's), `slots` (runs in flight per worker, 64),
-`snapshot_every` (events between snapshots, 0 = never; 256). Besides the generic
+`snapshot_every` (events between snapshots, 0 = never; 256). Besides the shared
 crash points, the worker marks `after_act_recorded` (the act event is committed,
-verify has not run) for `crash_point` faults.
+verify has not run) and its own points between its writes (`crash_points`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from backends.options import BackendOptions, Count, Seconds, Workers
 from backends.pgstore import store
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float, positive_int
 from backends.pgstore.fold import CorruptLog, fold
+from backends.pgstore.worker import CRASH_POINTS as PGSTORE_CRASH_POINTS
 from backends.pgstore.worker import PgStoreOptions
+from harness.failpoints import BackendCrashPoint
 from harness.state import PersistedRun
 
 __all__ = ["PgStoreBackend", "PgStoreBackendOptions"]
@@ -55,6 +57,10 @@ class PgStoreBackend(PostgresStoreBackend):
         super().__init__(workers, slots)
         self.lease_s = positive_float("lease_s", lease_s)
         self.snapshot_every = positive_int("snapshot_every", snapshot_every, minimum=0)
+
+    def crash_points(self) -> list[BackendCrashPoint]:
+        """HasCrashPoints: the boundaries between its writes (see its worker)."""
+        return list(PGSTORE_CRASH_POINTS)
 
     def worker_options(self) -> PgStoreOptions:
         return PgStoreOptions(

@@ -47,9 +47,44 @@ from backends.pgstore.runtime import (
 )
 from backends.workercli import WorkerArgs
 from harness.agent import AgentContext, PhaseError, act, reason, verify
+from harness.failpoints import BackendCrashPoint
 from harness.workload import idempotency_key
 
-__all__ = ["PgStoreOptions", "PgStoreWorker", "main"]
+__all__ = ["CRASH_POINTS", "PgStoreOptions", "PgStoreWorker", "main"]
+
+AFTER_CLAIM = "pgstore.after_claim"
+AFTER_REASON_EVENT = "pgstore.after_reason_event"
+BEFORE_ACT_COMMIT = "pgstore.before_act_commit"
+AFTER_ACT_EVENT = "pgstore.after_act_event"
+BEFORE_STEP_COMMIT = "pgstore.before_step_commit"
+CRASH_POINTS = (
+    BackendCrashPoint(
+        AFTER_CLAIM,
+        "the run is leased to this worker (new fencing token), nothing performed: the "
+        "restarted worker gives its leases back and the run is claimed again",
+        per_step=False,
+    ),
+    BackendCrashPoint(
+        AFTER_REASON_EVENT,
+        "the reason event is committed, the act not sent: the recorded decision is reused "
+        "(no second LLM call)",
+    ),
+    BackendCrashPoint(
+        BEFORE_ACT_COMMIT,
+        "the act event is written inside its transaction, COMMIT not sent (the effect is "
+        "applied): rolled back, the act runs again with the same key",
+    ),
+    BackendCrashPoint(
+        AFTER_ACT_EVENT,
+        "the act event (key, tool output) is committed, verify has not run: the recorded "
+        "output is reused, the tool is not called again (the shared after_act_recorded)",
+    ),
+    BackendCrashPoint(
+        BEFORE_STEP_COMMIT,
+        "the verify and step_committed events are written inside their transaction, COMMIT "
+        "not sent: rolled back, verify (pure) runs again, nothing is re-executed",
+    ),
+)
 
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 RETRY_DELAY_S = 0.2
@@ -178,10 +213,14 @@ class PgStoreWorker:
     async def _drive(self, run_id: str, token: int) -> None:
         progress = await self._load(run_id)
         costs: dict[int, StepCost] = {}
+        claimed = True
         while True:
             action = next_action(self.scenario, progress)
             if action.kind == "done":
                 return
+            if claimed:
+                self.ctx.recorder.crash_point(AFTER_CLAIM, run_id, action.step)
+                claimed = False
             if action.kind == "wait":  # normally parked by the approval_requested append
                 await self._append_once(run_id, token, [], park=True)
                 return
@@ -189,8 +228,11 @@ class PgStoreWorker:
             progress = await self._append(run_id, token, progress, events, action, costs)
             if progress.terminal or progress.status == "waiting_approval":
                 return
+            if action.kind == "reason":
+                self.ctx.recorder.crash_point(AFTER_REASON_EVENT, run_id, action.step)
             if action.kind == "act":
                 self.ctx.recorder.crash_point("after_act_recorded", run_id, action.step)
+                self.ctx.recorder.crash_point(AFTER_ACT_EVENT, run_id, action.step)
 
     async def _perform(self, run_id: str, progress: Progress, action: Action) -> list[Event]:
         """Run one phase (or none, for internal actions) and draft its events."""
@@ -232,7 +274,9 @@ class PgStoreWorker:
             attempts = int(closes.payload["attempts"])
             with self.ctx.recorder.phase(run_id, step, attempts, "commit") as row:
                 try:
-                    appended = await self._append_once(run_id, token, events)
+                    appended = await self._append_once(
+                        run_id, token, events, crash=(BEFORE_STEP_COMMIT, step)
+                    )
                 except store.Fenced as exc:
                     row.outcome = "fail"  # certain: nothing was written
                     row.extra = {"fenced": True, "by": "step_committed", "token": token}
@@ -249,8 +293,9 @@ class PgStoreWorker:
                     "bytes_written": cost.bytes,
                 }
         else:
+            crash = (BEFORE_ACT_COMMIT, step) if action.kind == "act" else None
             try:
-                appended = await self._append_once(run_id, token, events)
+                appended = await self._append_once(run_id, token, events, crash=crash)
             except store.Fenced:
                 kind = events[0].type if events else "park"
                 self._record_fenced(run_id, kind, token, step, action.attempt)
@@ -271,18 +316,39 @@ class PgStoreWorker:
         return progress
 
     async def _append_once(
-        self, run_id: str, token: int, events: list[Event], park: bool = False
+        self,
+        run_id: str,
+        token: int,
+        events: list[Event],
+        park: bool = False,
+        crash: tuple[str, int] | None = None,
     ) -> store.Appended:
+        """One append (one statement, its own transaction). With `crash` armed, the same
+        statement runs in an explicit transaction and the worker dies inside it, after the
+        rows are written and before COMMIT: Postgres rolls them back."""
+        failpoints = self.ctx.recorder.failpoints
+        armed = crash is not None and failpoints is not None and failpoints.armed(crash[0])
         async with self.pool.connection() as conn:
-            return await store.append(
-                conn,
-                run_id,
-                token,
-                events,
-                lease_s=self.options.lease_s,
-                done_channel=self.done_channel,
-                park=park,
-            )
+            if not armed:
+                return await self._append_statement(conn, run_id, token, events, park)
+            assert crash is not None
+            async with conn.transaction():
+                appended = await self._append_statement(conn, run_id, token, events, park)
+                self.ctx.recorder.crash_point(crash[0], run_id, crash[1])
+            return appended
+
+    async def _append_statement(
+        self, conn: AsyncConnection[Any], run_id: str, token: int, events: list[Event], park: bool
+    ) -> store.Appended:
+        return await store.append(
+            conn,
+            run_id,
+            token,
+            events,
+            lease_s=self.options.lease_s,
+            done_channel=self.done_channel,
+            park=park,
+        )
 
     def _record_fenced(
         self, run_id: str, by: str, token: int, step: int = -1, attempt: int = 0

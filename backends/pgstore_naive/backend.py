@@ -20,7 +20,9 @@ from backends.base import Guarantees, RunSpec
 from backends.options import BackendOptions, Count, Seconds, Workers
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float
 from backends.pgstore_naive import store
+from backends.pgstore_naive.worker import CRASH_POINTS as NAIVE_CRASH_POINTS
 from backends.pgstore_naive.worker import NaiveOptions
+from harness.failpoints import BackendCrashPoint
 from harness.state import PersistedRun
 
 __all__ = ["NaivePgStoreBackend", "NaivePgStoreBackendOptions"]
@@ -48,6 +50,10 @@ class NaivePgStoreBackend(PostgresStoreBackend):
     ) -> None:
         super().__init__(workers, slots)
         self.stale_s = positive_float("stale_s", stale_s)
+
+    def crash_points(self) -> list[BackendCrashPoint]:
+        """HasCrashPoints: the boundaries around its one row write (see its worker)."""
+        return list(NAIVE_CRASH_POINTS)
 
     def worker_options(self) -> NaiveOptions:
         return NaiveOptions(schema=self.schema, slots=self.slots, stale_s=self.stale_s)

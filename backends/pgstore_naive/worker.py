@@ -32,10 +32,33 @@ from backends.pgstore.runtime import (
 from backends.pgstore_naive import store
 from backends.workercli import WorkerArgs
 from harness.agent import AgentContext, PhaseError, drive_step
+from harness.failpoints import BackendCrashPoint
 from harness.state import RunState, RunStatus
 from harness.workload import final_answer
 
-__all__ = ["NaiveOptions", "NaiveWorker", "main"]
+__all__ = ["CRASH_POINTS", "NaiveOptions", "NaiveWorker", "main"]
+
+AFTER_CLAIM = "pgstore-naive.after_claim"
+BEFORE_ROW_COMMIT = "pgstore-naive.before_row_commit"
+AFTER_ROW_COMMIT = "pgstore-naive.after_row_commit"
+CRASH_POINTS = (
+    BackendCrashPoint(
+        AFTER_CLAIM,
+        "the row says running under this worker, nothing done: the restarted worker puts "
+        "it back in the queue (another picks it up after stale_s)",
+        per_step=False,
+    ),
+    BackendCrashPoint(
+        BEFORE_ROW_COMMIT,
+        "the step's effects are applied and the row overwrite is written inside its "
+        "transaction, COMMIT not sent: rolled back, the step runs again under fresh keys",
+    ),
+    BackendCrashPoint(
+        AFTER_ROW_COMMIT,
+        "the row holding the step is committed, the worker has not acknowledged it (no "
+        "commit row): the restarted worker resumes after it, nothing is repeated",
+    ),
+)
 
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
@@ -106,6 +129,7 @@ class NaiveWorker:
         steps = list(state.steps)
         if state.status in ("completed", "aborted", "expired"):
             return
+        self.ctx.recorder.crash_point(AFTER_CLAIM, run_id, len(steps))
         while len(steps) < scenario.steps:
             step = len(steps)
             outcome = await drive_step(self.ctx, run_id, step, key=_fresh_key)
@@ -124,8 +148,7 @@ class NaiveWorker:
             )
             state = RunState(run_id, status, tuple(steps), answer)
             with self.ctx.recorder.phase(run_id, step, record.attempts, "commit") as row:
-                async with self.pool.connection() as conn:
-                    saved = await store.save(conn, state, wait=wait, done_channel=self.done_channel)
+                saved = await self._save(state, step, wait=wait)
                 row.bytes = saved.bytes
             if saved.status in ("done", "waiting"):
                 return
@@ -137,6 +160,21 @@ class NaiveWorker:
         )
         async with self.pool.connection() as conn:
             await store.save(conn, state, wait=False, done_channel=self.done_channel)
+
+    async def _save(self, state: RunState, step: int, *, wait: bool) -> store.Saved:
+        """Overwrite the run's row (one statement, its own transaction). With
+        BEFORE_ROW_COMMIT armed, the same statement runs in an explicit transaction and
+        the worker dies inside it, before COMMIT: Postgres rolls the row back."""
+        failpoints = self.ctx.recorder.failpoints
+        async with self.pool.connection() as conn:
+            if failpoints is not None and failpoints.armed(BEFORE_ROW_COMMIT):
+                async with conn.transaction():
+                    saved = await store.save(conn, state, wait=wait, done_channel=self.done_channel)
+                    self.ctx.recorder.crash_point(BEFORE_ROW_COMMIT, state.run_id, step)
+            else:
+                saved = await store.save(conn, state, wait=wait, done_channel=self.done_channel)
+        self.ctx.recorder.crash_point(AFTER_ROW_COMMIT, state.run_id, step)
+        return saved
 
 
 def main(argv: list[str] | None = None) -> None:

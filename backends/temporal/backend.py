@@ -38,6 +38,7 @@ from backends.temporal.connection import (
     connect_until_ready,
     run_blocking,
 )
+from backends.temporal.crashpoints import CRASH_POINTS as TEMPORAL_CRASH_POINTS
 from backends.temporal.history import HISTORY_LIMITS, persisted_from_history
 from backends.temporal.messages import (
     APPROVE_SIGNAL,
@@ -58,6 +59,7 @@ from backends.temporal.versioning import WORKFLOW_VERSIONS
 from backends.temporal.worker import TemporalWorkerOptions
 from backends.workercli import WorkerArgs
 from harness.errors import BackendError
+from harness.failpoints import BackendCrashPoint
 from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
 
@@ -163,6 +165,10 @@ class TemporalBackend:
         host, _, port = self._settings.address.rpartition(":")
         dial_host, dial_port = env.dial("worker->server", host, int(port))
         return dataclasses.replace(self._settings, address=f"{dial_host}:{dial_port}")
+
+    def crash_points(self) -> list[BackendCrashPoint]:
+        """HasCrashPoints: Temporal's own durability boundaries (crashpoints.py)."""
+        return list(TEMPORAL_CRASH_POINTS)
 
     def versions(self) -> list[str]:
         """Deployable: the workflow code versions, the running one first."""

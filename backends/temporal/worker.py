@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 
 from backends.temporal.activities import AgentActivities
 from backends.temporal.connection import ConnectSettings, connect_until_ready
+from backends.temporal.crashpoints import CrashPointInterceptor
 from backends.temporal.versioning import WORKFLOW_VERSIONS
 from backends.workercli import WorkerArgs
 from harness.errors import DurabenchError
@@ -90,6 +91,7 @@ async def serve(args: WorkerArgs[TemporalWorkerOptions]) -> None:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         ctx = args.agent_context(scenario, http)
+        crashing = [CrashPointInterceptor(ctx.recorder)] if ctx.recorder.failpoints else []
         worker = Worker(
             client,
             task_queue=options.task_queue,
@@ -98,6 +100,7 @@ async def serve(args: WorkerArgs[TemporalWorkerOptions]) -> None:
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=options.sticky_timeout_s),
             graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
             identity=f"{args.worker_id}@{os.getpid()}",
+            interceptors=crashing,
         )
         health = web.Application()
         health.router.add_get("/health", _health)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from harness.cli.crashpoints import crashpoints_command
 from harness.cli.doctor import doctor
 from harness.cli.explore import explore
 from harness.cli.floor import floor
@@ -27,6 +28,8 @@ def cli() -> None:
 
 
 for command in (run, floor, plan_command, suite, list_, check, report, compare, heal, k8s, doctor):
+    cli.add_command(command)
+for command in (crashpoints_command,):
     cli.add_command(command)
 cli.add_command(load_command)
 cli.add_command(sweep_command)

@@ -104,7 +104,8 @@ def plan_command(scenario: str, as_json: bool) -> None:
         )
     for untimed in timeline.untimed:
         fault = untimed.fault
-        where = f"run={fault.run} step={'*' if fault.step is None else fault.step}"
+        step = "all" if fault.each_step else "*" if fault.step is None else fault.step
+        where = f"run={fault.run} step={step}"
         lines.append(("when reached", str(untimed.index), fault.kind, fault.point, "", where))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
     for line in lines:

@@ -39,8 +39,16 @@ __all__ = ["suite"]
     metavar="CLASS",
     help="Only these fault classes (repeatable), e.g. --only kill --only partition.",
 )
-@out_option("Directory that receives suite-<time>/.")
-def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir: Path) -> None:
+@click.option(
+    "--known",
+    is_flag=True,
+    help="Run the known-answer fixtures (scenarios/known/) instead: documented behaviours "
+    "of released backends; --only then names fixtures.",
+)
+@out_option("Directory that receives suite-<time>/ (known-<time>/ with --known).")
+def suite(
+    backends: tuple[str, ...], quick: bool, only: tuple[str, ...], known: bool, out_dir: Path
+) -> None:
     """Run the standard chaos suite: every backend under every fault class
     (scenarios/chaos/), one results directory per cell, and a matrix summary.
 
@@ -49,6 +57,10 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
     from backends.base import load_backend
     from harness.suite import Cell, chaos_scenarios, run_suite
 
+    if known:
+        from harness.cli.known import run_known_fixtures
+
+        run_known_fixtures(list(backends), list(only), out_dir)
     names = list(backends) or installed_backends()
     stop_on_signals()
     try:
