@@ -20,6 +20,7 @@ next, which is why every finding reports its reproduction rate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import tempfile
@@ -35,7 +36,6 @@ import pandas as pd
 import yaml
 
 from harness.errors import DurabenchError
-from harness.failpoints import CRASH_POINTS
 from harness.faults import CrashPointFault, TimedFault
 from harness.oracle import run_ids
 from harness.scenario import Scenario, load_scenario
@@ -127,17 +127,15 @@ def backend_roles(backend: str) -> set[str]:
     return set()
 
 
-def crash_points(backend: str) -> tuple[str, ...]:
-    """The crash points a worker of this backend can reach: the RAV phase boundaries,
-    and the backend's own durability boundaries where it declares them."""
-    points = list(CRASH_POINTS)
-    try:
-        from harness import crashpoints as declared  # type: ignore[attr-defined]
+@functools.cache
+def crash_points(backend: str) -> tuple[tuple[str, bool], ...]:
+    """The crash points a worker of this backend can reach, with whether it reaches
+    each at every step: the RAV phase boundaries, then the backend's own durability
+    boundaries (harness/crashpoints.py, `durabench crashpoints --backend X`)."""
+    from backends.base import load_backend
+    from harness.crashpoints import points_of
 
-        points.extend(p for p in declared.points_for(backend) if p not in points)
-    except (ImportError, AttributeError, DurabenchError):
-        pass
-    return tuple(points)
+    return tuple((p.name, p.per_step) for p in points_of(load_backend(backend)))
 
 
 def _draw_timed(rng: Random, roles: set[str], duration_s: float) -> dict[str, Any]:
@@ -174,14 +172,13 @@ def _draw_timed(rng: Random, roles: set[str], duration_s: float) -> dict[str, An
     return rng.choice(choices)()
 
 
-def _draw_crash(rng: Random, points: tuple[str, ...], scenario: Scenario) -> dict[str, Any]:
-    ids = run_ids(scenario)
-    return {
-        "kind": "crash_point",
-        "point": rng.choice(points),
-        "run": rng.choice(ids),
-        "step": rng.randrange(scenario.steps),
-    }
+def _draw_crash(
+    rng: Random, points: tuple[tuple[str, bool], ...], scenario: Scenario
+) -> dict[str, Any]:
+    point, per_step = rng.choice(points)
+    step = rng.randrange(scenario.steps)
+    fault = {"kind": "crash_point", "point": point, "run": rng.choice(run_ids(scenario))}
+    return {**fault, "step": step} if per_step else fault
 
 
 def _typical_ms(model: Any) -> float:

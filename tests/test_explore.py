@@ -37,9 +37,20 @@ def test_trials_draw_between_one_and_max_faults_inside_the_scenario(tmp_path: Pa
         assert 1 <= len(case.faults) <= 2
         for fault in case.faults:
             if fault["kind"] == "crash_point":
-                assert fault["run"] in ids and 0 <= fault["step"] < SCENARIO.steps
+                assert fault["run"] in ids and 0 <= fault.get("step", 0) < SCENARIO.steps
             else:
                 assert fault["at_s"] >= 0
+
+
+def test_crash_points_are_drawn_from_the_backends_own_points_too(tmp_path: Path) -> None:
+    points = {
+        f["point"]
+        for case in _cases("pgstore-naive", 3, tmp_path, 60)
+        for f in case.faults
+        if f["kind"] == "crash_point"
+    }
+    assert any(p.startswith("pgstore-naive.") for p in points)
+    assert points & {"after_reason", "after_act", "after_verify", "before_commit", "after_commit"}
 
 
 def test_only_faults_the_backend_has_a_target_for_are_drawn(tmp_path: Path) -> None:
