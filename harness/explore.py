@@ -397,7 +397,7 @@ class Exploration:
         from harness.shrink import shrink_and_explain
 
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self.directory = ResultsDir.create(self.out_root, f"explore-{stamp}").path
+        self.directory = ResultsDir.create(self.out_root, f"explore-{stamp}").path.absolute()
         scratch = tempfile.TemporaryDirectory(prefix="durabench-explore-")
         refuse = refuser(self.backend, self.platform_name, Path(scratch.name))
         began = time.monotonic()

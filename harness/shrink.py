@@ -49,7 +49,7 @@ def _fits(case: Case) -> Case:
             if fault.get("step") is not None and fault["step"] >= case.steps:
                 fault["step"] = case.steps - 1
         faults.append(fault)
-    return replace(case, faults=tuple(faults))
+    return replace(case, faults=tuple(faults), concurrency=min(case.concurrency, case.runs))
 
 
 def _simpler_faults(fault: dict[str, Any]) -> Iterator[dict[str, Any]]:

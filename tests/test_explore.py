@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -14,6 +15,7 @@ import yaml
 
 from harness.cli.explore import parse_budget
 from harness.explore import Case, base_case, draw_case, refuser
+from harness.report import build_report
 from harness.scenario import load_scenario
 from harness.shrink import candidates
 
@@ -114,7 +116,7 @@ def test_a_bad_budget_is_refused_by_name() -> None:
 BUDGET = ["--budget", "3m", "--seed", "0", "--trials", "3", "--max-faults", "2"]
 
 
-def _explore(backend: str, out: Path, *extra: str) -> dict[str, object]:
+def _explore(backend: str, out: Path, *extra: str) -> dict[str, Any]:
     from tests.test_cli import durabench
 
     done = durabench(
@@ -130,7 +132,8 @@ def _explore(backend: str, out: Path, *extra: str) -> dict[str, object]:
     )
     assert done.returncode == 0, done.stderr
     (directory,) = [p for p in out.iterdir() if p.name.startswith("explore-")]
-    record: dict[str, object] = json.loads((directory / "explore.json").read_text())
+    record: dict[str, Any] = json.loads((directory / "explore.json").read_text())
+    record["directory"] = str(directory)
     assert "trials" in done.stderr and "anomalies" in done.stderr  # progress was shown
     return record
 
@@ -142,7 +145,7 @@ def test_explore_finds_shrinks_and_explains_a_duplicated_effect_on_pgstore_naive
     record = _explore(
         "pgstore-naive", tmp_path, "--max-findings", "1", "--shrink-trials", "6", "--reruns", "5"
     )
-    (finding,) = record["findings"]  # type: ignore[misc]
+    (finding,) = record["findings"]
     assert {"effects_exactly_once", "no_lost_step"} & set(finding["broken"])
     assert finding["faults_count"] <= 2
     assert finding["reproduced"] >= 4 and finding["reruns"] == 5
@@ -154,6 +157,10 @@ def test_explore_finds_shrinks_and_explains_a_duplicated_effect_on_pgstore_naive
     explanation = Path(finding["explanation"]).read_text()
     assert "run-0000" in explanation and "applied" in explanation and "committed" in explanation
     assert "effects_exactly_once fails" in explanation or "no_lost_step fails" in explanation
+    report = build_report([Path(str(record["directory"]))], tmp_path / "report")
+    markdown = report.markdown.read_text()
+    assert markdown.index("## Findings from explore") < markdown.index("## Environment")
+    assert str(reproducer) in markdown
 
 
 @pytest.mark.integration
@@ -161,4 +168,4 @@ def test_explore_finds_nothing_on_pgstore_under_the_same_budget(tmp_path: Path) 
     record = _explore("pgstore", tmp_path)
     assert record["trials_run"] == 3
     assert record["findings"] == [] and record["anomalous_trials"] == 0
-    assert all(t["error"] is None for t in record["trials"])  # type: ignore[attr-defined]
+    assert all(t["error"] is None for t in record["trials"])

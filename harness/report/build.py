@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from harness.report import anomalies, chaos, figures, metrics
 from harness.report.document import Code, Document, Note, Plot, Section, Table, format_value
+from harness.report.findings import findings_section
 from harness.report.load import ResultSet, load_results
 from harness.report.render import render_html, render_json, render_markdown, write_figures
 
@@ -417,7 +418,8 @@ def scaling_section(results: ResultSet) -> Section:
 
 def build_document(results: ResultSet, inputs: list[str]) -> Document:
     colours = figures.backend_colours(results.backends)
-    sections = [
+    sections = [findings_section(results.explorations)] if results.explorations else []
+    sections += [
         environment_section(results),
         integrity_section(results),
         latency_section(results, colours),

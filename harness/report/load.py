@@ -159,6 +159,7 @@ class ResultSet:
     items: list[Loaded]
     missing: list[dict[str, Any]] = field(default_factory=list)  # suite cells with no results
     sweeps: list[pd.DataFrame] = field(default_factory=list)  # sweep.parquet of sweep dirs
+    explorations: list[dict[str, Any]] = field(default_factory=list)  # explore.json of explore dirs
 
     def frame(self, name: str) -> pd.DataFrame:
         """`steps`, `runs`, `faults` or `per_step` of every directory, with `results` and
@@ -188,9 +189,15 @@ def load_results(paths: Iterable[Path]) -> ResultSet:
     items: list[Loaded] = []
     missing: list[dict[str, Any]] = []
     sweeps: list[pd.DataFrame] = []
+    explorations: list[dict[str, Any]] = []
     for raw in paths:
         path = Path(raw)
-        if (path / "sweep.parquet").is_file():
+        if (path / "explore.json").is_file():
+            from harness.report.findings import exploration_results, read_exploration
+
+            explorations.append(read_exploration(path))
+            items += [load_one(p) for p in exploration_results(explorations[-1])]
+        elif (path / "sweep.parquet").is_file():
             # a scaling sweep: its grid feeds the scaling section; its cells (ordinary
             # runs at many sizes) would blur the latency tables, so they are not expanded
             sweeps.append(read_parquet_file(path / "sweep.parquet"))
@@ -212,4 +219,4 @@ def load_results(paths: Iterable[Path]) -> ResultSet:
             "no results to read: give at least one results or suite directory "
             "(a sweep directory alone feeds only the scaling section)"
         )
-    return ResultSet(items, missing, sweeps)
+    return ResultSet(items, missing, sweeps, explorations)
