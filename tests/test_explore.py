@@ -6,6 +6,8 @@ while pgstore under the same budget shows nothing."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +171,35 @@ def test_explore_finds_nothing_on_pgstore_under_the_same_budget(tmp_path: Path) 
     assert record["trials_run"] == 3
     assert record["findings"] == [] and record["anomalous_trials"] == 0
     assert all(t["error"] is None for t in record["trials"])
+
+
+def readme_explore_commands() -> list[str]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Explore: random fault schedules", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_explore_section_shows_explore_on_both_stores_and_the_report() -> None:
+    commands = readme_explore_commands()
+    backends = {shlex.split(c)[shlex.split(c).index("--backend") + 1] for c in commands[:2]}
+    assert backends == {"pgstore", "pgstore-naive"}
+    assert all(c.startswith("durabench explore ") for c in commands[:2])
+    assert commands[2].startswith("durabench report ")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", readme_explore_commands()[:2])
+def test_each_readme_explore_command_runs_as_written_for_one_trial(
+    command: str, tmp_path: Path
+) -> None:
+    from tests.test_cli import durabench
+
+    args = shlex.split(command)[1:]
+    bounded = [*args, "--trials", "1", "--reruns", "1", "--shrink-trials", "0"]
+    done = durabench(*bounded, "--out", str(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "1 trials in" in done.stdout
+    report = durabench("report", str(tmp_path / "latest"), "--out", str(tmp_path / "r"))
+    assert report.returncode == 0, report.stderr
+    assert "## Findings from explore" in (tmp_path / "r" / "report.md").read_text()
