@@ -385,6 +385,8 @@ class Exploration:
         self.scenario = load_scenario(self.scenario_path)
         self.base = self.scenario.model_dump(mode="json")
         self.directory: Path | None = None
+        self._scratch = tempfile.TemporaryDirectory(prefix="durabench-explore-")
+        self.refuse = refuser(self.backend, self.platform_name, Path(self._scratch.name))
 
     def _write(self, record: dict[str, Any]) -> None:
         assert self.directory is not None
@@ -398,8 +400,7 @@ class Exploration:
 
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.directory = ResultsDir.create(self.out_root, f"explore-{stamp}").path.absolute()
-        scratch = tempfile.TemporaryDirectory(prefix="durabench-explore-")
-        refuse = refuser(self.backend, self.platform_name, Path(scratch.name))
+        refuse = self.refuse
         began = time.monotonic()
         record: dict[str, Any] = {
             "kind": "explore",
@@ -466,7 +467,7 @@ class Exploration:
             trials_per_minute=round(index / max(elapsed, 1e-9) * 60, 2),
         )
         self._write(record)
-        scratch.cleanup()
+        self._scratch.cleanup()
         return record
 
     def _more(self, index: int, began: float, record: dict[str, Any]) -> bool:

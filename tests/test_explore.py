@@ -203,3 +203,18 @@ def test_each_readme_explore_command_runs_as_written_for_one_trial(
     report = durabench("report", str(tmp_path / "latest"), "--out", str(tmp_path / "r"))
     assert report.returncode == 0, report.stderr
     assert "## Findings from explore" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_explore_has_help_and_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    from tests.test_cli import durabench
+
+    assert "Usage: durabench explore" in durabench("explore", "--help").stdout
+    for args, words in (
+        (["explore", "--backend", "pgstore", "--budget", "soon"], "'soon'"),
+        (["explore", "--backend", "no-such-backend"], "no-such-backend"),
+        (["no-such-scenario", "--backend", "pgstore"], "no-such-scenario"),
+    ):
+        done = durabench("explore", *args, "--out", str(tmp_path))
+        assert done.returncode != 0 and words in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("explore-*"))  # nothing was started
