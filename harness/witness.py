@@ -72,6 +72,12 @@ def witness_text(results: Path, run_id: str, broken: set[str]) -> list[str]:
         f"run {run_id} (status {row['status']}, {row['steps_persisted']} of "
         f"{row['steps_expected']} steps persisted)"
     ]
+    exposed_by = row.get("exposed_by")
+    if exposed_by is not None:
+        labels = [str(x) for x in exposed_by]
+        lines.append(
+            "  exposed to: " + (", ".join(labels) if labels else "no fault (exposure found none)")
+        )
     failed = [v for v in sorted(broken) if row.get(v) is False or row.get(v) == False]  # noqa: E712
     focus_steps: set[int] = set()
     dup = detail.get("effects_exactly_once", {})
