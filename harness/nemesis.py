@@ -51,6 +51,21 @@ POLL_S = 0.05
 APPLY_GRACE_S = 5.0  # how long a cancelled apply may finish what it started
 
 
+async def _until_done_or_all_ended(done: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Every fault has started: wait for the load to be done, or for every fault to end."""
+    running = [t for t in tasks if not t.done()]
+    if not running or done.is_set():
+        return
+    waiter = asyncio.create_task(done.wait())
+    try:
+        await asyncio.wait(
+            [waiter, asyncio.gather(*running, return_exceptions=True)],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        waiter.cancel()
+
+
 async def _settle(applying: asyncio.Future[None]) -> None:
     """Let an apply finish (it may be a platform call in a thread that cannot be
     stopped halfway), up to APPLY_GRACE_S; then it is cancelled."""
@@ -170,6 +185,7 @@ class Nemesis:
                     else "the runs finished before this fault was due"
                 )
                 self._write(record)
+            await _until_done_or_all_ended(done, tasks)
             for task in tasks:
                 task.cancel()  # each heals what it applied (its CancelledError path)
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -233,6 +249,10 @@ class Nemesis:
             applying = asyncio.ensure_future(injector.apply(fault, self.context, occurrence))
             await asyncio.shield(applying)
             record.outcome = "ok"
+            if occurrence.took_effect_at is not None:
+                record.actual_start = occurrence.took_effect_at
+                if duration is not None:
+                    record.intended_end = record.actual_start + duration
             if tracked:
                 if record.intended_end is not None:
                     await asyncio.sleep(max(0.0, record.intended_end - time.time()))

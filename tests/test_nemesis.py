@@ -334,7 +334,7 @@ def test_heal_after_durabench_itself_is_killed_mid_partition_and_pause(
                 break
         time.sleep(0.1)
     assert {"stopped", "proxy"} <= {e["type"] for e in active.values()}
-    stopped = [e["pid"] for e in active.values() if e["type"] == "stopped"]
+    stopped = [pid for e in active.values() if e["type"] == "stopped" for pid, _ in e["processes"]]
 
     process.kill()  # durabench dies without healing anything itself
     process.wait(timeout=30)
@@ -342,7 +342,11 @@ def test_heal_after_durabench_itself_is_killed_mid_partition_and_pause(
         [*durabench, "heal"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert healed.returncode == 0, healed.stderr
+    assert "1 manifest(s) marked died" in healed.stdout
     assert list(state_dir.glob("*.json")) == []
+    (results,) = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
+    died = json.loads((results / "manifest.json").read_text())
+    assert died["status"] == "died" and died["healed_at"] > 0, "not `running` for ever"
     for pid in stopped:
         assert proc_state(pid) in (None, "Z", "R", "S"), "no process is left stopped"
     for pid in processes_mentioning(str(out)):

@@ -81,6 +81,7 @@ class NetworkInjector(Injector[NetworkFault], kind="network"):
         platform = ctx.platform
         if ctx.proxy_url is None and isinstance(platform, LinkFaults):
             await asyncio.to_thread(platform.network_fault, fault, at.track)
+            at.took_effect()
         elif ctx.proxy_url is None:
             raise UnsupportedFault("no fault proxy in this run")
         else:
@@ -88,6 +89,7 @@ class NetworkInjector(Injector[NetworkFault], kind="network"):
             at.track(ProxyLink(ctx.proxy_url, fault.target))
             if await _put(link, proxy_toxics(fault)) == 404:
                 raise UnsupportedFault(f"this backend has no {fault.target} link")
+            at.took_effect()
         at.selected = [fault.target]
 
     async def heal(self, entry: HealEntry, ctx: FaultContext) -> None:

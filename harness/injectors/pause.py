@@ -23,6 +23,7 @@ class PauseInjector(Injector[PauseFault], kind="pause"):
         assert isinstance(ctx.platform, Pause)
         for victim in at.select(ctx, fault.select, fault.target):
             await asyncio.to_thread(ctx.platform.pause, victim.spec.name, at.track)
+            at.took_effect()
 
     async def heal(self, entry: HealEntry, ctx: FaultContext) -> None:
         assert isinstance(ctx.platform, Pause)

@@ -48,6 +48,7 @@ class _SwitchInjector:
     async def _turn_on(self, url: str, switches: dict[str, Any], at: Occurrence) -> None:
         at.track(ServiceSwitch(url))
         await _switch(url, switches)
+        at.took_effect()
 
     async def heal(self, entry: HealEntry, ctx: FaultContext) -> None:
         assert isinstance(entry, ServiceSwitch)

@@ -368,9 +368,12 @@ class LocalPlatform:
         parents first, so none forks a new one meanwhile). Each batch is handed to
         `record` before it is stopped, so a death in between leaves nothing unrecorded;
         descendants forked while the batch was stopped are found and stopped in turn."""
+        root = self.component(name).pid
         stopped: set[int] = set()
-        for _ in range(PAUSE_ROUNDS):
-            batch = [p for p in process_tree(self.component(name).pid) if p not in stopped]
+        for turn in range(PAUSE_ROUNDS):
+            # the root at once (it forks no more then), its descendants next
+            tree = [root] if turn == 0 else process_tree(root)
+            batch = [p for p in tree if p not in stopped]
             if not batch:
                 return
             record(ProcessStopped(tuple((p, process_start_time(p)) for p in batch)))
