@@ -158,6 +158,7 @@ class Nemesis:
         self.records: list[FaultRecord] = []
         self._open: dict[str, tuple[Injector[Any], HealEntry]] = {}  # state key -> what heals
         self.interrupted = False
+        self._applying: list[tuple[FaultRecord, Occurrence]] = []
 
     # -- the timeline -------------------------------------------------------------------
 
@@ -198,9 +199,14 @@ class Nemesis:
         """The run is being interrupted: faults in progress end now, and say so."""
         self.interrupted = True
 
-    def in_progress(self) -> list[FaultRecord]:
-        """The faults applied and not yet healed (what an interrupt must heal)."""
-        return [r for r in self.records if r.actual_start is not None and r.actual_end is None]
+    def in_progress(self) -> list[str]:
+        """The faults applied and not yet healed (what an interrupt must heal), each as
+        `kind (what it hit)`."""
+        return [
+            f"{r.kind} ({', '.join(r.selected or at.selected) or r.target})"
+            for r, at in self._applying
+            if r.actual_end is None
+        ]
 
     def _record(self, planned: Planned, started_at: float) -> FaultRecord:
         fault = planned.fault
@@ -241,6 +247,7 @@ class Nemesis:
             tracked.append(key)
 
         occurrence = Occurrence(planned, track)
+        self._applying.append((record, occurrence))
         applying: asyncio.Future[None] | None = None
         try:
             refused = self.refused.get(planned.index)

@@ -339,6 +339,17 @@ def _deployer(
     return deploy
 
 
+def scenario_record(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as the manifest keeps it, every default spelled out, and as `check`
+    parses it back: a fault's `times` only where it has `every_s` (the model refuses
+    `times` given without it)."""
+    data = scenario.model_dump(mode="json")
+    for fault in data.get("faults", []):
+        if fault.get("every_s") is None:
+            fault.pop("times", None)
+    return data
+
+
 def _uncancel() -> None:
     """The cancellation (an interrupt) was caught to finish the evidence: the task may
     await again; the caller raises it once done."""
@@ -535,10 +546,7 @@ class BackendSession:
         except asyncio.CancelledError:  # Ctrl-C: heal every fault now, do not wait them out
             self.interrupted = True
             self.nemesis.interrupt()
-            active = [
-                f"{r.kind} ({', '.join(r.selected) or r.target})"
-                for r in self.nemesis.in_progress()
-            ]
+            active = self.nemesis.in_progress()
             self.say(
                 f"interrupted: {self.name}: healing {len(active)} active fault(s)"
                 + (f": {'; '.join(active)}" if active else "")
@@ -721,7 +729,7 @@ class BenchmarkRun:
         results.update_manifest(
             bench_id=results.path.name,
             status="running",
-            scenario=scenario.model_dump(mode="json"),
+            scenario=scenario_record(scenario),
             scenario_path=str(self.scenario_path),
             seed=scenario.seed,
             trials=self.trials,
