@@ -56,12 +56,10 @@ async def _until_done_or_all_ended(done: asyncio.Event, tasks: list[asyncio.Task
     running = [t for t in tasks if not t.done()]
     if not running or done.is_set():
         return
-    waiter = asyncio.create_task(done.wait())
+    waiter: asyncio.Future[Any] = asyncio.ensure_future(done.wait())
+    ended: asyncio.Future[Any] = asyncio.gather(*running, return_exceptions=True)
     try:
-        await asyncio.wait(
-            [waiter, asyncio.gather(*running, return_exceptions=True)],
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        await asyncio.wait((waiter, ended), return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
 
