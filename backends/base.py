@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from harness.errors import BackendError
+from backends.options import BackendOptions, parse_options
+from harness.errors import BackendError, DurabenchError
 from harness.masking import mask_dsn
 from harness.platform.base import ComponentSpec
 from harness.scenario import Scenario
@@ -199,12 +200,14 @@ def guarantees_of(backend: Backend) -> Guarantees:
 @dataclass(frozen=True)
 class BuiltinBackend:
     """Where a built-in backend lives, the modules it needs, and the extra that brings them.
-    `floor` names the module whose `floor_programs(backend, env)` gives its raw floors."""
+    `floor` names the module whose `floor_programs(backend, env)` gives its raw floors;
+    `options` declares its options for a backend class that does not (`Options`)."""
 
     path: str  # package.module:Class
     requires: tuple[str, ...] = ()
     extra: str = ""
     floor: str = ""
+    options: type[BackendOptions] | None = None
 
 
 BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
@@ -230,6 +233,7 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "backends.langgraph.floor",
     ),
 }
+MAX_NAME = 1000  # characters of a backend name
 
 
 def _split_options(name: str) -> tuple[str, dict[str, str]]:
@@ -239,6 +243,8 @@ def _split_options(name: str) -> tuple[str, dict[str, str]]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise BackendError(f"backend {name!r}: option {pair!r} must look like key=value")
+        if key in options:
+            raise BackendError(f"backend {name!r}: option {key!r} is given twice")
         options[key] = value
     return base, options
 
@@ -267,41 +273,68 @@ def _import_class(path: str, name: str) -> type[Any]:
         raise BackendError(f"backend {name!r}: an import path must look like package.module:Class")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise BackendError(f"backend {name!r}: cannot import {module_name}: {exc}") from None
+    except Exception as exc:  # a bad name (ValueError, TypeError) or the module's own failure
+        raise BackendError(f"backend {name!r}: cannot import {module_name!r}: {exc}") from None
     try:
         cls: type[Any] = getattr(module, attr)
     except AttributeError:
         raise BackendError(f"backend {name!r}: {module_name} has no attribute {attr!r}") from None
+    if not isinstance(cls, type):
+        raise BackendError(f"backend {name!r}: {module_name}:{attr} is not a class")
     return cls
+
+
+def _options_model(cls: type[Any], builtin: BuiltinBackend | None) -> type[BackendOptions] | None:
+    """The backend's declared options: its class's `Options`, else its registry entry's."""
+    declared = getattr(cls, "Options", None)
+    if isinstance(declared, type) and issubclass(declared, BackendOptions):
+        return declared
+    return builtin.options if builtin is not None else None
 
 
 def load_backend(name: str) -> Backend:
     """A backend instance from a built-in name (`baseline`, `langgraph:sqlite?durability=sync`)
-    or an import path (`mypkg.mod:MyBackend`). Options after `?` go to the constructor."""
+    or an import path (`mypkg.mod:MyBackend`). Options after `?` are validated against the
+    backend's declared options (`backends.options`) and go to the constructor typed; a
+    backend that declares none gets them as text."""
+    if len(name) > MAX_NAME:
+        raise BackendError(f"backend name of {len(name)} characters: at most {MAX_NAME}")
     base, options = _split_options(name)
     family, _, variant = base.partition(":")
-    if family in BUILTIN_BACKENDS:
-        builtin = BUILTIN_BACKENDS[family]
+    builtin = BUILTIN_BACKENDS.get(family)
+    if builtin is not None:
         missing = _missing(builtin)
         if missing:
             hint = f": pip install 'durabench[{builtin.extra}]'" if builtin.extra else ""
             raise BackendError(f"backend {family!r} needs {', '.join(missing)}{hint}")
         cls = _import_class(builtin.path, name)
-        if variant:
-            options = {"variant": variant, **options}
     elif ":" in base:
-        cls = _import_class(base, name)
+        cls, variant = _import_class(base, name), ""
     else:
         known = ", ".join(sorted(BUILTIN_BACKENDS))
         raise BackendError(
             f"unknown backend {name!r}; built-in backends: {known}; "
             "or give an import path like package.module:Class"
         )
+    model = _options_model(cls, builtin)
+    arguments: dict[str, Any] = dict(options)
+    if model is not None:
+        if variant and "variant" not in model.model_fields:
+            raise BackendError(f"backend {name!r}: {family} has no variants (':{variant}')")
+        if "variant" in options:
+            raise BackendError(f"backend {name!r}: give the variant as {family}:VARIANT")
+        given = {"variant": variant, **options} if variant else options
+        arguments = parse_options(name, model, given).model_dump(exclude_unset=True)
+    elif variant:
+        arguments = {"variant": variant, **options}
     try:
-        backend = cls(**options)
+        backend = cls(**arguments)
+    except DurabenchError:
+        raise
     except TypeError as exc:
         raise BackendError(f"backend {name!r}: bad options {options}: {exc}") from None
+    except Exception as exc:  # a third-party constructor's own failure, not a traceback
+        raise BackendError(f"backend {name!r}: {cls.__qualname__}() failed: {exc}") from None
     if not isinstance(backend, Backend):
         raise BackendError(
             f"backend {name!r}: {cls.__qualname__} does not implement the Backend protocol"

@@ -12,9 +12,18 @@ also `wait_ready` (SELECT 1) before use.
 
 Postgres refuses to run as root. As root, `serve` makes the data directory belong
 to an unprivileged user (`$DURABENCH_PG_USER`, else `postgres` when it exists, else
-a `durabench` system user it creates, as the pgserver wheel does), adds search
-permission (o+x, not listing) to its parent directories, and drops to that user
-before initdb and postgres.
+a `durabench` system user it creates, as the pgserver wheel does) and drops to that
+user before initdb and postgres. That user must reach the data directory, and
+durabench changes no permission outside its own directories: a directory of the
+run's own results (private, 0700) lets the server's group pass (0710, group of the
+server user); when any other directory on the way is closed to it (a home directory,
+a private temporary directory), the data directory moves to a per-run directory
+under `$DURABENCH_PG_ROOT` (default /var/lib/durabench/postgres, created 0711 by
+durabench) and the store directory becomes a symlink to it. A moved data directory
+lives as long as that symlink: the next move removes those whose link is gone.
+As a platform container's first process (where a moved directory would not outlive
+the container) and when the root itself is out of the user's reach, `serve` refuses
+with the reason.
 
 With `--pg-dsn`, durabench uses that server: each run gets its own schema
 (`schema_for`) and touches nothing else. Workers reach it through
@@ -32,6 +41,7 @@ import asyncio
 import contextlib
 import ctypes
 import glob
+import grp
 import hashlib
 import importlib.util
 import os
@@ -57,6 +67,7 @@ from harness.platform.base import ComponentSpec, free_port
 __all__ = [
     "DEFAULT_SETTINGS",
     "PG_BIN_ENV",
+    "PG_ROOT_ENV",
     "PG_USER_ENV",
     "EmbeddedServer",
     "StoreSite",
@@ -80,6 +91,10 @@ BINARIES = ("pg_ctl", "initdb", "postgres")
 SYSTEM_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 PG_USER_ENV = "DURABENCH_PG_USER"
 PG_BIN_ENV = "DURABENCH_PG_BIN"
+PG_ROOT_ENV = "DURABENCH_PG_ROOT"  # where data directories move when root runs Postgres
+DEFAULT_PG_ROOT = Path("/var/lib/durabench/postgres")
+ROOT_DIR_MODE = 0o711  # the move root: the server user passes, nobody lists
+OWN_LEVELS_MAX = 4  # how far above the store durabench looks for its results directory
 PASSWORD_ENV = "DURABENCH_PG_PASSWORD"  # the wrapper reads the superuser password here
 FALLBACK_PG_USER = "durabench"
 SUPERUSER = "postgres"  # the role initdb creates; scram password on 127.0.0.1
@@ -189,6 +204,9 @@ class EmbeddedServer:
     directory: Path
     port: int
     password: str
+    # how many directories above `directory` are durabench's own (up to the results
+    # directory that holds it): `serve` may let the server user pass those, no others
+    own_levels: int = 0
 
     @property
     def dsn(self) -> str:
@@ -207,6 +225,8 @@ class EmbeddedServer:
             str(self.directory),
             "--port",
             str(self.port),
+            "--own-levels",
+            str(self.own_levels),
         ]
         for key, value in (settings or {}).items():
             argv += ["--set", f"{key}={value}"]
@@ -226,10 +246,25 @@ _servers: dict[Path, EmbeddedServer] = {}  # directory -> server, in this proces
 def embedded_server(directory: Path) -> EmbeddedServer:
     """The embedded server for a directory: a free port and a fresh password, chosen
     once per directory in this process (so components() and the DSN agree)."""
-    directory = directory.resolve()
+    # the parent resolved, not the directory itself: `serve` may make it a symlink to a
+    # moved data directory, and the same directory must keep its port and password
+    directory = directory.absolute().parent.resolve() / directory.name
     if directory not in _servers:
-        _servers[directory] = EmbeddedServer(directory, free_port(), secrets.token_hex(16))
+        _servers[directory] = EmbeddedServer(
+            directory, free_port(), secrets.token_hex(16), _own_levels(directory)
+        )
     return _servers[directory]
+
+
+def _own_levels(directory: Path) -> int:
+    """Directories above `directory` up to the durabench results directory (the one with
+    a manifest.json) that holds it; 0 when it is not inside one."""
+    for level, parent in enumerate(directory.parents, start=1):
+        if level > OWN_LEVELS_MAX:
+            break
+        if (parent / "manifest.json").is_file():
+            return level
+    return 0
 
 
 def postgres_components(
@@ -442,18 +477,141 @@ def server_user_problem() -> str | None:
     return None
 
 
-def _open_path_for(directory: Path) -> None:
-    """Give others search (x) permission on every parent, so the server user can reach
-    its data directory; listing stays forbidden."""
-    for parent in directory.parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+def _groups_of(user: pwd.struct_passwd) -> set[int]:
+    return {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem}
 
 
-def _prepare_as_root(base: Path) -> None:
+def _passable(user: pwd.struct_passwd, directory: Path) -> bool:
+    """Whether `user` may search `directory` (the permission bits that apply to it)."""
+    st = directory.stat()
+    if st.st_uid == user.pw_uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid in _groups_of(user):
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def _container_init() -> bool:
+    """Whether this is a container's first process (the docker and Kubernetes platforms
+    run the store so): what it writes outside its volumes dies with the container."""
+    return os.getpid() == 1
+
+
+def _let_pass(user: pwd.struct_passwd, directory: Path) -> None:
+    """One of durabench's own directories: the server user's group may pass (0710)."""
+    os.chown(directory, -1, user.pw_gid)
+    directory.chmod(stat.S_IMODE(directory.stat().st_mode) | stat.S_IXGRP)
+
+
+def _closed_to(user: pwd.struct_passwd, directory: Path) -> list[Path]:
+    return [p for p in reversed(directory.parents) if not _passable(user, p)]
+
+
+def _refusal(user: pwd.struct_passwd, blocked: Path, why: str) -> ComponentError:
+    mode = oct(stat.S_IMODE(blocked.stat().st_mode))
+    return ComponentError(
+        f"Postgres runs as {user.pw_name!r} (it refuses root) and cannot pass {blocked} "
+        f"(mode {mode}); durabench changes no permissions outside its own directories, "
+        f"and {why}. Fix: set ${PG_ROOT_ENV} to a directory {user.pw_name!r} can reach, "
+        "run durabench as an unprivileged user, or give --pg-dsn"
+    )
+
+
+def _move_root(user: pwd.struct_passwd) -> Path:
+    """The root that moved data directories live under: created 0711 by durabench,
+    owned by root and writable by nobody else, reachable by the server user."""
+    root = Path(os.environ.get(PG_ROOT_ENV) or DEFAULT_PG_ROOT).absolute()
+    missing = [p for p in (root, *root.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=ROOT_DIR_MODE)
+        directory.chmod(ROOT_DIR_MODE)
+    st = root.lstat()
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise ComponentError(f"${PG_ROOT_ENV}={root}: not a directory (a symlink is refused)")
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        raise ComponentError(
+            f"${PG_ROOT_ENV}={root}: must be owned by root and writable by nobody else "
+            f"(owner uid {st.st_uid}, mode {oct(stat.S_IMODE(st.st_mode))})"
+        )
+    closed = [*_closed_to(user, root), *([] if _passable(user, root) else [root])]
+    if closed:
+        raise _refusal(user, closed[0], f"{root} is not reachable from /")
+    return root
+
+
+def _postmaster_alive(directory: Path) -> bool:
+    try:
+        pid = int((directory / "data" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+def _collect_garbage(root: Path) -> None:
+    """Remove moved data directories whose symlink in a results directory is gone."""
+    for origin in root.glob("*.origin"):
+        entry = root / origin.stem
+        with contextlib.suppress(OSError):
+            link = Path(origin.read_text().strip())
+            if link.is_symlink() and os.readlink(link) == str(entry):
+                continue
+            if entry.is_symlink() or _postmaster_alive(entry):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            origin.unlink()
+
+
+def _move_away(user: pwd.struct_passwd, base: Path, blocked: Path) -> Path:
+    """A per-run data directory under the move root; `base` becomes a symlink to it."""
+    if _container_init():
+        raise _refusal(
+            user,
+            blocked,
+            "in a platform's container a moved data directory would not outlive it",
+        )
+    if base.exists() and any(base.iterdir()):
+        raise _refusal(user, blocked, f"{base} already holds data that cannot be moved")
+    root = _move_root(user)
+    _collect_garbage(root)
+    label = "-".join(p.name for p in (base.parent.parent, base.parent, base))
+    label = re.sub(r"[^A-Za-z0-9_-]", "_", label)[-80:]
+    digest = hashlib.blake2b(str(base).encode(), digest_size=6).hexdigest()
+    target = root / f"{label}-{digest}"
+    target.mkdir(mode=0o700, exist_ok=True)
+    if base.exists():
+        base.rmdir()
+    base.symlink_to(target, target_is_directory=True)
+    origin = root / f"{target.name}.origin"
+    origin.write_text(f"{base}\n")
+    origin.chmod(0o600)
+    print(f"durabench: {blocked} is closed to {user.pw_name!r}: data in {target}", flush=True)
+    return target
+
+
+def _place_for(user: pwd.struct_passwd, base: Path, own_levels: int) -> Path:
+    """Where the server's directory goes so that `user` reaches it with no permission
+    changed outside durabench's own directories (see the module docstring)."""
+    if base.is_symlink():  # moved on an earlier start: the same data again
+        target = base.resolve()
+        closed = _closed_to(user, target)
+        if closed:
+            raise _refusal(user, closed[0], f"{base} links to {target} behind it")
+        return target
+    own = set(base.parents[i] for i in range(min(own_levels, len(base.parents))))
+    closed = _closed_to(user, base)
+    foreign = [p for p in closed if p not in own]
+    if foreign:
+        return _move_away(user, base, foreign[0])
+    for directory in closed:
+        _let_pass(user, directory)
+    base.mkdir(exist_ok=True)
+    return base
+
+
+def _prepare_as_root(base: Path, own_levels: int) -> Path:
     user = _server_user()
-    _open_path_for(base)
+    base = _place_for(user, base, own_levels)
     for path in [base, *base.rglob("*")]:
         with contextlib.suppress(FileNotFoundError):
             os.lchown(path, user.pw_uid, user.pw_gid)
@@ -462,6 +620,7 @@ def _prepare_as_root(base: Path) -> None:
     os.setuid(user.pw_uid)
     os.environ["HOME"] = str(base)
     os.environ["USER"] = os.environ["LOGNAME"] = user.pw_name
+    return base
 
 
 def _initdb(bindir: Path, data: Path, password: str) -> None:
@@ -510,16 +669,30 @@ def admit_network(data: Path) -> None:
         hba.write_text(text + NETWORK_HBA)
 
 
-def serve(base: Path, port: int, settings: Mapping[str, str], *, network: bool = False) -> None:
+def serve(
+    base: Path,
+    port: int,
+    settings: Mapping[str, str],
+    *,
+    network: bool = False,
+    own_levels: int = 0,
+) -> None:
     """initdb on the first start only, then exec postgres in the foreground; `network`
-    listens on every address and admits password clients from any host."""
+    listens on every address and admits password clients from any host; `own_levels`
+    directories above `base` are durabench's own (see the module docstring)."""
     bindir = find_postgres_bin()
     try:
-        base.mkdir(parents=True, exist_ok=True)
+        if not base.is_symlink():
+            base.parent.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() != 0:
+                base.mkdir(exist_ok=True)
     except OSError as exc:
         raise ComponentError(f"data directory {base} is not writable: {exc}") from None
     if os.geteuid() == 0:
-        _prepare_as_root(base)
+        try:
+            base = _prepare_as_root(base, own_levels)
+        except OSError as exc:
+            raise ComponentError(f"cannot prepare the data directory {base}: {exc}") from None
     _die_with_parent()
     data = base / "data"
     if not (data / "PG_VERSION").is_file():
@@ -553,6 +726,12 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("serve", help="run an embedded Postgres in the foreground")
     run.add_argument("--datadir", required=True, type=Path)
     run.add_argument("--port", required=True, type=int)
+    run.add_argument(
+        "--own-levels",
+        type=int,
+        default=0,
+        help="how many directories above DATADIR are durabench's own (its results directory)",
+    )
     run.add_argument("--set", dest="settings", action="append", type=_setting, default=[])
     run.add_argument(
         "--admit-network",
@@ -565,7 +744,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "bin":
             print(find_postgres_bin())
             return
-        serve(args.datadir.resolve(), args.port, dict(args.settings), network=args.admit_network)
+        serve(
+            args.datadir.absolute(),
+            args.port,
+            dict(args.settings),
+            network=args.admit_network,
+            own_levels=args.own_levels,
+        )
     except ComponentError as exc:
         sys.exit(f"durabench postgres: {exc}")
 

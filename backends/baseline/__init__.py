@@ -15,22 +15,31 @@ from typing import Any
 import aiohttp
 
 from backends.base import BackendEnv, Guarantees, RunSpec
+from backends.options import BackendOptions, Workers, parse_options
 from backends.workercli import NoOptions, WorkerArgs
 from harness.errors import BackendError
 from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
 
-__all__ = ["BaselineBackend"]
+__all__ = ["BaselineBackend", "BaselineOptions"]
 
 RETRY_INTERVAL_S = 0.1
+
+
+class BaselineOptions(BackendOptions):
+    """`baseline?workers=N`: worker processes (default: the scenario's `workers`)."""
+
+    workers: Workers | None = None
 
 
 class BaselineBackend:
     name = "baseline"
     guarantees = Guarantees()  # nothing: state lives in worker memory
+    Options = BaselineOptions
 
-    def __init__(self, workers: str | None = None) -> None:
-        self._workers_override = int(workers) if workers else None
+    def __init__(self, workers: int | None = None) -> None:
+        given = {"workers": workers} if workers is not None else {}
+        self._workers_override = parse_options(self.name, BaselineOptions, given).workers
         self._urls: list[str] = []
         self._http: aiohttp.ClientSession | None = None
 

@@ -2,8 +2,8 @@
 
 One RAV step is three supersteps (reason → act → verify), so three checkpoints per
 step when the durability mode checkpoints at all. Verify decides with
-`harness.workload.next_move`: retry the act, re-plan (reason again), or close the
-step by appending its `StepRecord` to `history`. The checkpoint that first holds a
+the step policy (`harness.steppolicy.settle`): retry the act, re-plan (reason again), or
+close the step by appending its `StepRecord` to `history`. The checkpoint that first holds a
 step in `history` is the one that commits it (see `savers.py`).
 
 `history` uses the ordinary list reducer (`operator.add`): like every LangGraph
@@ -30,8 +30,9 @@ from langgraph.types import interrupt
 from harness.agent import AgentContext, act, reason, verify
 from harness.measure import PhaseRow
 from harness.scenario import Scenario
-from harness.state import TERMINAL_STATUSES, PersistedRun, RunState, StepRecord
-from harness.workload import Decision, final_answer, idempotency_key, next_move
+from harness.state import TERMINAL_STATUSES, PersistedRun, RunState
+from harness.steppolicy import settle
+from harness.workload import Decision, final_answer, idempotency_key
 
 __all__ = [
     "AgentGraph",
@@ -128,19 +129,12 @@ def build_graph(scenario: Scenario) -> StateGraph[AgentState, AgentContext, Agen
         run_id, step, attempt = state["run_id"], state["step"], state["attempt"]
         decision, output = _decision(state), state["output"] or {}
         verified = verify(runtime.context, run_id, step, attempt, decision, output)
-        verdicts = [*state["verdicts"], verified]
-        move = next_move(scenario.verify, verified, attempt)
-        if move in ("retry_act", "replan"):
-            return {"verdicts": verdicts, "attempt": attempt + 1, "move": move}
-        record = StepRecord(
-            index=step,
-            tool=decision.tool,
-            arguments=decision.arguments,
-            thought=decision.thought,
-            output=output,
-            verdicts=tuple(verdicts),
-            attempts=attempt,
+        settled = settle(
+            scenario.verify, step, attempt, decision, output, state["verdicts"], verified
         )
+        move, record = settled.move, settled.record
+        if record is None:  # retry the act or re-plan
+            return {"verdicts": list(settled.verdicts), "attempt": attempt + 1, "move": move}
         update: dict[str, Any] = {
             "history": [record.to_dict()],
             "move": move,

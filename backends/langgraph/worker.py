@@ -14,7 +14,6 @@ Postgres DSN comes from the environment variable DURABENCH_LANGGRAPH_DSN.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -27,6 +26,7 @@ from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, Durability
 
@@ -44,17 +44,18 @@ from backends.langgraph.queue import (
     POLL_INTERVAL_S,
     Claim,
     ClaimQueue,
-    open_claims,
 )
-from backends.langgraph.savers import (
-    DSN_ENV,
-    CommitAcknowledger,
-    StoreSpec,
-    footprint,
-    open_saver,
+from backends.langgraph.savers import CommitAcknowledger
+from backends.langgraph.signals import (
+    FINISHED_ROUTE,
+    WAKE_ROUTE,
+    FinishedLog,
+    finished_handler,
 )
-from harness.agent import AgentContext, api_key
-from harness.measure import Recorder
+from backends.langgraph.store import DSN_ENV, StoreSpec
+from backends.langgraph.variants import footprint, open_claims, open_saver
+from backends.workercli import WorkerArgs
+from harness.agent import AgentContext
 from harness.scenario import Scenario, load_scenario
 from harness.services.common import add_common_routes, run_app
 
@@ -89,20 +90,30 @@ class ThreadRunner:
     durability: Durability | None  # None: LangGraph's default
     pin_waiting: bool
     owner: str = field(init=False)
+    finished: FinishedLog = field(init=False)
     running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.owner = f"{self.slot}:{os.getpid()}"
+        self.finished = FinishedLog(self.owner)
+
+    def wake(self) -> None:
+        """The claim table may have work (a start, an approval, a freed slot)."""
+        self._wake.set()
 
     async def serve(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             while True:
+                self._wake.clear()
                 claimed = await self._claim()
                 for claim in claimed:
                     self._track(claim.thread_id, asyncio.create_task(self.run_thread(claim)))
-                if not claimed:
-                    await asyncio.sleep(POLL_INTERVAL_S)
+                if len(claimed) == CLAIM_BATCH:
+                    continue  # there may be more waiting
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
         finally:
             heartbeat.cancel()
             for task in list(self.running.values()):
@@ -110,11 +121,14 @@ class ThreadRunner:
 
     def _track(self, thread_id: str, task: asyncio.Task[None]) -> None:
         self.running[thread_id] = task
-        task.add_done_callback(
-            lambda done: (
-                self.running.pop(thread_id) if self.running.get(thread_id) is done else None
-            )
-        )
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self.running.get(thread_id) is task:
+                del self.running[thread_id]
+                if len(self.running) == MAX_IN_FLIGHT - 1:
+                    self.wake()  # the worker was full: claim what waited for room
+
+        task.add_done_callback(done)
 
     async def _claim(self) -> list[Claim]:
         room = MAX_IN_FLIGHT - len(self.running)
@@ -148,6 +162,7 @@ class ThreadRunner:
             status, error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
         if status is not None:
             await self.claims.finish(thread_id, self.owner, status, error)
+            self.finished.publish(thread_id)  # after the commit: the table says so now
 
     async def _drive(self, claim: Claim) -> tuple[str | None, str | None]:
         """Invoke the graph the way the checkpoint calls for; returns the final claim
@@ -158,6 +173,11 @@ class ThreadRunner:
         after a node's writes landed but before the next checkpoint shows `next == ()`
         although `ainvoke(None, config)` still has work to do."""
         config = thread_config(claim.thread_id, self.scenario)
+        if claim.claims == 1:
+            # the first claim ever: nobody ran the thread, so it has no checkpoint to read
+            if isinstance(self.saver, CommitAcknowledger):
+                self.saver.expect(claim.thread_id, 0)
+            return await self._invoke(claim, initial_state(claim.run_id), config)
         snapshot = await self.graph.aget_state(config)
         values: dict[str, Any] = dict(snapshot.values or {})
         if isinstance(self.saver, CommitAcknowledger):
@@ -177,6 +197,11 @@ class ThreadRunner:
             return self._final(values)
         else:
             command = None  # resume from the last checkpoint
+        return await self._invoke(claim, command, config)
+
+    async def _invoke(
+        self, claim: Claim, command: Any, config: RunnableConfig
+    ) -> tuple[str | None, str | None]:
         result = await self.graph.ainvoke(
             command, config, context=self.ctx, durability=self.durability, version="v2"
         )
@@ -211,81 +236,85 @@ async def _thread(request: web.Request) -> web.Response:
     return web.json_response(view.to_dict())
 
 
+async def _wake(request: web.Request) -> web.Response:
+    """A start or an approval: claim now instead of at the next poll."""
+    runner = request.app.get(RUNNER_KEY)
+    if runner is not None:
+        runner.wake()
+    return web.Response(status=204)
+
+
 def _log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-def build_app(args: argparse.Namespace) -> web.Application:
+@dataclass(frozen=True)
+class LangGraphWorkerOptions:
+    """What a LangGraph worker needs beyond every worker's arguments (workercli)."""
+
+    variant: str = field(metadata={"choices": ("memory", "sqlite", "postgres")})
+    durability: str | None = None  # None: LangGraph's own default
+    sqlite_path: Path | None = None
+    claims_path: Path | None = None
+    schema: str | None = None
+
+
+def build_app(worker: WorkerArgs[LangGraphWorkerOptions]) -> web.Application:
     app = web.Application()
     add_common_routes(app)
+    options = worker.options
     store = StoreSpec(
-        variant=args.variant,
-        sqlite_path=Path(args.sqlite_path) if args.sqlite_path else None,
-        claims_path=Path(args.claims_path) if args.claims_path else None,
+        variant=options.variant,
+        sqlite_path=options.sqlite_path,
+        claims_path=options.claims_path,
         dsn=os.environ.get(DSN_ENV),
-        schema=args.schema,
+        schema=options.schema,
     )
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        scenario = load_scenario(args.scenario)
-        recorder = Recorder(Path(args.measurements), args.backend_name, args.worker_id)
+        scenario = load_scenario(worker.scenario)
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-        async with (
-            aiohttp.ClientSession(connector=connector) as http,
-            open_saver(store, recorder) as saver,
-            open_claims(store) as claims,
-        ):
-            ctx = AgentContext(
-                scenario=scenario,
-                http=http,
-                llm_url=args.llm_url,
-                tools_url=args.tools_url,
-                recorder=recorder,
-                api_key=api_key(scenario),
-            )
-            runner = ThreadRunner(
-                scenario=scenario,
-                graph=compile_graph(scenario, saver),
-                saver=saver,
-                claims=claims,
-                ctx=ctx,
-                slot=args.worker_id,
-                durability=cast(Durability, args.durability) if args.durability else None,
-                pin_waiting=args.variant == "memory",
-            )
-            app[RUNNER_KEY] = runner
-            serving = asyncio.create_task(runner.serve())
-            _log(f"{runner.owner} serving {args.variant} durability={args.durability or 'default'}")
-            yield
-            serving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await serving
-            with contextlib.suppress(Exception):
-                await claims.release_all(runner.owner)
-            recorder.close()
+        async with aiohttp.ClientSession(connector=connector) as http:
+            ctx = worker.agent_context(scenario, http)
+            recorder = ctx.recorder
+            async with open_saver(store, recorder) as saver, open_claims(store) as claims:
+                runner = ThreadRunner(
+                    scenario=scenario,
+                    graph=compile_graph(scenario, saver),
+                    saver=saver,
+                    claims=claims,
+                    ctx=ctx,
+                    slot=worker.worker_id,
+                    durability=cast(Durability, options.durability) if options.durability else None,
+                    pin_waiting=options.variant == "memory",
+                )
+                app[RUNNER_KEY] = runner
+                serving = asyncio.create_task(runner.serve())
+                _log(
+                    f"{runner.owner} serving {options.variant} "
+                    f"durability={options.durability or 'default'}"
+                )
+                yield
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+                with contextlib.suppress(Exception):
+                    await claims.release_all(runner.owner)
+                recorder.close()
 
     app.cleanup_ctx.append(context)
-    if args.variant == "memory":
+    app.router.add_post(WAKE_ROUTE, _wake)
+    app.router.add_get(FINISHED_ROUTE, finished_handler(lambda: app[RUNNER_KEY].finished))
+    if options.variant == "memory":
         app.router.add_get("/threads/{thread_id}", _thread)
     return app
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="durabench LangGraph worker")
-    parser.add_argument("--variant", required=True, choices=("memory", "sqlite", "postgres"))
-    parser.add_argument("--durability", default="")
-    parser.add_argument("--sqlite-path", default="")
-    parser.add_argument("--claims-path", default="")
-    parser.add_argument("--schema", default=None)
-    parser.add_argument("--scenario", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--llm-url", required=True)
-    parser.add_argument("--tools-url", required=True)
-    parser.add_argument("--measurements", required=True)
-    parser.add_argument("--worker-id", required=True)
-    parser.add_argument("--backend-name", default="langgraph")
-    args = parser.parse_args()
+    args = WorkerArgs.parse(
+        LangGraphWorkerOptions, description="durabench LangGraph worker", needs_port=True
+    )
+    assert args.port is not None
     run_app(build_app(args), args.host, args.port)
 
 

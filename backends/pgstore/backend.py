@@ -14,31 +14,43 @@ verify has not run) for `crash_point` faults.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from psycopg import AsyncConnection
+from pydantic import Field
 
 from backends.base import Guarantees, RunSpec
+from backends.options import BackendOptions, Count, Seconds, Workers
 from backends.pgstore import store
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float, positive_int
 from backends.pgstore.fold import CorruptLog, fold
 from backends.pgstore.worker import PgStoreOptions
 from harness.state import PersistedRun
 
-__all__ = ["PgStoreBackend"]
+__all__ = ["PgStoreBackend", "PgStoreBackendOptions"]
+
+
+class PgStoreBackendOptions(BackendOptions):
+    """`pgstore?workers=N&lease_s=S&slots=N&snapshot_every=N` (see the module docstring)."""
+
+    workers: Workers | None = None
+    lease_s: Seconds = 10.0
+    slots: Count = 64
+    snapshot_every: Annotated[int, Field(ge=0, le=10**9)] = 256
 
 
 class PgStoreBackend(PostgresStoreBackend):
     name = "pgstore"
     guarantees = Guarantees(durable=True, stable_act_keys=True)
     worker_module = "backends.pgstore.worker"
+    Options = PgStoreBackendOptions
 
     def __init__(
         self,
-        workers: str | None = None,
-        lease_s: str = "10",
-        slots: str = "64",
-        snapshot_every: str = "256",
+        workers: int | str | None = None,
+        lease_s: float | str = 10.0,
+        slots: int | str = 64,
+        snapshot_every: int | str = 256,
     ) -> None:
         super().__init__(workers, slots)
         self.lease_s = positive_float("lease_s", lease_s)

@@ -41,7 +41,7 @@ def positive_float(name: str, value: str | float) -> float:
         number = float(value)
     except ValueError:
         raise BackendError(f"option {name}={value!r}: expected a number") from None
-    if number <= 0:
+    if not number > 0 or number == float("inf"):
         raise BackendError(f"option {name}={value!r}: must be > 0")
     return number
 
@@ -62,8 +62,8 @@ class PostgresStoreBackend(ABC):
     name = "postgres-store"
     worker_module = ""
 
-    def __init__(self, workers: str | None, slots: str) -> None:
-        self._workers_override = positive_int("workers", workers) if workers else None
+    def __init__(self, workers: int | str | None, slots: int | str) -> None:
+        self._workers_override = positive_int("workers", workers) if workers is not None else None
         self.slots = positive_int("slots", slots)
         self._env: BackendEnv | None = None
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None

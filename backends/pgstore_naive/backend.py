@@ -17,24 +17,34 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from backends.base import Guarantees, RunSpec
+from backends.options import BackendOptions, Count, Seconds, Workers
 from backends.pgstore.backend_base import PostgresStoreBackend, positive_float
 from backends.pgstore_naive import store
 from backends.pgstore_naive.worker import NaiveOptions
 from harness.state import PersistedRun
 
-__all__ = ["NaivePgStoreBackend"]
+__all__ = ["NaivePgStoreBackend", "NaivePgStoreBackendOptions"]
+
+
+class NaivePgStoreBackendOptions(BackendOptions):
+    """`pgstore-naive?workers=N&stale_s=S&slots=N` (see the module docstring)."""
+
+    workers: Workers | None = None
+    stale_s: Seconds = 10.0
+    slots: Count = 64
 
 
 class NaivePgStoreBackend(PostgresStoreBackend):
     name = "pgstore-naive"
     guarantees = Guarantees(durable=True)  # a fresh key per act call: no stable act keys
+    Options = NaivePgStoreBackendOptions
     worker_module = "backends.pgstore_naive.worker"
 
     def __init__(
         self,
-        workers: str | None = None,
-        stale_s: str = "10",
-        slots: str = "64",
+        workers: int | str | None = None,
+        stale_s: float | str = 10.0,
+        slots: int | str = 64,
     ) -> None:
         super().__init__(workers, slots)
         self.stale_s = positive_float("stale_s", stale_s)

@@ -31,6 +31,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from backends.base import BackendEnv, Guarantees, RunSpec
+from backends.options import BackendOptions, Seconds, Workers
 from backends.temporal.connection import (
     ConnectSettings,
     connect,
@@ -60,7 +61,7 @@ from harness.errors import BackendError
 from harness.platform.base import ComponentSpec, free_port
 from harness.state import PersistedRun, RunState
 
-__all__ = ["TemporalBackend"]
+__all__ = ["TemporalBackend", "TemporalBackendOptions"]
 
 DEFAULT_HEARTBEAT_S = 5.0  # Temporal has no default; a killed act is retried after this
 DEFAULT_TASK_TIMEOUT_S = 10.0  # Temporal's default workflow task timeout
@@ -72,14 +73,25 @@ RETRY_INTERVAL_S = 0.2
 WORKER_READY_TIMEOUT_S = 90.0  # a worker waits for a (re)starting server before polling
 
 
-def _positive(name: str, value: str | None, default: float) -> float:
+class TemporalBackendOptions(BackendOptions):
+    """`temporal?workers=N&version=V&heartbeat_s=S&task_timeout_s=S&sticky_s=S`; the
+    version is checked against the workflow codes that exist by the backend itself."""
+
+    workers: Workers | None = None
+    version: str = "v1"
+    heartbeat_s: Seconds | None = None
+    task_timeout_s: Seconds | None = None
+    sticky_s: Seconds | None = None
+
+
+def _positive(name: str, value: str | float | None, default: float) -> float:
     if value is None:
         return default
     try:
         number = float(value)
     except ValueError:
         number = -1.0
-    if number <= 0:
+    if not 0 < number < float("inf"):
         raise BackendError(f"temporal: option {name}={value!r} must be a positive number")
     return number
 
@@ -88,21 +100,25 @@ class TemporalBackend:
     """Options (`temporal?key=value&...`): workers (count), version (v1, v2-unpatched,
     v2-patched: the workflow code the workers run), heartbeat_s, task_timeout_s, sticky_s."""
 
+    Options = TemporalBackendOptions
+
     name = "temporal"
     guarantees = Guarantees(durable=True, stable_act_keys=True)
 
     def __init__(
         self,
-        workers: str | None = None,
+        workers: int | str | None = None,
         version: str = "v1",
-        heartbeat_s: str | None = None,
-        task_timeout_s: str | None = None,
-        sticky_s: str | None = None,
+        heartbeat_s: float | str | None = None,
+        task_timeout_s: float | str | None = None,
+        sticky_s: float | str | None = None,
     ) -> None:
         if version not in WORKFLOW_VERSIONS:
             known = ", ".join(sorted(WORKFLOW_VERSIONS))
             raise BackendError(f"temporal: unknown version {version!r}; versions: {known}")
-        self._workers_override = int(_positive("workers", workers, 1)) if workers else None
+        self._workers_override = (
+            int(_positive("workers", workers, 1)) if workers is not None else None
+        )
         self.version = version
         self.heartbeat_s = _positive("heartbeat_s", heartbeat_s, DEFAULT_HEARTBEAT_S)
         self.task_timeout_s = _positive("task_timeout_s", task_timeout_s, DEFAULT_TASK_TIMEOUT_S)

@@ -44,7 +44,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def fail(message: str, code: int = 2) -> NoReturn:
     """One red line and an exit code: no traceback ever reaches a user, nor a secret
     that an error message carried (a DSN's password)."""
-    console.print(f"[bold red]error:[/] {escape(mask_text(message))}", highlight=False)
+    text = escape(mask_text(message))
+    console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)  # no wrap
     sys.exit(code)
 
 

@@ -5,11 +5,12 @@ directory name, its bench id) and `fault_class` (the scenario's name and the fau
 kinds it injects, e.g. `chaos-kill (kill)`), so rows of many directories can be
 compared in one frame. A suite directory (`matrix.json` + `cells/`) stands for the
 results of its cells; a cell whose harness failed is listed in `missing`, not fatal.
+A table a run did not get to write is empty; a file that is there but damaged (not
+JSON, truncated parquet, wrong columns) is one ResultsError naming it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from harness.errors import ResultsError
 from harness.evaluate import step_table
-from harness.results import ResultsDir
+from harness.results import ResultsDir, read_json_file, read_parquet_file
 
 __all__ = ["Loaded", "ResultSet", "fault_class_of", "load_one", "load_results"]
 
@@ -41,14 +42,13 @@ def fault_class_of(manifest: dict[str, Any]) -> str:
     return f"{name} ({', '.join(kinds) if kinds else 'no faults'})"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc})") from None
-    return data
+def _read_summary(path: Path) -> dict[str, dict[str, Any]]:
+    """summary.json (absent: {}, a run that stopped before its summary): backend -> figures."""
+    summary = read_json_file(path, optional=True)
+    for backend, figures in summary.items():
+        if not isinstance(figures, dict):
+            raise ResultsError(f"{path}: `{backend}` must be an object of figures")
+    return summary
 
 
 def _enrich_steps(steps: pd.DataFrame) -> pd.DataFrame:
@@ -108,12 +108,15 @@ class Loaded:
 def load_one(path: Path) -> Loaded:
     """One results directory; tables it lacks (a run that stopped early) are empty."""
     path = Path(path)
-    frames = ResultsDir.open(path).read_tables(TABLES)
+    results = ResultsDir.open(path)
+    manifest = results.read_manifest()
+    summary = _read_summary(path / "summary.json")
+    frames = results.read_tables(TABLES)
     steps = frames["steps"]
     return Loaded(
         path=path,
-        manifest=_read_json(path / "manifest.json"),
-        summary=_read_json(path / "summary.json"),
+        manifest=manifest,
+        summary=summary,
         steps=steps,
         runs=frames["runs"],
         faults=frames["faults"],
@@ -123,10 +126,13 @@ def load_one(path: Path) -> Loaded:
 
 def _suite_cells(suite: Path) -> tuple[list[Path], list[dict[str, Any]]]:
     """The results directories of a suite's cells, and the cells without any."""
-    matrix = _read_json(suite / "matrix.json")
+    matrix = read_json_file(suite / "matrix.json")
+    cells = matrix.get("cells") or []
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise ResultsError(f"{suite / 'matrix.json'}: `cells` must be a list of objects")
     found: list[Path] = []
     missing: list[dict[str, Any]] = []
-    for cell in matrix.get("cells") or []:
+    for cell in cells:
         where = Path(str(cell.get("results") or ""))
         candidates = [where, suite / "cells" / where.name] if cell.get("results") else []
         hit = next((c for c in candidates if (c / "manifest.json").is_file()), None)
@@ -187,7 +193,7 @@ def load_results(paths: Iterable[Path]) -> ResultSet:
         if (path / "sweep.parquet").is_file():
             # a scaling sweep: its grid feeds the scaling section; its cells (ordinary
             # runs at many sizes) would blur the latency tables, so they are not expanded
-            sweeps.append(pd.read_parquet(path / "sweep.parquet"))
+            sweeps.append(read_parquet_file(path / "sweep.parquet"))
         elif (path / "matrix.json").is_file():
             cells, absent = _suite_cells(path)
             items += [load_one(c) for c in cells]

@@ -24,7 +24,18 @@ from tests.conftest import ScenarioFactory
 
 pytestmark = pytest.mark.integration
 
+MODES = ("exit", "async", "sync")  # LangGraph durability modes
+
+# behaviour (benchmarks disabled): one cell per backend family
 BACKENDS = ("baseline", "pgstore", "pgstore-naive", "temporal", "langgraph:sqlite")
+# measured (--benchmark-enable): every LangGraph saver x durability mode as well
+MEASURED = (
+    "baseline",
+    "pgstore",
+    "pgstore-naive",
+    "temporal",
+    *(f"langgraph:{s}?durability={m}" for s in ("sqlite", "postgres") for m in MODES),
+)
 CONCURRENCY = (1, 8)
 ROUNDS = 3
 TARGET_RATIO = 1.25
@@ -40,6 +51,13 @@ FIDELITY = {
 RATIOS: dict[tuple[str, int], dict[str, float]] = {}
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The full grid only when it is measured; the default run checks behaviour."""
+    if "backend" in metafunc.fixturenames:
+        measured = metafunc.config.getoption("benchmark_enable", default=False)
+        metafunc.parametrize("backend", MEASURED if measured else BACKENDS)
+
+
 async def one_round(scenario: Path, backend: str, out: Path) -> dict[str, Any]:
     bench = BenchmarkRun(scenario, [backend], out)
     bench.with_floor = True
@@ -49,7 +67,6 @@ async def one_round(scenario: Path, backend: str, out: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("concurrency", CONCURRENCY)
-@pytest.mark.parametrize("backend", BACKENDS)
 async def test_step_and_overhead_against_the_backends_own_floor(
     benchmark: Any,
     backend: str,
