@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 import urllib.request
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 __all__ = [
     "HealEntry",
@@ -96,15 +98,69 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def entry_from_json(data: dict[str, Any]) -> HealEntry:
+def _conforms(value: Any, hint: Any) -> bool:
+    """`value` (read back from JSON) has the type the field declares; kinds of hint an
+    entry does not use are accepted as they are."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(args) == len(value) and all(map(_conforms, value, args))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _field_types(cls: type[HealEntry]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def entry_from_json(data: Any) -> HealEntry:
     """The entry a state file holds; UnknownEntry (a ValueError) when its kind is unknown,
-    ValueError when its fields do not match."""
-    tag = str(data.get(TAG_KEY, ""))
-    cls = _KINDS.get(tag)
+    ValueError naming the field when a field is missing or of the wrong type."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a heal entry is a JSON object, not {type(data).__name__}")
+    tag = data.get(TAG_KEY, "")
+    cls = _KINDS.get(tag) if isinstance(tag, str) else None
     if cls is None:
         raise UnknownEntry(f"unknown heal entry kind {tag!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = _field_types(cls)
+    values = {k: _tuples(v) for k, v in data.items() if k in fields}
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"heal entry {tag!r}: missing field {', '.join(map(repr, missing))}")
+    for name, hint in fields.items():
+        if name in values and not _conforms(values[name], hint):
+            raise ValueError(
+                f"heal entry {tag!r}: field {name!r} must be {_shown(hint)}, not {values[name]!r}"[
+                    :300
+                ]
+            )
     try:
-        return cls(**{k: _tuples(v) for k, v in data.items() if k in names})
+        return cls(**values)
     except TypeError as exc:
         raise ValueError(f"heal entry {tag!r}: {exc}") from None
+
+
+def _shown(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")

@@ -48,6 +48,33 @@ __all__ = [
 ]
 
 POLL_S = 0.05
+APPLY_GRACE_S = 5.0  # how long a cancelled apply may finish what it started
+
+
+async def _until_done_or_all_ended(done: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Every fault has started: wait for the load to be done, or for every fault to end."""
+    running = [t for t in tasks if not t.done()]
+    if not running or done.is_set():
+        return
+    waiter: asyncio.Future[Any] = asyncio.ensure_future(done.wait())
+    ended: asyncio.Future[Any] = asyncio.gather(*running, return_exceptions=True)
+    try:
+        await asyncio.wait((waiter, ended), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+async def _settle(applying: asyncio.Future[None]) -> None:
+    """Let an apply finish (it may be a platform call in a thread that cannot be
+    stopped halfway), up to APPLY_GRACE_S; then it is cancelled."""
+    if not applying.done():
+        await asyncio.wait({applying}, timeout=APPLY_GRACE_S)
+    if not applying.done():
+        applying.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await applying
+    elif not applying.cancelled():
+        applying.exception()  # retrieved: never "exception was never retrieved"
 
 
 class CommitCounter:
@@ -128,11 +155,15 @@ class Nemesis:
         self.commits = commits
         self.records: list[FaultRecord] = []
         self._open: dict[str, tuple[Injector[Any], HealEntry]] = {}  # state key -> what heals
+        self.interrupted = False
+        self._applying: list[tuple[FaultRecord, Occurrence]] = []
 
     # -- the timeline -------------------------------------------------------------------
 
     async def run(self, started_at: float, done: asyncio.Event) -> None:
-        """Apply every planned fault at its time until the load is done, then heal all."""
+        """Apply every planned fault at its time until the load is done, then heal all.
+        A fault still in progress when the load is done (or interrupted) ends with it:
+        a fault longer than the run never holds the run."""
         pending = [(p, self._record(p, started_at)) for p in self.timeline.planned]
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -147,13 +178,33 @@ class Nemesis:
                     await asyncio.wait_for(done.wait(), POLL_S)
             for _, record in pending:
                 record.outcome = "not_reached"
-                record.detail = "the runs finished before this fault was due"
+                record.detail = (
+                    "interrupted before this fault was due"
+                    if self.interrupted
+                    else "the runs finished before this fault was due"
+                )
                 self._write(record)
+            await _until_done_or_all_ended(done, tasks)
+            for task in tasks:
+                task.cancel()  # each heals what it applied (its CancelledError path)
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             for task in tasks:
                 task.cancel()
             await self.heal_all()
+
+    def interrupt(self) -> None:
+        """The run is being interrupted: faults in progress end now, and say so."""
+        self.interrupted = True
+
+    def in_progress(self) -> list[str]:
+        """The faults applied and not yet healed (what an interrupt must heal), each as
+        `kind (what it hit)`."""
+        return [
+            f"{r.kind} ({', '.join(r.selected or at.selected) or r.target})"
+            for r, at in self._applying
+            if r.actual_end is None
+        ]
 
     def _record(self, planned: Planned, started_at: float) -> FaultRecord:
         fault = planned.fault
@@ -174,7 +225,10 @@ class Nemesis:
             handle.write(json.dumps(asdict(record), default=str) + "\n")
 
     async def _apply(self, planned: Planned, record: FaultRecord) -> None:
-        """One occurrence: apply, hold for its duration, heal; record what happened."""
+        """One occurrence: apply, hold for its duration, heal; record what happened.
+        Cancelled (the load ended, or an interrupt), it lets an apply in progress finish
+        what it started (at most APPLY_GRACE_S: a SIGSTOP in a thread must not land after
+        its SIGCONT), heals at once and records that it ended early."""
         fault = planned.fault
         record.actual_start = time.time()
         duration = fault.lasts_s()
@@ -191,18 +245,35 @@ class Nemesis:
             tracked.append(key)
 
         occurrence = Occurrence(planned, track)
+        self._applying.append((record, occurrence))
+        applying: asyncio.Future[None] | None = None
         try:
             refused = self.refused.get(planned.index)
             if refused is not None:
                 raise UnsupportedFault(refused)
-            await injector.apply(fault, self.context, occurrence)
+            applying = asyncio.ensure_future(injector.apply(fault, self.context, occurrence))
+            await asyncio.shield(applying)
             record.outcome = "ok"
+            if occurrence.took_effect_at is not None:
+                record.actual_start = occurrence.took_effect_at
+                if duration is not None:
+                    record.intended_end = record.actual_start + duration
             if tracked:
                 if record.intended_end is not None:
                     await asyncio.sleep(max(0.0, record.intended_end - time.time()))
                 await self._heal(tracked)
                 record.actual_end = time.time()
         except asyncio.CancelledError:
+            if applying is not None:
+                await _settle(applying)
+                if record.outcome == "pending" and applying.done() and not applying.cancelled():
+                    error = applying.exception()
+                    record.outcome = "ok" if error is None else "failed"
+                    if error is not None:
+                        record.detail = f"{type(error).__name__}: {error}"[:500]
+            if record.outcome == "ok":
+                why = "interrupted" if self.interrupted else "the runs ended"
+                record.detail = f"healed before its end: {why}"
             await self._heal(tracked)
             raise
         except UnsupportedFault as exc:

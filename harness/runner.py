@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -37,7 +37,7 @@ from harness.errors import BackendError, DryRunPlanned, DurabenchError
 from harness.evaluate import judge_runs, summarize
 from harness.faults import DeployFault, NetworkFault
 from harness.floor import record_floor
-from harness.healing import STATE_DIR, ActiveFaults
+from harness.healing import ActiveFaults, default_state_dir
 from harness.injectors import refuse_faults
 from harness.injectors.crash_point import crash_point_records, with_crash_points
 from harness.injectors.network import ProxyLinks
@@ -51,6 +51,7 @@ from harness.platform.capabilities import (
     CollectFiles,
     DryRun,
     LinkFaults,
+    ReportsStarts,
     SharedFilesystem,
 )
 from harness.results import ResultsDir, collect_environment, new_bench_id
@@ -73,6 +74,8 @@ __all__ = [
 ]
 
 INSPECT_CONCURRENCY = 64
+INTERRUPT_INSPECT_S = 20.0  # on an interrupt, how long the finished runs may take to inspect
+COLLECT_TIMEOUT_S = 120.0  # reading a service's records (the ledger, the LLM call log)
 ProgressFn = Callable[[str, int, int], None]  # (backend, runs finished, runs total)
 
 
@@ -170,11 +173,14 @@ async def drive_load(
     backend: Backend,
     on_finished: Callable[[int], None],
     ids: list[str] | None = None,
+    finished: list[RunTiming] | None = None,
 ) -> list[RunTiming]:
     """Start every run (closed loop: `concurrency` in flight; open loop: Poisson arrivals
-    at `arrival_rate`, drawn from the seed), and wait for each up to its deadline."""
+    at `arrival_rate`, drawn from the seed), and wait for each up to its deadline. Each
+    finished run's timing is appended to `finished` as it finishes, so an interrupted
+    load still says which runs ended."""
     ids = run_ids(scenario) if ids is None else ids
-    timings: list[RunTiming] = []
+    timings: list[RunTiming] = [] if finished is None else finished
     limit = asyncio.Semaphore(scenario.load.concurrency or len(ids))
 
     async def one(run_id: str) -> None:
@@ -221,7 +227,8 @@ async def inspect_all(backend: Backend, timings: list[RunTiming]) -> list[dict[s
 
 
 async def _fetch_json_lines(url: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
+    timeout = aiohttp.ClientTimeout(total=COLLECT_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
         response.raise_for_status()
         text = await response.text()
     if text.lstrip().startswith("["):
@@ -333,6 +340,25 @@ def _deployer(
     return deploy
 
 
+def scenario_record(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as the manifest keeps it, every default spelled out, and as `check`
+    parses it back: a fault's `times` only where it has `every_s` (the model refuses
+    `times` given without it)."""
+    data = scenario.model_dump(mode="json")
+    for fault in data.get("faults", []):
+        if fault.get("every_s") is None:
+            fault.pop("times", None)
+    return data
+
+
+def _uncancel() -> None:
+    """The cancellation (an interrupt) was caught to finish the evidence: the task may
+    await again; the caller raises it once done."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
 def check_platform(
     name: str, scenario: Scenario, backend: Backend, platform: Platform
 ) -> dict[int, str]:
@@ -409,10 +435,20 @@ def start_components(platform: Platform, backend: Backend, env: BackendEnv) -> N
         platform.start(with_crash_points(spec, env.scenario.faults, env.workdir))
 
 
+def record_starts(active: ActiveFaults, platform: Platform) -> None:
+    """Every component the platform starts from now on goes into the state file the
+    moment it starts (again, with its new pid, after a supervisor's restart), so
+    `durabench heal` can end it."""
+    if isinstance(platform, ReportsStarts):
+        platform.on_start(lambda c: active.add(f"started:{c.spec.name}", platform.started_entry(c)))
+
+
 def register_for_heal(active: ActiveFaults, platform: Platform, proxy: ProxyHandle | None) -> None:
-    """Everything started goes into the state file, so `durabench heal` can end it."""
-    for component in platform.components():
-        active.add(f"started:{component.spec.name}", platform.started_entry(component))
+    """Everything started goes into the state file, so `durabench heal` can end it (a
+    platform that reports its starts has recorded each already)."""
+    if not isinstance(platform, ReportsStarts):
+        for component in platform.components():
+            active.add(f"started:{component.spec.name}", platform.started_entry(component))
     if proxy is not None:
         active.add("proxy", ProxyLinks(proxy.control_url))
 
@@ -459,11 +495,14 @@ class BackendSession:
     results: ResultsDir
     ids: list[str]  # the run ids a closed/open-loop driver starts
     progress: ProgressFn | None = None
+    notify: Callable[[str], None] | None = None  # what durabench is doing, for the user
     wall_s: float = 0.0
     arrivals_began_at: float | None = None
     arrivals_ended_at: float | None = None  # a driver may set when its last run finished
     ledger: list[dict[str, Any]] = field(default_factory=list)
     llm_calls: list[dict[str, Any]] = field(default_factory=list)
+    timings: list[RunTiming] = field(default_factory=list)  # runs finished so far
+    interrupted: bool = False
     _arrivals: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -474,6 +513,10 @@ class BackendSession:
         """Progress: `finished` runs done of `total` (default: the session's ids)."""
         if self.progress is not None:
             self.progress(self.name, finished, len(self.ids) if total is None else total)
+
+    def say(self, message: str) -> None:
+        if self.notify is not None:
+            self.notify(message)
 
     def begin_arrivals(self) -> None:
         """Drivers call this when the first run is about to start: the fault timeline and
@@ -501,6 +544,15 @@ class BackendSession:
         nemesis = asyncio.create_task(chaos())
         try:
             timings = await driver(self)
+        except asyncio.CancelledError:  # Ctrl-C: heal every fault now, do not wait them out
+            self.interrupted = True
+            self.nemesis.interrupt()
+            active = self.nemesis.in_progress()
+            self.say(
+                f"interrupted: {self.name}: healing {len(active)} active fault(s)"
+                + (f": {'; '.join(active)}" if active else "")
+            )
+            raise
         finally:
             load_done.set()
             await nemesis
@@ -515,7 +567,9 @@ LoadDriver = Callable[[BackendSession], Awaitable[list[RunTiming]]]
 async def default_driver(session: BackendSession) -> list[RunTiming]:
     """The scenario's own load: closed loop (`concurrency`) or open loop (`arrival_rate`)."""
     session.begin_arrivals()
-    return await drive_load(session.scenario, session.backend, session.report, session.ids)
+    return await drive_load(
+        session.scenario, session.backend, session.report, session.ids, session.timings
+    )
 
 
 @asynccontextmanager
@@ -530,14 +584,26 @@ async def open_session(
     *,
     ids: list[str] | None = None,
     progress: ProgressFn | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> AsyncIterator[BackendSession]:
     """Bring `backend` up inside `results` (services, proxy, components, setup, nemesis);
     on exit heal every fault, tear the backend down, collect the ledger and the LLM call
     log, and stop every component. A failure keeps the active-fault file for `heal`."""
     workdir = results.backend_dir(name)
-    active = ActiveFaults(STATE_DIR / f"{results.path.name}-{workdir.name}.json")
-    platform = await asyncio.to_thread(make_platform, platform_name, workdir, results.path.name)
+    active = ActiveFaults(
+        default_state_dir() / f"{results.path.name}-{workdir.name}.json",
+        results=results.path,
+        backend=name,
+    )
+    try:
+        platform = await asyncio.to_thread(make_platform, platform_name, workdir, results.path.name)
+    except BaseException:
+        active.close()  # refused before anything started (a guardrail)
+        raise
+    dry_run = isinstance(platform, DryRun) and platform.dry_run
     with closing_platform(platform):
+        if not dry_run:
+            record_starts(active, platform)
         refused = await asyncio.to_thread(check_platform, name, scenario, backend, platform)
         services = await asyncio.to_thread(
             start_services, platform, scenario, scenario_path, workdir
@@ -549,7 +615,8 @@ async def open_session(
             build_env, scenario, scenario_path, results, workdir, services, proxy, external
         )
         await asyncio.to_thread(start_components, platform, backend, env)
-        if isinstance(platform, DryRun) and platform.dry_run:
+        if dry_run:
+            active.close()  # nothing was made: nothing to heal
             raise DryRunPlanned(name)  # the platform printed it all; stop_all prints the rest
         register_for_heal(active, platform, proxy)
         nemesis = build_nemesis(name, backend, env, platform, active, services, proxy, refused)
@@ -564,6 +631,7 @@ async def open_session(
             results,
             run_ids(scenario) if ids is None else ids,
             progress,
+            notify,
         )
         try:
             yield session
@@ -585,9 +653,16 @@ async def _collect_records(session: BackendSession, services: Services) -> None:
 
 
 def record_backend(
-    results: ResultsDir, session: BackendSession, persisted: list[dict[str, Any]], stale: int
+    results: ResultsDir,
+    session: BackendSession,
+    persisted: list[dict[str, Any]],
+    stale: int,
+    *,
+    not_judged: Sequence[str] = (),
 ) -> None:
-    """Judge one backend's runs and append its tables and manifest details to `results`."""
+    """Judge one backend's runs and append its tables and manifest details to `results`.
+    `not_judged`: runs an interrupt cut off or never started (named in the manifest;
+    no verdict row, so nothing counts them as lost or passed)."""
     name, backend = session.name, session.backend
     fired = crash_point_records(session.scenario.faults, name, session.env.workdir / "failpoints")
     if fired:
@@ -603,6 +678,13 @@ def record_backend(
     results.append_table("runs", rows)
     details = results.read_json("manifest.json").get("backend_details", {})
     details[name] = {**backend.describe(), "stale_cleaned": stale, "wall_s": session.wall_s}
+    if session.interrupted:
+        details[name]["interrupted"] = True
+        details[name]["not_judged"] = {
+            "runs": len(not_judged),
+            "run_ids": list(not_judged),
+            "reason": "interrupted before the run finished (or started)",
+        }
     results.update_manifest(backend_details=details)
 
 
@@ -641,6 +723,7 @@ class BenchmarkRun:
         self.platform: Platform | None = None  # of the backend running now, once it is up
         self._walls: dict[str, float] = {}
         self.dry_run = False  # the platform only printed what it would do
+        self.notify: Callable[[str], None] | None = None  # what an interrupt is doing
 
     async def execute(self) -> ResultsDir:
         scenario = self.scenario
@@ -649,7 +732,7 @@ class BenchmarkRun:
         results.update_manifest(
             bench_id=results.path.name,
             status="running",
-            scenario=scenario.model_dump(mode="json"),
+            scenario=scenario_record(scenario),
             scenario_path=str(self.scenario_path),
             seed=scenario.seed,
             trials=self.trials,
@@ -676,6 +759,8 @@ class BenchmarkRun:
         return results
 
     async def _run_backend(self, name: str, backend: Backend, results: ResultsDir) -> None:
+        interrupted: asyncio.CancelledError | None = None
+        ids = run_ids(self.scenario, trials=self.trials)
         try:
             async with open_session(
                 self.scenarios.get(name, self.scenario),
@@ -685,22 +770,54 @@ class BenchmarkRun:
                 results,
                 self.platform_name,
                 self.external,
-                ids=run_ids(self.scenario, trials=self.trials),
+                ids=ids,
                 progress=self.progress,
+                notify=self.notify,
             ) as session:
                 self.platform = session.platform
-                timings = await session.drive(self.driver)
+                try:
+                    timings = await session.drive(self.driver)
+                except asyncio.CancelledError as exc:
+                    interrupted = exc  # faults healed already; judge what finished, then stop
+                    _uncancel()
+                    timings = list(session.timings)
                 self._walls[name] = session.wall_s
-                persisted = await inspect_all(backend, timings)
-                stale = await backend.cleanup_stale(
-                    self.scenario.approval.ttl_s if self.scenario.approval else 0
-                )
-                if self.with_floor:
-                    await record_floor(session)
+                if interrupted is None:
+                    persisted = await inspect_all(backend, timings)
+                    stale = await backend.cleanup_stale(
+                        self.scenario.approval.ttl_s if self.scenario.approval else 0
+                    )
+                    if self.with_floor:
+                        await record_floor(session)
+                else:
+                    persisted, stale = await self._inspect_interrupted(session, timings, ids)
         except DryRunPlanned:
             self.dry_run = True
             return
-        record_backend(results, session, persisted, stale)
+        judged = {str(p["run_id"]) for p in persisted}
+        not_judged = [i for i in ids if i not in judged] if interrupted is not None else []
+        record_backend(results, session, persisted, stale, not_judged=not_judged)
+        if interrupted is not None:
+            raise interrupted
+
+    async def _inspect_interrupted(
+        self, session: BackendSession, timings: list[RunTiming], ids: list[str]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """At an interrupt: inspect the runs that had finished (bounded in time), so they
+        are judged; the others are not judged (a run cut off would look lost)."""
+        finished = list(timings)
+        session.say(
+            f"interrupted: {session.name}: judging the {len(finished)} run(s) that finished; "
+            f"{len(ids) - len(finished)} not judged; then stopping its components"
+        )
+        try:
+            persisted = await asyncio.wait_for(
+                inspect_all(session.backend, finished), INTERRUPT_INSPECT_S
+            )
+        except Exception as exc:  # the backend cannot answer now: nothing is judged
+            session.say(f"interrupted: {session.name}: could not inspect its runs: {exc!r}")
+            persisted = []
+        return persisted, 0
 
     def _finish(self, results: ResultsDir, status: str, error: str | None) -> None:
         """Write steps.parquet and summary.json from whatever was measured, then the status."""
@@ -722,6 +839,11 @@ class BenchmarkRun:
             summary = summarize(
                 tables["runs"], tables["steps"], self._walls, tables["faults"], tables["floors"]
             )
+            for name, details in (
+                results.read_json("manifest.json").get("backend_details", {}).items()
+            ):
+                if name in summary and "not_judged" in details:  # an interrupted backend
+                    summary[name]["not_judged"] = details["not_judged"]["runs"]
             results.write_json("summary.json", summary)
         results.update_manifest(
             status=status, error=error, finished_at=time.time(), pid=os.getpid()

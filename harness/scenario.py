@@ -243,7 +243,8 @@ def _cross_checks(scenario: Scenario) -> list[tuple[str, str]]:
     problems = _non_finite(scenario, "")
     for index, fault in enumerate(scenario.faults):
         where = f"faults.{index}"
-        if "times" in fault.model_fields_set and getattr(fault, "every_s", None) is None:
+        times = getattr(fault, "times", 1)  # 1 is the default a dumped scenario carries
+        if times != 1 and getattr(fault, "every_s", None) is None:
             problems.append((f"{where}.times", "only means something with every_s"))
         step = getattr(fault, "step", None)
         if fault.kind == "crash_point" and step is not None and step >= scenario.steps:

@@ -173,3 +173,87 @@ def test_an_interrupted_run_keeps_its_measurements_and_stops_everything(
     steps = pd.read_parquet(results / "steps.parquet")
     assert len(steps) > 0
     assert _processes_mentioning(str(results)) == []
+
+
+def _results_of(out: Path) -> Path:
+    return next(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+@pytest.mark.integration
+def test_one_sigint_heals_every_active_fault_judges_what_finished_and_stops_promptly(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    """Two 600 s faults are active when a single SIGINT comes: both are healed at once
+    (not waited out), durabench says what it is doing, the runs that finished are judged,
+    the others are named as not judged, and `check` and `report` work on the result."""
+    path = write_scenario(
+        runs=60,
+        steps=8,
+        load={"concurrency": 4},
+        verify={"failure_probability": 0.0},
+        llm={"latency": {"distribution": "constant", "ms": 10}},
+        tool_latency={"distribution": "constant", "ms": 5},
+        deadline_s=900,
+        faults=[
+            {"kind": "pause", "after_steps": 120, "duration_s": 600},
+            {
+                "kind": "network",
+                "target": "worker->tools",
+                "mode": "partition",
+                "after_steps": 120,
+                "duration_s": 600,
+            },
+        ],
+    )
+    out, state_dir = tmp_path / "results", tmp_path / "state"
+    env = {**os.environ, "DURABENCH_STATE_DIR": str(state_dir), "COLUMNS": "300"}
+    process = subprocess.Popen(
+        [DURABENCH, "run", str(path), "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stopped: list[int] = []
+    for _ in range(600):  # liveness bound: both faults active within 60 s
+        entries = [
+            e
+            for f in state_dir.glob("*.json")
+            for e in json.loads(f.read_text() or "{}").get("entries", {}).values()
+        ]
+        if {"stopped", "proxy_link"} <= {e["type"] for e in entries}:
+            stopped = [pid for e in entries if e["type"] == "stopped" for pid, _ in e["processes"]]
+            break
+        time.sleep(0.1)
+    assert stopped, "the faults never became active"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)  # liveness bound: the faults last 600 s
+
+    assert process.returncode == 130, stderr
+    assert "interrupted: baseline: healing 2 active fault(s): pause (baseline-worker-0:" in stderr
+    assert "network (worker->tools)" in stderr
+    assert "judging the" in stderr and "then stopping its components" in stderr
+    results = _results_of(out)
+    faults = pd.read_parquet(results / "faults.parquet")
+    assert set(faults["detail"]) == {"healed before its end: interrupted"}
+    assert (faults["actual_end"] - faults["actual_start"] < 600).all()
+    assert list(state_dir.glob("*.json")) == [], "everything was healed and stopped"
+    assert _processes_mentioning(str(results)) == []
+
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    runs = pd.read_parquet(results / "runs.parquet")
+    assert 0 < len(runs) < 60 and runs["passed"].all(), "the finished runs are judged"
+    not_judged = manifest["backend_details"]["baseline"]["not_judged"]
+    assert not_judged["runs"] == 60 - len(runs)
+    assert set(not_judged["run_ids"]).isdisjoint(runs["run_id"])
+    summary = json.loads((results / "summary.json").read_text())["baseline"]
+    assert summary["not_judged"] == not_judged["runs"]
+
+    check = durabench("check", str(results))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"verdicts reproduced: {len(runs)} runs" in check.stdout
+    report = durabench("report", str(results))
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert (results / "report" / "report.html").is_file()

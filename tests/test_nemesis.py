@@ -9,20 +9,28 @@ their own suites.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from harness.faults import NetworkFault, ToolFault
+from harness.heal_entry import HealEntry
 from harness.healing import process_start_time
+from harness.injectors import FaultContext, Occurrence, injector_for
+from harness.platform.base import ComponentSpec, free_port
+from harness.platform.local import LocalPlatform
 from harness.results import ResultsDir
-from harness.runner import BenchmarkRun
+from harness.runner import BenchmarkRun, ProxyHandle
+from harness.schedule import Planned
 from tests.conftest import ScenarioFactory
 
 pytestmark = pytest.mark.integration
@@ -334,7 +342,7 @@ def test_heal_after_durabench_itself_is_killed_mid_partition_and_pause(
                 break
         time.sleep(0.1)
     assert {"stopped", "proxy"} <= {e["type"] for e in active.values()}
-    stopped = [e["pid"] for e in active.values() if e["type"] == "stopped"]
+    stopped = [pid for e in active.values() if e["type"] == "stopped" for pid, _ in e["processes"]]
 
     process.kill()  # durabench dies without healing anything itself
     process.wait(timeout=30)
@@ -342,7 +350,11 @@ def test_heal_after_durabench_itself_is_killed_mid_partition_and_pause(
         [*durabench, "heal"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert healed.returncode == 0, healed.stderr
+    assert "1 manifest(s) marked died" in healed.stdout
     assert list(state_dir.glob("*.json")) == []
+    (results,) = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
+    died = json.loads((results / "manifest.json").read_text())
+    assert died["status"] == "died" and died["healed_at"] > 0, "not `running` for ever"
     for pid in stopped:
         assert proc_state(pid) in (None, "Z", "R", "S"), "no process is left stopped"
     for pid in processes_mentioning(str(out)):
@@ -446,3 +458,144 @@ async def test_a_rolling_restart_evicts_every_worker_in_turn_and_each_comes_back
         assert process_start_time(int(pid)) is None, f"{name} was evicted"
         log = (results.path / "baseline" / "logs" / f"{name}.log").read_text()
         assert "restarts=1" in log, f"{name} came back"
+
+
+# -- faults end with the run, and are recorded before they are applied (issue 17) -------
+
+
+LONGER = {"at_s": 0.1, "duration_s": 600}
+
+
+async def test_a_fault_longer_than_the_run_ends_with_the_run(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    bench = BenchmarkRun(
+        write_scenario(
+            **SLOW,
+            faults=[
+                {"kind": "llm", "mode": "slow", "extra_latency_ms": 5, **LONGER},
+                {
+                    "kind": "network",
+                    "target": "worker->llm",
+                    "mode": "latency",
+                    "latency_ms": 2,
+                    **LONGER,
+                },
+            ],
+        ),
+        ["baseline"],
+        tmp_path / "results",
+    )
+    # both faults last 600 s: the run must not wait them out
+    results = await asyncio.wait_for(bench.execute(), 120)  # liveness bound
+    manifest = results.read_json("manifest.json")
+    rows = fault_rows(results)
+    assert {r["detail"] for r in rows} == {"healed before its end: the runs ended"}
+    assert all(r["outcome"] == "ok" for r in rows)
+    assert all(r["actual_end"] <= manifest["finished_at"] for r in rows)
+    assert all(r["intended_end"] > manifest["finished_at"] for r in rows)
+    assert results.read_json("summary.json")["baseline"]["integrity"] == 1.0
+
+
+async def test_a_worker_restarted_by_its_supervisor_is_recorded_again_with_its_new_pid(
+    write_scenario: ScenarioFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("DURABENCH_STATE_DIR", str(state_dir))
+    recorded: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            for path in state_dir.glob("*.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    entry = json.loads(path.read_text())["entries"].get("started:baseline-worker-0")
+                    if entry and entry["pid"] not in recorded:
+                        recorded.append(entry["pid"])
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
+    _, results = await run_with(
+        write_scenario, tmp_path, {"kind": "kill", "at_s": 0.3, "restart_delay_s": 0.2}
+    )
+    watcher.cancel()
+    (row,) = fault_rows(results)
+    killed = int(row["selected"][0].split(":")[1])
+    assert recorded[0] == killed
+    assert len(recorded) == 2, "the replacement was recorded, with its own pid"
+    assert recorded[1] != killed
+    assert list(state_dir.glob("*.json")) == [], "and the file went at the end"
+
+
+def _occurrence(fault: Any, failing: list[str]) -> Occurrence:
+    """An occurrence whose record cannot be written: durabench 'dies' right there."""
+
+    def track(entry: HealEntry) -> None:
+        failing.append(entry.tag)
+        raise OSError("durabench died before it could record the fault")
+
+    return Occurrence(Planned(0, 0, fault, 0.0, None), track)
+
+
+async def test_a_proxy_fault_and_a_service_switch_are_recorded_before_they_are_applied(
+    tmp_path: Path,
+) -> None:
+    """Had durabench died at the record, nothing would be applied that heal cannot see."""
+    control = free_port()
+    with LocalPlatform(tmp_path) as platform:
+        platform.start(
+            ComponentSpec(
+                name="proxy",
+                role="proxy",
+                argv=(sys.executable, "-m", "harness.faultproxy", "--control-port", str(control)),
+                port=control,
+                health_url=f"http://127.0.0.1:{control}/health",
+            )
+        )
+        proxy = ProxyHandle(f"http://127.0.0.1:{control}")
+        proxy.route("worker->tools", "127.0.0.1", free_port())
+        tools = ComponentSpec(
+            name="tools",
+            role="tools",
+            argv=(sys.executable, "-c", SWITCHES_SERVER, str(port := free_port())),
+            port=port,
+        )
+        platform.start(tools)
+        context = FaultContext(platform, 1, proxy.control_url, None, f"http://127.0.0.1:{port}")
+        tags: list[str] = []
+        partition = NetworkFault(
+            kind="network", target="worker->tools", mode="partition", at_s=0, duration_s=1
+        )
+        with pytest.raises(OSError):
+            await injector_for("network").apply(partition, context, _occurrence(partition, tags))
+        errors = ToolFault(kind="tool", mode="error", status=503, at_s=0, duration_s=1)
+        with pytest.raises(OSError):
+            await injector_for("tool").apply(errors, context, _occurrence(errors, tags))
+        assert tags == ["proxy_link", "switch"]
+        links = json.loads(urllib.request.urlopen(f"{proxy.control_url}/links").read())
+        assert links["worker->tools"]["healthy"], "the link was never cut"
+        switches = urllib.request.urlopen(f"http://127.0.0.1:{port}/_durabench/faults").read()
+        assert json.loads(switches) == {}, "the switch was never turned on"
+
+
+SWITCHES_SERVER = """
+import http.server, json, sys
+
+switches = {}
+
+class Switches(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(switches).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self):
+        switches.update(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Switches).serve_forever()
+"""

@@ -438,3 +438,9 @@ def test_an_oversized_file_is_rejected(tmp_path: Path) -> None:
     path.write_text("description: " + "x" * (2 * 1024 * 1024) + "\n")
     with pytest.raises(ScenarioError, match="larger than"):
         load_scenario(path)
+
+
+def test_a_dumped_scenario_with_timed_faults_parses_back() -> None:
+    """What the manifest records (`model_dump`, `times: 1` spelled out) must parse again."""
+    original = parse_scenario(minimal(faults=[{"kind": "kill", "at_s": 1}]))
+    assert parse_scenario(original.model_dump(mode="json")) == original

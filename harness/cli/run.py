@@ -129,6 +129,7 @@ def run(
             Path(scenario), names, out_dir, report, external, trials, platform_name
         )
         bench.with_floor = with_floor
+        bench.notify = lambda message: console.print(message, highlight=False, markup=False)
     except DurabenchError as exc:
         fail(str(exc))
     log_to(out_dir)

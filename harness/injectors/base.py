@@ -18,6 +18,7 @@ block the event loop (platform calls go through `asyncio.to_thread`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -80,9 +81,16 @@ class Occurrence:
     """One occurrence being applied: what it hit, what it says, and what must be healed."""
 
     planned: Planned
-    track: Callable[[HealEntry], None]  # call the moment a change is made
+    track: Callable[[HealEntry], None]  # call *before* a change is made
     selected: list[str] = field(default_factory=list)
     detail: str = ""
+    took_effect_at: float | None = None  # when the first change landed (see `took_effect`)
+
+    def took_effect(self) -> None:
+        """The fault holds from now (the first call counts): its recorded start, and the
+        duration it is held for, count from here rather than from when it was begun."""
+        if self.took_effect_at is None:
+            self.took_effect_at = time.time()
 
     def select(self, ctx: FaultContext, selection: Selection, role: str) -> list[Handle]:
         """The running components of `role` this occurrence hits (drawn from the seed)."""

@@ -1,6 +1,7 @@
 """Network faults on one link: through the fault proxy on loopback (local, docker), or
 by the platform itself where it faults links (Kubernetes: NetworkPolicy, Chaos Mesh).
-A proxy link with a fault is tracked as `ProxyLinks`: healing resets the proxy."""
+A link is tracked (`ProxyLink`) before the proxy is told to fault it, so a death in
+between still leaves it to `durabench heal`, which resets the proxy."""
 
 from __future__ import annotations
 
@@ -79,14 +80,16 @@ class NetworkInjector(Injector[NetworkFault], kind="network"):
     async def apply(self, fault: NetworkFault, ctx: FaultContext, at: Occurrence) -> None:
         platform = ctx.platform
         if ctx.proxy_url is None and isinstance(platform, LinkFaults):
-            at.track(await asyncio.to_thread(platform.network_fault, fault))
+            await asyncio.to_thread(platform.network_fault, fault, at.track)
+            at.took_effect()
         elif ctx.proxy_url is None:
             raise UnsupportedFault("no fault proxy in this run")
         else:
             link = f"{ctx.proxy_url}/links/{fault.target}"
+            at.track(ProxyLink(ctx.proxy_url, fault.target))
             if await _put(link, proxy_toxics(fault)) == 404:
                 raise UnsupportedFault(f"this backend has no {fault.target} link")
-            at.track(ProxyLink(ctx.proxy_url, fault.target))
+            at.took_effect()
         at.selected = [fault.target]
 
     async def heal(self, entry: HealEntry, ctx: FaultContext) -> None:

@@ -1,6 +1,8 @@
 """Pause: freeze components for the fault's duration (SIGSTOP / docker pause / Chaos Mesh
-PodChaos), then continue them. Each frozen component is tracked as the platform's own
-heal entry, so `durabench heal` continues it if durabench dies meanwhile."""
+PodChaos), then continue them. Every process of a component is frozen (Postgres backends
+call setsid(): stopping the postmaster's group would leave connections served), and
+each is tracked as the platform's own heal entry *before* it is frozen, so `durabench
+heal` continues it if durabench dies at any point."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ class PauseInjector(Injector[PauseFault], kind="pause"):
     async def apply(self, fault: PauseFault, ctx: FaultContext, at: Occurrence) -> None:
         assert isinstance(ctx.platform, Pause)
         for victim in at.select(ctx, fault.select, fault.target):
-            at.track(await asyncio.to_thread(ctx.platform.pause, victim.spec.name))
+            await asyncio.to_thread(ctx.platform.pause, victim.spec.name, at.track)
+            at.took_effect()
 
     async def heal(self, entry: HealEntry, ctx: FaultContext) -> None:
         assert isinstance(ctx.platform, Pause)

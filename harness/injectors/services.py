@@ -1,6 +1,7 @@
 """Service faults through the fault switches of the simulated services: the LLM answers
 429 (with Retry-After), 5xx or slowly; tools answer slowly or with errors. A switch that
-is on is tracked as `ServiceSwitch`: healing turns every switch of that service off."""
+is on is tracked as `ServiceSwitch` (before it is switched on): healing turns every
+switch of that service off."""
 
 from __future__ import annotations
 
@@ -42,11 +43,12 @@ async def _switch(url: str, switches: dict[str, Any]) -> None:
 
 
 class _SwitchInjector:
-    """Shared by both services: switch on, track, switch off on heal."""
+    """Shared by both services: track, switch on, switch off on heal."""
 
     async def _turn_on(self, url: str, switches: dict[str, Any], at: Occurrence) -> None:
-        await _switch(url, switches)
         at.track(ServiceSwitch(url))
+        await _switch(url, switches)
+        at.took_effect()
 
     async def heal(self, entry: HealEntry, ctx: FaultContext) -> None:
         assert isinstance(entry, ServiceSwitch)

@@ -11,7 +11,7 @@ see this machine's files at the same paths (SharedFilesystem).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from harness.faults import NetworkFault
@@ -27,6 +27,7 @@ __all__ = [
     "LinkFaults",
     "Outage",
     "Pause",
+    "ReportsStarts",
     "Restart",
     "RunImages",
     "SharedFilesystem",
@@ -50,8 +51,11 @@ class Evict(Protocol):
 
 @runtime_checkable
 class Pause(Protocol):
-    def pause(self, name: str) -> HealEntry:
-        """Freeze a component; the entry is what `resume` and `durabench heal` undo."""
+    def pause(self, name: str, record: Callable[[HealEntry], None]) -> None:
+        """Freeze every process of a component. Each entry (what `resume` and `durabench
+        heal` undo) goes to `record` *before* the change it undoes is made, so a death
+        in between leaves nothing unrecorded; undoing an entry whose change was never
+        made must be harmless."""
         ...
 
     def resume(self, entry: HealEntry) -> None: ...
@@ -82,9 +86,20 @@ class LinkFaults(Protocol):
         starts."""
         ...
 
-    def network_fault(self, fault: NetworkFault) -> HealEntry: ...
+    def network_fault(self, fault: NetworkFault, record: Callable[[HealEntry], None]) -> None:
+        """Apply the fault; its entry goes to `record` before the change is made."""
+        ...
 
     def heal_network_fault(self, entry: HealEntry) -> None: ...
+
+
+@runtime_checkable
+class ReportsStarts(Protocol):
+    """The platform says when it starts a component, at every start: the first, a
+    supervisor's restart, a restart fault, a deploy. The runner records each in the state
+    file at once, so `durabench heal` knows a restarted worker by its new pid."""
+
+    def on_start(self, listener: Callable[[Handle], None]) -> None: ...
 
 
 @runtime_checkable
@@ -126,6 +141,7 @@ CAPABILITIES: dict[type, str] = {
     Restart: "restart components",
     Outage: "take components down and bring them back",
     LinkFaults: "fault links itself",
+    ReportsStarts: "report the components it starts",
     CollectFiles: "collect files",
     RunImages: "run images",
     DryRun: "dry-run",

@@ -26,6 +26,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -242,6 +243,7 @@ class DockerPlatform:
         self.client = client or docker_client()
         self._check_image(self.image)
         self._components: dict[str, Container] = {}
+        self._listeners: list[Callable[[Handle], None]] = []
         self._lock = threading.RLock()
         from docker.errors import DockerException
 
@@ -295,6 +297,8 @@ class DockerPlatform:
                 raise ComponentError(f"component {spec.name!r} is already running")
             component = Container(spec, self._run(spec))
             self._components[spec.name] = component
+            for listener in self._listeners:
+                listener(component)  # before it is waited for: a death now still finds it
         try:
             self._wait_ready(component)
         except ComponentError:
@@ -442,12 +446,12 @@ class DockerPlatform:
         component.container.stop(timeout=math.ceil(grace_s))
         return component.ident
 
-    def pause(self, name: str) -> ContainerPaused:
-        """`docker pause` (cgroup freezer); the entry lets `durabench heal` unpause it."""
+    def pause(self, name: str, record: Callable[[HealEntry], None]) -> None:
+        """`docker pause` (cgroup freezer: every process of the container); the entry,
+        recorded before the pause, lets `durabench heal` unpause it."""
         component = self.component(name)
-        entry = ContainerPaused(component.id, self.bench_id)
+        record(ContainerPaused(component.id, self.bench_id))
         component.container.pause()
-        return entry
 
     def resume(self, entry: HealEntry) -> None:
         from docker.errors import DockerException
@@ -479,6 +483,12 @@ class DockerPlatform:
 
     def revive(self, handle: Handle) -> Container:
         return self.start(handle.spec)
+
+    def on_start(self, listener: Callable[[Handle], None]) -> None:
+        """`listener` hears of every container created from now on (a supervisor's
+        restart starts the same container again: its entry still holds)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def started_entry(self, handle: Handle) -> ContainerStarted:
         assert isinstance(handle, Container)

@@ -34,9 +34,11 @@ __all__ = [
     "ProcessStarted",
     "ProcessStopped",
     "free_port",
+    "process_tree",
 ]
 
 POLL_INTERVAL_S = 0.05
+PAUSE_ROUNDS = 5  # rescans for processes forked while their parent was being stopped
 STOP_GRACE_S = 5.0
 LOG_TAIL_LINES = 30
 _PR_SET_PDEATHSIG = 1
@@ -60,23 +62,46 @@ class ProcessStarted(HealEntry, tag="process"):
 
 @dataclass(frozen=True)
 class ProcessStopped(HealEntry, tag="stopped"):
-    """A process (or its whole group) stopped with SIGSTOP: SIGCONT undoes it."""
+    """Processes stopped with SIGSTOP, each (pid, kernel start time): SIGCONT undoes it,
+    for each one that is still the same process."""
 
     counter = "continued"
     thaw_first = True
-    pid: int
-    group: bool
-    start_time: int | None
+    processes: tuple[tuple[int, int | None], ...]
 
-    def cont(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            (os.killpg if self.group else os.kill)(self.pid, signal.SIGCONT)
+    def cont(self) -> bool:
+        """SIGCONT every recorded process that is still the same one; True if any was."""
+        continued = False
+        for pid, start_time in self.processes:
+            if same_process(pid, start_time):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+                    continued = True
+        return continued
 
     def undo(self) -> bool:
-        if not same_process(self.pid, self.start_time):
-            return False
-        (os.killpg if self.group else os.kill)(self.pid, signal.SIGCONT)
-        return True
+        return self.cont()
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every descendant, parents before children, found by parent pid in
+    /proc (not by process group or session: Postgres backends call setsid())."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, queue = [], [root]
+    while queue:
+        pid = queue.pop(0)
+        tree.append(pid)
+        queue.extend(sorted(children.get(pid, ())))
+    return tree
 
 
 @dataclass
@@ -156,6 +181,7 @@ class LocalPlatform:
         self.log_dir = workdir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._components: dict[str, Component] = {}
+        self._listeners: list[Callable[[Handle], None]] = []
         self._lock = threading.RLock()
         self._supervisor = Supervisor(
             "durabench-supervisor",
@@ -218,7 +244,10 @@ class LocalPlatform:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
-        return Component(spec, process, log_path, restarts)
+        component = Component(spec, process, log_path, restarts)
+        for listener in self._listeners:
+            listener(component)  # before it is waited for: a death now still finds it
+        return component
 
     def _wait_ready(self, component: Component) -> None:
         def died() -> str | None:
@@ -334,21 +363,35 @@ class LocalPlatform:
                 os.killpg(component.pid, signal.SIGKILL)
         return component.ident
 
-    def _stop_signal_target(self, component: Component) -> tuple[int, bool]:
-        """Servers and stores are stopped as a whole process group (postgres children)."""
-        return component.pid, component.spec.role in ("server", "store")
-
-    def pause(self, name: str) -> ProcessStopped:
-        """SIGSTOP; the returned entry lets `resume` and `durabench heal` send the SIGCONT."""
-        pid, group = self._stop_signal_target(self.component(name))
-        entry = ProcessStopped(pid, group, process_start_time(pid))
-        (os.killpg if group else os.kill)(pid, signal.SIGSTOP)
-        return entry
+    def pause(self, name: str, record: Callable[[HealEntry], None]) -> None:
+        """SIGSTOP every process of the component (the process and all its descendants,
+        parents first, so none forks a new one meanwhile). Each batch is handed to
+        `record` before it is stopped, so a death in between leaves nothing unrecorded;
+        descendants forked while the batch was stopped are found and stopped in turn."""
+        root = self.component(name).pid
+        stopped: set[int] = set()
+        for turn in range(PAUSE_ROUNDS):
+            # the root at once (it forks no more then), its descendants next
+            tree = [root] if turn == 0 else process_tree(root)
+            batch = [p for p in tree if p not in stopped]
+            if not batch:
+                return
+            record(ProcessStopped(tuple((p, process_start_time(p)) for p in batch)))
+            for pid in batch:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            stopped.update(batch)
 
     def resume(self, entry: HealEntry) -> None:
         if not isinstance(entry, ProcessStopped):
             raise TypeError(f"the local platform cannot resume a {type(entry).__name__}")
         entry.cont()
+
+    def on_start(self, listener: Callable[[Handle], None]) -> None:
+        """`listener` hears of every process started from now on: a first start, the
+        supervisor's restart, a restart fault, a deploy."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def started_entry(self, handle: Handle) -> ProcessStarted:
         pid = int(handle.ident)

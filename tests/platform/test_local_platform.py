@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ComponentError
-from harness.platform.local import ComponentSpec, LocalPlatform, free_port
+from harness.platform.local import ComponentSpec, LocalPlatform, ProcessStopped, free_port
 
 LIVENESS_BOUND_S = 20.0  # how long a poll may wait for something that must happen
 
@@ -256,3 +257,120 @@ def test_starting_a_running_name_twice_is_refused(platform: LocalPlatform) -> No
     platform.start(spec)
     with pytest.raises(ComponentError, match="already running"):
         platform.start(spec)
+
+
+# -- pause: every process, recorded first; every start reported (issue 17, items 8, 9) ---
+
+
+def proc_state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def wait_for_state(pid: int, states: str) -> str | None:
+    deadline = time.monotonic() + LIVENESS_BOUND_S
+    while (state := proc_state(pid)) not in states and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return state
+
+
+def test_pause_stops_every_descendant_even_in_its_own_session_and_resume_continues_them(
+    platform: LocalPlatform, tmp_path: Path
+) -> None:
+    """The grandchild calls setsid() (as a Postgres backend does): stopping the process
+    group would miss it; the parent pid in /proc finds it."""
+    marker = tmp_path / "grandchild.pid"
+    script = SPAWNS_A_GRANDCHILD.replace(
+        "[sys.executable, '-c', 'import time; time.sleep(600)']",
+        "[sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True",
+    )
+    port = free_port()
+    spec = ComponentSpec(
+        name="tree",
+        role="store",
+        argv=(sys.executable, "-c", script, str(port), str(marker)),
+        port=port,
+        ready_timeout_s=LIVENESS_BOUND_S,
+    )
+    tree = platform.start(spec)
+    deadline = time.monotonic() + LIVENESS_BOUND_S
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(marker.read_text())
+    assert os.getsid(grandchild) != os.getsid(tree.pid), "it left the component's session"
+
+    recorded: list[ProcessStopped] = []
+    platform.pause("tree", recorded.append)  # type: ignore[arg-type]
+    assert wait_for_state(tree.pid, "T") == "T"
+    assert wait_for_state(grandchild, "T") == "T"
+    stopped = {pid for entry in recorded for pid, _ in entry.processes}
+    assert {tree.pid, grandchild} <= stopped, "each process is in a heal entry"
+
+    for entry in recorded:
+        platform.resume(entry)
+    assert wait_for_state(tree.pid, "RS") in ("R", "S")
+    assert wait_for_state(grandchild, "RS") in ("R", "S")
+
+
+def test_a_pause_is_recorded_before_anything_is_stopped(platform: LocalPlatform) -> None:
+    """If the record cannot be made (durabench dies there), nothing was stopped."""
+    component = platform.start(http_spec("web"))
+    seen: list[str | None] = []
+
+    def record(entry: object) -> None:
+        seen.append(proc_state(component.pid))
+        raise OSError("the state file could not be written")
+
+    with pytest.raises(OSError):
+        platform.pause("web", record)
+    assert seen and seen[0] != "T"
+    assert proc_state(component.pid) != "T"
+
+
+def test_every_start_is_reported_a_supervisors_restart_too_with_its_new_pid(
+    platform: LocalPlatform,
+) -> None:
+    started: list[tuple[str, int]] = []
+    platform.on_start(lambda c: started.append((c.spec.name, int(c.ident))))
+    first = platform.start(http_spec("phoenix", restart=True))
+    assert started == [("phoenix", first.pid)]
+    platform.signal("phoenix", signal.SIGKILL)
+    deadline = time.monotonic() + LIVENESS_BOUND_S
+    while len(started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started == [("phoenix", first.pid), ("phoenix", platform.component("phoenix").pid)]
+    assert started[1][1] != first.pid
+
+
+def test_a_paused_embedded_postgres_serves_no_query_on_an_existing_connection(
+    tmp_path: Path,
+) -> None:
+    """A store pause is a pause: the backend serving an open connection is stopped too,
+    and it answers again once resumed."""
+    import psycopg
+
+    from harness.postgres import embedded_server, wait_ready
+
+    server = embedded_server(tmp_path / "store")
+    with LocalPlatform(tmp_path / "platform") as local:
+        local.start(server.component())
+        wait_ready(server.dsn)
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            recorded: list[ProcessStopped] = []
+            local.pause("store", lambda entry: recorded.append(entry))  # type: ignore[arg-type]
+            backends = {pid for entry in recorded for pid, _ in entry.processes}
+            assert len(backends) > 2, "the postmaster and its children, each recorded"
+            answers: list[object] = []
+            query = threading.Thread(
+                target=lambda: answers.append(conn.execute("SELECT 2").fetchone()), daemon=True
+            )
+            query.start()
+            query.join(timeout=1.5)
+            assert answers == [], "a paused store serves no query"
+            for entry in recorded:
+                local.resume(entry)
+            query.join(timeout=LIVENESS_BOUND_S)
+            assert answers == [(2,)], "and serves it once resumed"

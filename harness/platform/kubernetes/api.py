@@ -21,6 +21,7 @@ from harness.platform.kubernetes.guardrails import KubeTarget
 __all__ = ["RESOURCES", "ApiCall", "ApiError", "KubeApi", "collection_path", "object_path"]
 
 REQUEST_TIMEOUT_S = 30
+PROBE_TIMEOUT_S = 5  # a read-only look in a dry run: an unreachable cluster must not stall it
 # kind -> (API prefix, plural): everything durabench creates, deletes or reads
 RESOURCES: dict[str, tuple[str, str]] = {
     "Pod": ("/api/v1", "pods"),
@@ -32,6 +33,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
     "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     "PodChaos": ("/apis/chaos-mesh.org/v1alpha1", "podchaos"),
     "NetworkChaos": ("/apis/chaos-mesh.org/v1alpha1", "networkchaos"),
 }
@@ -131,18 +133,39 @@ class KubeApi:
         if self.target.dry_run:
             self.echo(f"dry-run: {call}")
             return None
+        return self._send(call, content_type, REQUEST_TIMEOUT_S, None)
+
+    def read_only(self, path: str) -> dict[str, Any] | None:
+        """A GET that is made even in a dry run (reading changes nothing), with a short
+        timeout and no retries. In a dry run, DurabenchError when there is no cluster to
+        ask (no kubeconfig context, no client); ApiError for an error answer; any other
+        exception when nothing answers."""
+        call = ApiCall("GET", path)
+        if not self.target.dry_run:
+            return self.request("GET", path)
+        if self._client is None:
+            self._client = self._connect(self.target)
+        self.calls.append(call)
+        return self._send(call, "application/json", PROBE_TIMEOUT_S, False)
+
+    def _send(
+        self, call: ApiCall, content_type: str, timeout_s: float, retries: bool | None
+    ) -> dict[str, Any] | None:
+        method, path, query, body = call.method, call.path, call.query, call.body
         configuration = self._client.configuration
         url = configuration.host.rstrip("/") + path
         if query:
             url += "?" + urlencode(dict(query))
         data = json.dumps(body).encode() if body is not None else None
+        options: dict[str, Any] = {} if retries is None else {"retries": retries}
         response = self._client.rest_client.pool_manager.request(
             method,
             url,
             body=data,
             headers=self._headers(content_type),
-            timeout=REQUEST_TIMEOUT_S,
+            timeout=timeout_s,
             preload_content=True,
+            **options,
         )
         text = response.data.decode(errors="replace") if response.data else ""
         if response.status >= 400:

@@ -21,9 +21,11 @@ dies, by `durabench heal --platform kubernetes`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import socket
 import sys
 import tarfile
 import threading
@@ -41,6 +43,8 @@ from harness.platform.base import ComponentSpec, Handle, find_component, free_po
 from harness.platform.kubernetes.api import ApiError, KubeApi, collection_path, object_path
 from harness.platform.kubernetes.guardrails import (
     COMPONENT_LABEL,
+    OPT_IN_LABEL,
+    OPT_IN_VALUE,
     ROLE_LABEL,
     RUN_LABEL,
     KubeTarget,
@@ -50,6 +54,9 @@ from harness.platform.kubernetes.guardrails import (
     run_label_value,
 )
 from harness.platform.kubernetes.healing import CHAOS_KINDS, SWEPT_KINDS, KubeObject
+from harness.platform.kubernetes.lease import DURATION_S as LEASE_DURATION_S
+from harness.platform.kubernetes.lease import RENEW_S as LEASE_RENEW_S
+from harness.platform.kubernetes.lease import LeaseKeeper, lease_manifest
 from harness.platform.kubernetes.manifests import (
     DEFAULT_IMAGE,
     STATEFUL_ROLES,
@@ -112,6 +119,7 @@ class KubernetesPlatform:
     """Runs components in the target namespace and applies faults through the API."""
 
     name = "kubernetes"  # pods see the work volume, the harness `collect`s it: no shared files
+    lease_renew_s = LEASE_RENEW_S
 
     def __init__(
         self,
@@ -138,6 +146,9 @@ class KubernetesPlatform:
         self._chaos: bool | None = None
         self._volume: str | None = None  # the work volume's claim, made on first start
         self._budget = False  # the workers' PodDisruptionBudget, made with the first worker
+        self._lease: str | None = None  # the run's lease (harness/platform/kubernetes/lease.py)
+        self._keeper: LeaseKeeper | None = None
+        self._listeners: list[Callable[[Handle], None]] = []
         # object names end with this: runs (and backends of one run) never collide
         self.suffix = hashlib.sha1(f"{self.run}/{self.workdir.name}".encode()).hexdigest()[:6]
         self._check_namespace()
@@ -148,10 +159,27 @@ class KubernetesPlatform:
         return cls(workdir, bench_id, KubeTarget.from_environment())
 
     def _check_namespace(self) -> None:
-        answer = self.api.request("GET", f"/api/v1/namespaces/{self.namespace}")
-        if answer is None:  # dry run: the label is checked when it runs for real
-            return
-        check_namespace_labels(self.namespace, (answer.get("metadata") or {}).get("labels"))
+        """The opt-in label, before anything else. A dry run reads it too (a GET changes
+        nothing) when a cluster answers, and says plainly when it could not."""
+        path = f"/api/v1/namespaces/{self.namespace}"
+        if not self.target.dry_run:
+            answer = self.api.request("GET", path)
+        else:
+            try:
+                answer = self.api.read_only(path)
+            except Exception as exc:  # no kubeconfig, no cluster, an error answer
+                self.api.echo(
+                    f"kubernetes: dry run: could NOT check the opt-in label "
+                    f"{OPT_IN_LABEL}={OPT_IN_VALUE} of namespace {self.namespace!r} "
+                    f"({_reason(exc)}); a real run checks it before it creates anything"
+                )
+                return
+        check_namespace_labels(self.namespace, ((answer or {}).get("metadata") or {}).get("labels"))
+        if self.target.dry_run:
+            self.api.echo(
+                f"kubernetes: namespace {self.namespace!r} carries the opt-in label "
+                f"{OPT_IN_LABEL}={OPT_IN_VALUE} (checked read-only)"
+            )
 
     # -- objects -----------------------------------------------------------------------
 
@@ -217,6 +245,7 @@ class KubernetesPlatform:
     def start(self, spec: ComponentSpec) -> KubeComponent:
         """Create the workload (its Service, its host files) on the work volume, wait
         until a pod is ready, and forward its port to the same port on 127.0.0.1."""
+        self._ensure_lease()
         if spec.name != FILES_COMPONENT:
             self._ensure_volume()
         if spec.role == "worker":
@@ -248,7 +277,41 @@ class KubernetesPlatform:
         except (ComponentError, ApiError):
             self._remove(component)
             raise
+        self._started(component)
         return component
+
+    def _started(self, component: KubeComponent) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(component)
+
+    def on_start(self, listener: Callable[[Handle], None]) -> None:
+        """`listener` hears of every component started (or scaled back up) from now on."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _ensure_lease(self) -> None:
+        """The run's lease, before any other object, renewed while the run lives: what
+        lets `durabench heal --platform kubernetes` on any machine tell it is dead."""
+        with self._lock:
+            if self._lease is not None:
+                return
+            self._lease = self.object_name("lease")
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        labels = object_labels(self.run, self._lease, "lease")
+        self._create(lease_manifest(self._lease, self.namespace, labels, holder, time.time()))
+        if not self.target.dry_run:
+            self._keeper = LeaseKeeper(self._renew_lease, self.lease_renew_s)
+
+    def _renew_lease(self, at: str) -> None:
+        assert self._lease is not None
+        self.api.request(
+            "PATCH",
+            object_path("Lease", self.namespace, self._lease),
+            body={"spec": {"renewTime": at}},
+            content_type="application/merge-patch+json",
+        )
 
     def _ensure_volume(self) -> None:
         """The run's work volume and the file server that reads it, once."""
@@ -268,7 +331,7 @@ class KubernetesPlatform:
             )
         )
         port = free_port()
-        self.start(
+        files = self.start(
             ComponentSpec(
                 name=FILES_COMPONENT,
                 role="files",
@@ -285,7 +348,11 @@ class KubernetesPlatform:
                 health_url=f"http://127.0.0.1:{port}/health",
                 ready_timeout_s=180.0,  # the first pod waits for the volume and the image
             )
-        ).objects.append(("PersistentVolumeClaim", self._volume))  # healed with the files
+        )
+        files.objects.extend(  # healed with the files
+            [("PersistentVolumeClaim", self._volume), ("Lease", self._lease or "")]
+        )
+        self._started(files)  # recorded again, with them
 
     def _ensure_worker_budget(self) -> None:
         """One PodDisruptionBudget over the workers, as `k8s render` ships it: evictions
@@ -424,21 +491,44 @@ class KubernetesPlatform:
             self._remove(component)
 
     def stop_all(self) -> None:
-        """Delete everything this run created, then anything else carrying its label."""
+        """Delete everything this run created, then anything else carrying its label, and
+        the lease last: if something could not be deleted, the lease is left to expire,
+        and then `durabench heal --platform kubernetes` deletes the rest from anywhere."""
         with self._lock:
             created = list(reversed(self._created))
             forwards = [c.forward for c in self._components.values() if c.forward]
             self._components.clear()
             self._volume = None
             self._budget = False
+            keeper, self._keeper = self._keeper, None
+            lease, self._lease = self._lease, None
+        if keeper is not None:
+            keeper.stop()
         for forward in forwards:
             forward.close()
+        failed = False
         for kind, name in created:
+            if (kind, name) == ("Lease", lease):
+                continue
             try:
                 self._delete(kind, name)
             except ApiError as exc:
+                failed = True
                 self.api.echo(f"kubernetes: could not delete {kind} {name}: {exc}")
-        self.sweep()
+        try:
+            self.sweep()
+        except ApiError:
+            failed = True
+        if lease is None:
+            return
+        if failed:
+            self.api.echo(
+                f"kubernetes: kept the run's lease {lease}: it expires in {LEASE_DURATION_S}s, "
+                "then `durabench heal --platform kubernetes` deletes what is left"
+            )
+            return
+        with contextlib.suppress(ApiError):
+            self._delete("Lease", lease)
 
     def sweep(self) -> int:
         """Delete every object of the swept kinds labelled with this run."""
@@ -520,9 +610,10 @@ class KubernetesPlatform:
                 self._chaos = False
         return self._chaos
 
-    def pause(self, name: str) -> KubeObject:
-        """A Chaos Mesh PodChaos (pod-failure) on the component's pods; without Chaos
-        Mesh, UnsupportedFault (Kubernetes itself cannot freeze a pod)."""
+    def pause(self, name: str, record: Callable[[HealEntry], None]) -> None:
+        """A Chaos Mesh PodChaos (pod-failure) on the component's pods, recorded before it
+        is created; without Chaos Mesh, UnsupportedFault (Kubernetes itself cannot freeze
+        a pod)."""
         component = self.component(name)
         if not self.chaos_mesh():
             raise UnsupportedFault(
@@ -531,6 +622,7 @@ class KubernetesPlatform:
             )
         chaos_name = k8s_name(f"pause-{component.name}-{int(time.time())}")
         labels = object_labels(self.run, component.name, component.spec.role)
+        record(self.kube_entry("PodChaos", chaos_name))
         self._create(
             pod_chaos(
                 chaos_name,
@@ -539,16 +631,16 @@ class KubernetesPlatform:
                 self._selector(**{COMPONENT_LABEL: component.name}),
             )
         )
-        return self.kube_entry("PodChaos", chaos_name)
 
     def resume(self, entry: HealEntry) -> None:
         if not isinstance(entry, KubeObject):
             raise TypeError(f"the kubernetes platform cannot resume a {type(entry).__name__}")
         self._delete(entry.kind, entry.name)
 
-    def partition(self, link: str) -> KubeObject:
+    def partition(self, link: str, record: Callable[[HealEntry], None] | None = None) -> KubeObject:
         """Cut a link `a->b` (roles, or component names) with NetworkPolicies between the
-        two label sets; returns the entry that `heal_partition` and `durabench heal` undo."""
+        two label sets; the entry that `heal_partition` and `durabench heal` undo goes to
+        `record` before the first policy is created, and is returned."""
         side_a, _, side_b = link.partition("->")
         if not side_a or not side_b:
             raise DurabenchError(f"link {link!r}: expected 'from->to', e.g. worker->store")
@@ -557,11 +649,14 @@ class KubernetesPlatform:
         b = self._side(side_b, roles)
         name = self.object_name(f"partition-{side_a}-{side_b}-{int(time.time())}")
         labels = object_labels(self.run, "partition", "nemesis")
-        names = []
-        for policy in network_policies(name, self.namespace, labels, a, b):
+        policies = network_policies(name, self.namespace, labels, a, b)
+        names = tuple(str(p["metadata"]["name"]) for p in policies)
+        entry = replace(self.kube_entry("NetworkPolicy", names[0]), names=names)
+        if record is not None:
+            record(entry)
+        for policy in policies:
             self._create(policy)
-            names.append(policy["metadata"]["name"])
-        return replace(self.kube_entry("NetworkPolicy", names[0]), names=tuple(names))
+        return entry
 
     def refuse_network_fault(self, fault: NetworkFault) -> str | None:
         """Partitions are NetworkPolicies (plain Kubernetes); reset has no equivalent; the
@@ -580,19 +675,21 @@ class KubernetesPlatform:
             )
         return None
 
-    def network_fault(self, fault: NetworkFault) -> KubeObject:
+    def network_fault(self, fault: NetworkFault, record: Callable[[HealEntry], None]) -> None:
         """A network fault on a link: partition with NetworkPolicies (plain Kubernetes);
-        latency, bandwidth and blackhole (100% loss) with a Chaos Mesh NetworkChaos;
-        returns the entry `heal_network_fault` and `durabench heal` undo."""
+        latency, bandwidth and blackhole (100% loss) with a Chaos Mesh NetworkChaos; the
+        entry `heal_network_fault` and `durabench heal` undo goes to `record` first."""
         refused = self.refuse_network_fault(fault)
         if refused is not None:
             raise UnsupportedFault(refused)
         if fault.mode == "partition":
-            return self.partition(fault.target)
+            self.partition(fault.target, record)
+            return
         source_side, _, target_side = fault.target.partition("->")
         roles = {c.spec.role for c in self.components()}
         action, parameters = _chaos_action(fault)
         name = self.object_name(f"{fault.mode}-{source_side}-{target_side}-{int(time.time())}")
+        record(self.kube_entry("NetworkChaos", name))
         self._create(
             network_chaos(
                 name,
@@ -605,7 +702,6 @@ class KubernetesPlatform:
                 direction=CHAOS_DIRECTIONS[fault.direction],
             )
         )
-        return self.kube_entry("NetworkChaos", name)
 
     def heal_network_fault(self, entry: HealEntry) -> None:
         if not isinstance(entry, KubeObject):
@@ -658,6 +754,7 @@ class KubernetesPlatform:
         with self._lock:
             self._components[handle.spec.name] = handle
         self._wait_ready(handle)
+        self._started(handle)
         return handle
 
     def kube_entry(self, kind: str, name: str) -> KubeObject:
@@ -710,3 +807,9 @@ def _chaos_action(fault: NetworkFault) -> tuple[str, dict[str, Any]]:
             "buffer": CHAOS_BANDWIDTH_BUFFER,
         }
     return "loss", {"loss": "100", "correlation": "0"}
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a read did not happen."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

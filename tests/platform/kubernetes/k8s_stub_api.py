@@ -262,6 +262,9 @@ class StubApiServer:
                 if rest[0] == "persistentvolumeclaims" and self.pods_on is not None:
                     self.pods_on.delete_claim(name)
                 return 200, {}
+            if method == "PATCH" and rest[0] not in WORKLOAD_PLURALS:  # a merge patch
+                _merge(items[name], body)
+                return 200, items[name]
             if method == "PATCH":
                 replicas = body["spec"]["replicas"]
                 items[name]["spec"]["replicas"] = replicas
@@ -318,6 +321,17 @@ class StubApiServer:
                 pass
 
         return Handler
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """A JSON merge patch (RFC 7386), in place."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
 
 # -- the portforward subresource: websocket framing, server side ----------------------

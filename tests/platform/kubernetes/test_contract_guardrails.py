@@ -44,9 +44,10 @@ def test_contract_a_namespace_without_the_opt_in_label_is_refused_before_any_cha
     ]
 
 
-def test_contract_dry_run_prints_every_call_and_makes_none(
+def test_contract_dry_run_prints_every_call_and_makes_only_a_read_of_the_namespace(
     stub: StubApiServer, kubeconfig: Path, tmp_path: Path
 ) -> None:
+    """The opt-in label is read (a GET changes nothing); every other call is printed."""
     said: list[str] = []
     target = KubeTarget("stub", OPTED_IN, dry_run=True, kubeconfig=str(kubeconfig))
     platform = KubernetesPlatform(tmp_path, "bench-1", target, echo=said.append)
@@ -54,10 +55,15 @@ def test_contract_dry_run_prints_every_call_and_makes_none(
     platform.kill(WORKER.name, 0.2)
     platform.partition("worker->store")
     platform.stop_all()
-    assert stub.requests == []
+    assert [(r.method, r.path) for r in stub.requests] == [
+        ("GET", f"/api/v1/namespaces/{OPTED_IN}")
+    ]
     assert said[0].endswith("(dry run: API calls are printed, not made)")
-    printed = said[1:]
-    assert f"dry-run: GET /api/v1/namespaces/{OPTED_IN}" in printed
+    assert said[1] == (
+        f"kubernetes: namespace '{OPTED_IN}' carries the opt-in label "
+        "durabench.io/chaos=enabled (checked read-only)"
+    )
+    printed = said[2:]
     assert any(
         line.startswith(f"dry-run: POST /apis/apps/v1/namespaces/{OPTED_IN}/deployments")
         and "pgstore-worker-0" in line
@@ -65,7 +71,40 @@ def test_contract_dry_run_prints_every_call_and_makes_none(
     )
     assert any("networkpolicies" in line and line.startswith("dry-run: POST") for line in printed)
     assert any("deployments/pgstore-worker-0" in line and "DELETE" in line for line in printed)
-    assert len(printed) == len(platform.api.calls)
+    assert len(printed) == len(platform.api.calls) - 1  # all but the read
+
+
+@pytest.mark.parametrize("namespace", [NOT_OPTED_IN, OPTED_OUT])
+def test_contract_a_dry_run_on_a_reachable_cluster_refuses_a_namespace_not_opted_in(
+    stub: StubApiServer, kubeconfig: Path, tmp_path: Path, namespace: str
+) -> None:
+    target = KubeTarget("stub", namespace, dry_run=True, kubeconfig=str(kubeconfig))
+    with pytest.raises(GuardrailError, match=r"lacks the opt-in label durabench\.io/chaos"):
+        KubernetesPlatform(tmp_path, "bench-1", target, echo=lambda _: None)
+    assert [(r.method, r.path) for r in stub.requests] == [
+        ("GET", f"/api/v1/namespaces/{namespace}")
+    ]
+
+
+def test_contract_a_dry_run_says_plainly_when_the_label_could_not_be_checked(
+    tmp_path: Path,
+) -> None:
+    """No cluster answers (nothing listens at the kubeconfig's server): the plan is still
+    printed, and the first lines say the label was NOT checked, and why."""
+    closed = StubApiServer()
+    kubeconfig = closed.kubeconfig(tmp_path)
+    closed.close()  # its port is closed now
+    said: list[str] = []
+    target = KubeTarget("stub", OPTED_IN, dry_run=True, kubeconfig=str(kubeconfig))
+    platform = KubernetesPlatform(tmp_path, "bench-1", target, echo=said.append)
+    platform.start(WORKER)
+    platform.stop_all()
+    assert said[1].startswith(
+        f"kubernetes: dry run: could NOT check the opt-in label durabench.io/chaos=enabled "
+        f"of namespace '{OPTED_IN}' ("
+    )
+    assert said[1].endswith("a real run checks it before it creates anything")
+    assert any(line.startswith("dry-run: POST") for line in said[2:])
 
 
 def test_contract_targets_are_selected_only_by_durabench_labels(
@@ -143,13 +182,15 @@ def test_contract_a_dry_run_prints_the_whole_plan_of_a_run_and_runs_nothing(
     lines = result.output.splitlines()
     created = [line.split("(")[-1].rstrip(")") for line in lines if "dry-run: POST" in line]
     kinds = [c.split()[0] for c in created]
-    assert kinds[0] == "PersistentVolumeClaim"  # the work volume first, then its file server
+    # the run's lease first (what tells `heal` it died), the work volume, its file server
+    assert kinds[:2] == ["Lease", "PersistentVolumeClaim"]
     assert {"Deployment", "StatefulSet", "Service", "ConfigMap", "PodDisruptionBudget"} <= set(
         kinds
     )
     deleted = [line for line in lines if "dry-run: DELETE" in line]
     assert len(deleted) == len(created)  # everything it would create, it would delete
     assert "dry run: nothing was created or run" in result.output
+    assert "could NOT check the opt-in label" in result.output  # no kubeconfig to read
     bench = tmp_path / "latest"
     assert json.loads((bench / "manifest.json").read_text())["status"] == "dry-run"
 

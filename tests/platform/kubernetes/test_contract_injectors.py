@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_stub_api import OPTED_IN, StubApiServer
+from k8s_stub_api import StubApiServer
 
 from harness.faults import NetworkFault
+from harness.heal_entry import HealEntry
 from harness.healing import ActiveFaults
 from harness.nemesis import CommitCounter, Nemesis
 from harness.platform import closing_platform, free_port
@@ -20,10 +21,9 @@ from harness.platform.base import ComponentSpec
 from harness.platform.kubernetes import (
     EvictionRefused,
     KubernetesPlatform,
-    KubeTarget,
     UnsupportedFault,
 )
-from harness.platform.kubernetes.healing import heal_kube_entry, sweep_namespace
+from harness.platform.kubernetes.healing import KubeObject, heal_kube_entry
 from harness.scenario import load_scenario
 
 WORKER_PORT = free_port()
@@ -54,6 +54,7 @@ def _durabench_objects(stub: StubApiServer) -> list[str]:
             "/poddisruptionbudgets",
             "/persistentvolumeclaims",
             "/configmaps",
+            "/leases",
         )
         for name in stub.names(suffix)
     ]
@@ -70,6 +71,7 @@ def test_contract_start_creates_labelled_workloads_and_stop_all_deletes_them(
     assert worker.ident.startswith(worker.name)  # its ready pod
     created = stub.calls("POST")
     assert [r.body["kind"] for r in created] == [
+        "Lease",  # the run's, before anything else: what tells `heal` the run is dead
         "PersistentVolumeClaim",  # the work volume, and the file server that reads it
         "Deployment",
         "Service",
@@ -192,7 +194,7 @@ def test_contract_pause_without_chaos_mesh_is_unsupported(
     platform = make_platform()
     platform.start(WORKER)
     with pytest.raises(UnsupportedFault, match="Chaos Mesh"):
-        platform.pause(WORKER.name)
+        platform.pause(WORKER.name, lambda _: None)
     assert stub.calls("POST", "/podchaos") == []
     platform.stop_all()
 
@@ -203,8 +205,11 @@ def test_contract_pause_with_chaos_mesh_is_a_pod_chaos_deleted_on_resume(
     stub.chaos_mesh = True
     platform = make_platform()
     platform.start(WORKER)
-    entry = platform.pause(WORKER.name)
+    recorded: list[HealEntry] = []
+    platform.pause(WORKER.name, recorded.append)
+    (entry,) = recorded
     (chaos,) = [r.body for r in stub.calls("POST", "/podchaos")]
+    assert isinstance(entry, KubeObject) and entry.name == chaos["metadata"]["name"]
     assert chaos["spec"]["selector"]["labelSelectors"] == {
         "durabench.io/run": "bench-1",
         "durabench.io/component": platform.object_name("pgstore-worker-0"),
@@ -225,20 +230,6 @@ def test_contract_heal_deletes_only_objects_still_labelled_with_the_entrys_run(
     assert worker.name in stub.names("/deployments")
     assert heal_kube_entry(entry) is True
     assert worker.name not in stub.names("/deployments") + stub.names("/services")
-
-
-def test_contract_heal_sweep_spares_live_runs_and_unlabelled_objects(
-    stub: StubApiServer, make_platform: MakePlatform, target: KubeTarget
-) -> None:
-    make_platform("dead-run").start(WORKER)
-    live = make_platform("live-run")
-    live.start(STORE)
-    stub.add_pod(OPTED_IN, "bystander", {"app": "payments"})
-    deleted = sweep_namespace(target, frozenset({"live-run"}), echo=lambda _: None)
-    assert deleted == 6  # the dead run's volume, file server, worker (Deployment, Service), PDB
-    assert stub.names("/deployments") == [live.object_name("files")]
-    assert stub.names("/statefulsets") == [live.object_name("store")]
-    assert "bystander" in stub.names("/pods")
 
 
 def _network_nemesis(
@@ -307,7 +298,9 @@ def test_contract_bandwidth_and_blackhole_map_to_chaos_mesh_actions(
         NetworkFault(**link, mode="bandwidth", bandwidth_kbps=64),
         NetworkFault(**link, mode="blackhole", direction="downstream"),
     ):
-        platform.heal_network_fault(platform.network_fault(fault))
+        recorded: list[HealEntry] = []
+        platform.network_fault(fault, recorded.append)
+        platform.heal_network_fault(recorded[0])
     bandwidth, blackhole = [r.body["spec"] for r in stub.calls("POST", "/networkchaos")]
     assert bandwidth["action"] == "bandwidth" and bandwidth["bandwidth"]["rate"] == "64kbps"
     assert blackhole["action"] == "loss" and blackhole["loss"]["loss"] == "100"

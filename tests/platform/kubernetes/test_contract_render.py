@@ -10,12 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from click.testing import CliRunner
-from k8s_stub_api import OPTED_IN, StubApiServer
 
 from harness.cli import cli
-from harness.platform import free_port
-from harness.platform.base import ComponentSpec
-from harness.platform.kubernetes import KubernetesPlatform, KubeTarget
 from harness.platform.kubernetes.render import render_manifests
 
 K8S_VERSION = "1.30.0"
@@ -118,31 +114,3 @@ def test_contract_the_shipped_rbac_validates_and_is_namespaced() -> None:
         kubernetes_validate.validate(document, K8S_VERSION, strict=True)
     cluster_rules = [d for d in documents if d["kind"] == "ClusterRole"]
     assert all(rule["resourceNames"] for d in cluster_rules for rule in d["rules"])
-
-
-def test_contract_heal_with_platform_kubernetes_sweeps_the_namespace(
-    stub: StubApiServer, kubeconfig: Path, tmp_path: Path
-) -> None:
-    target = KubeTarget("stub", OPTED_IN, kubeconfig=str(kubeconfig))
-    platform = KubernetesPlatform(tmp_path, "dead-run", target, echo=lambda _: None)
-    platform.start(ComponentSpec("tools", "tools", ("python", "-m", "t"), port=free_port()))
-    result = CliRunner().invoke(
-        cli,
-        [
-            "heal",
-            "--platform",
-            "kubernetes",
-            "--context",
-            "stub",
-            "--namespace",
-            OPTED_IN,
-            "--state-dir",
-            str(tmp_path / "state"),
-        ],
-        env={"DURABENCH_KUBECONFIG": str(kubeconfig)},
-    )
-    assert result.exit_code == 0, result.output
-    assert "5 kubernetes object(s) deleted" in result.output  # tools, file server, volume
-    assert stub.names("/deployments") == [] and stub.names("/services") == []
-    assert stub.names("/persistentvolumeclaims") == []
-    platform.stop_all()  # closes its port-forwards; nothing is left to delete

@@ -20,6 +20,7 @@ import yaml
 from k8s_stub_api import StubApiServer
 
 from harness.faults import NetworkFault
+from harness.heal_entry import HealEntry
 from harness.nemesis import CommitCounter
 from harness.platform import LocalPlatform, free_port
 from harness.platform.base import ComponentSpec
@@ -214,11 +215,14 @@ def test_contract_the_shipped_role_allows_every_call_of_a_whole_run(
     platform.kill("pgstore-worker-0", 0.0)
     platform.evict("pgstore-worker-0", 1)
     platform.heal_partition(platform.partition("worker->store"))
-    platform.resume(platform.pause("tools"))
+    recorded: list[HealEntry] = []
+    platform.pause("tools", recorded.append)
+    platform.resume(recorded.pop())
     slow = NetworkFault(
         kind="network", target="worker->tools", mode="latency", latency_ms=50, duration_s=1, at_s=0
     )
-    platform.heal_network_fault(platform.network_fault(slow))
+    platform.network_fault(slow, recorded.append)
+    platform.heal_network_fault(recorded.pop())
     platform.restart("store", down_s=0.01)
     platform.stop_all()
     rbac = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "rbac.yaml"
