@@ -107,7 +107,9 @@ def explore(
             reruns=reruns,
             shrink_trials=shrink_trials,
             max_findings=max_findings,
-            progress=lambda line: console.print(line, highlight=False, markup=False),
+            progress=lambda line: console.print(
+                line, highlight=False, markup=False, soft_wrap=True
+            ),
         )
         record = exploration.run()
     except DurabenchError as exc:
