@@ -395,28 +395,50 @@ class Exploration:
         tmp.replace(self.directory / "explore.json")
 
     def run(self) -> dict[str, Any]:
+        """Explore until the budget, the trial count or the findings are spent; an
+        interrupted exploration keeps explore.json with what it found, marked so."""
+        record: dict[str, Any] = {}
+        try:
+            return self._run(record)
+        except BaseException as exc:
+            if record:
+                record.update(status="interrupted", error=repr(exc), finished_at=time.time())
+                self._write(record)
+            raise
+
+    def _run(self, record: dict[str, Any]) -> dict[str, Any]:
         from harness.results import ResultsDir
         from harness.shrink import shrink_and_explain
 
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self.directory = ResultsDir.create(self.out_root, f"explore-{stamp}").path.absolute()
+        for suffix in ("", *(f"-{n}" for n in range(2, 100))):
+            try:
+                created = ResultsDir.create(self.out_root, f"explore-{stamp}{suffix}")
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise DurabenchError(f"{self.out_root}: too many explore-{stamp}* directories")
+        self.directory = created.path.absolute()
         refuse = self.refuse
         began = time.monotonic()
-        record: dict[str, Any] = {
-            "kind": "explore",
-            "scenario": str(self.scenario_path),
-            "scenario_name": self.scenario.name,
-            "backend": self.backend,
-            "platform": self.platform_name,
-            "seed": self.seed,
-            "budget_s": self.budget_s,
-            "max_faults": self.max_faults,
-            "reruns": self.reruns,
-            "started_at": time.time(),
-            "status": "running",
-            "trials": [],
-            "findings": [],
-        }
+        record.update(
+            {
+                "kind": "explore",
+                "scenario": str(self.scenario_path),
+                "scenario_name": self.scenario.name,
+                "backend": self.backend,
+                "platform": self.platform_name,
+                "seed": self.seed,
+                "budget_s": self.budget_s,
+                "max_faults": self.max_faults,
+                "reruns": self.reruns,
+                "started_at": time.time(),
+                "status": "running",
+                "trials": [],
+                "findings": [],
+            }
+        )
         self._write(record)
         signatures: set[frozenset[str]] = set()
         exposed = anomalies = 0
