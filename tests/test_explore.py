@@ -218,3 +218,14 @@ def test_explore_has_help_and_refuses_bad_input_in_one_line(tmp_path: Path) -> N
         assert done.returncode != 0 and words in done.stderr
         assert "Traceback" not in done.stderr
     assert not list(tmp_path.glob("explore-*"))  # nothing was started
+
+
+def test_a_finding_matches_a_known_fixture_of_its_backend_with_the_same_kinds_of_fault() -> None:
+    from harness.known import known_fixtures
+    from harness.report.findings import known_matches
+
+    fixture = next(f for f in known_fixtures() if f.scenario.get("faults"))
+    backend = next(iter(fixture.known.expect))
+    assert fixture.name in known_matches(backend, fixture.scenario["faults"])
+    crash = [{"kind": "crash_point", "point": "before_commit", "run": "run-000000", "step": 0}]
+    assert known_matches("pgstore-naive", crash) == []
