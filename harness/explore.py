@@ -227,7 +227,7 @@ def draw_case(
     faults = tuple(
         f
         if f["kind"] == "crash_point"
-        else next(retimed).model_dump(exclude_defaults=True) | {"kind": f["kind"]}
+        else next(retimed).model_dump(mode="json", exclude_none=True)
         for f in drawn
     )
     return Case(faults, **{s: getattr(base_case(scenario), s) for s in SIZES})
