@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pandas as pd
@@ -33,7 +33,7 @@ from backends.base import (
     load_backend,
 )
 from harness.errors import BackendError, DryRunPlanned, DurabenchError, UnsupportedFault
-from harness.evaluate import judge_runs, summarize
+from harness.evaluate import judge_runs, summarize, with_exposure
 from harness.failpoints import ENV_DIR, ENV_POINTS, CrashPoint, format_points
 from harness.faults import CrashPointFault, DeployFault, NetworkFault
 from harness.floor import record_floor
@@ -196,14 +196,22 @@ async def inspect_all(backend: Backend, timings: list[RunTiming]) -> list[dict[s
     limit = asyncio.Semaphore(INSPECT_CONCURRENCY)
 
     async def one(timing: RunTiming) -> dict[str, Any]:
-        async with limit:
-            persisted = await backend.inspect(timing.run_id)
+        found: dict[str, Any] = {"state": None, "inspect_error": None}
+        try:  # a backend that fails one run's inspect gets unknown verdicts for that run
+            async with limit:
+                persisted = await backend.inspect(timing.run_id)
+            found = {
+                "state": persisted.state.to_dict() if persisted.state else None,
+                "bytes_persisted": persisted.bytes_persisted,
+                "history_length": persisted.history_length,
+                "extra": persisted.extra,
+                "inspect_error": None,
+            }
+        except Exception as exc:
+            found["inspect_error"] = f"inspect raised {type(exc).__name__}: {exc}"[:500]
         return {
             "run_id": timing.run_id,
-            "state": persisted.state.to_dict() if persisted.state else None,
-            "bytes_persisted": persisted.bytes_persisted,
-            "history_length": persisted.history_length,
-            "extra": persisted.extra,
+            **found,
             "started_at": timing.started_at,
             "finished_at": timing.finished_at,
             "finished_in_time": timing.finished_in_time,
@@ -641,7 +649,15 @@ class BenchmarkRun:
         if faults or self.scenario.faults:
             results.write_table("faults", faults)
         tables = results.read_tables()
-        if not tables["runs"].empty:
+        if not tables["runs"].empty:  # which runs each fault exposed (harness/exposure.py)
+            tables["runs"], tables["faults"] = with_exposure(
+                tables["runs"], tables["steps"], tables["faults"]
+            )
+            for name in ("runs", "faults"):
+                if not tables[name].empty:
+                    results.write_table(
+                        name, cast(list[dict[str, Any]], tables[name].to_dict("records"))
+                    )
             summary = summarize(
                 tables["runs"], tables["steps"], self._walls, tables["faults"], tables["floors"]
             )

@@ -8,32 +8,149 @@ from rich.table import Table
 
 from harness.cli.common import fmt, out
 
-__all__ = ["print_fidelity", "print_floors", "print_matrix", "print_summary"]
+__all__ = [
+    "interval_text",
+    "print_anomalies",
+    "print_fidelity",
+    "print_floors",
+    "print_latency",
+    "print_matrix",
+    "print_summary",
+    "print_work",
+]
+
+NAME_WIDTH = 24  # a longer backend name folds onto a second line (never `pgst…`)
+
+
+def _table(title: str, columns: list[str], left: tuple[str, ...] = ("backend",)) -> Table:
+    """A table that stays readable in 80 columns and in CI logs: names fold onto a second
+    line instead of being cut to `pgst…`, and numbers are never cut either."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(
+            column,
+            justify="left" if column in left else "right",
+            overflow="fold",
+            min_width=min(len(column), 8) if column not in left else None,
+        )
+    return table
+
+
+def _fold_names(table: Table, names: list[str], column: int = 0) -> None:
+    """The name column is as wide as its longest name, up to NAME_WIDTH (then it folds)."""
+    if names:
+        table.columns[column].min_width = min(max(len(n) for n in names), NAME_WIDTH)
+
+
+RESULT_STYLE = {"pass": "green", "fail": "bold red", "unknown": "yellow", "inconclusive": "yellow"}
+
+
+def interval_text(ci: dict[str, Any] | None) -> str:
+    """`0.667 [0.094, 0.992]`, or `no evidence` with no run."""
+    if not ci or not ci.get("n"):
+        return "no evidence"
+    return f"{ci['rate']:.3f} [{ci['lower']:.3f}, {ci['upper']:.3f}]"
+
+
+def _result_text(result: str) -> str:
+    label = "FAIL" if result == "fail" else result
+    return f"[{RESULT_STYLE.get(result, '')}]{label}[/]" if result in RESULT_STYLE else label
 
 
 def print_summary(summary: dict[str, dict[str, Any]]) -> None:
-    table = Table(title="durabench results")
-    for column in (
-        "backend",
-        "runs",
-        "complete",
-        "integrity",
-        "anomalies",
-        "steps/s",
-        "step p50 ms",
-        "step p99 ms",
-        "overhead p50 ms",
-        "overhead p99 ms",
-    ):
-        table.add_column(column, justify="left" if column in ("backend", "anomalies") else "right")
+    """The results of one run: integrity with its interval and the result per backend,
+    then anomalies, repeated work, and latency, each table readable in 80 columns."""
+    names = list(summary)
+    table = _table(
+        "integrity (95% exact interval)", ["backend", "runs", "exposed", "integrity", "result"]
+    )
+    _fold_names(table, names)
     for backend, s in summary.items():
-        anomalies = ", ".join(f"{k}={v}" for k, v in s["anomalies"].items() if v) or "none"
+        exposure = s.get("exposure")
+        evidence = s.get("evidence") or s.get("integrity_ci")
         table.add_row(
             backend,
             str(s["runs"]),
-            str(s["completed"]),
-            f"{s['integrity']:.3f}",
-            anomalies,
+            "-" if exposure is None else str(exposure["exposed_runs"]),
+            interval_text(evidence) if evidence else f"{s['integrity']:.3f}",
+            _result_text(str(s.get("result", "-"))),
+        )
+    out.print(table)
+    out.print(
+        "integrity: runs passing every verdict among the runs a fault exposed (all runs "
+        "when the scenario has no faults), with its exact (Clopper-Pearson) interval",
+        style="dim",
+    )
+    for backend, s in summary.items():
+        if s.get("result") in ("fail", "unknown", "inconclusive") and s.get("result_reason"):
+            out.print(f"{backend}: {s['result']}: {s['result_reason']}", highlight=False)
+        nothing = (s.get("exposure") or {}).get("exposing_nothing") or []
+        if nothing:
+            out.print(f"{backend}: exposed no run: {', '.join(nothing)}", highlight=False)
+        first = (s.get("inspect_errors") or {}).get("first")
+        if first:
+            count = s["inspect_errors"]["runs"]
+            out.print(
+                f"{backend}: inspect failed for {count} runs (verdicts unknown): {first}",
+                highlight=False,
+            )
+    print_anomalies(summary)
+    print_work(summary)
+    print_latency(summary)
+    print_fidelity(summary)
+
+
+def _anomaly_rows(s: dict[str, Any]) -> list[tuple[str, int]]:
+    rows = [(v, n) for v, n in (s.get("anomalies") or {}).items() if n]
+    rows += [(f"{v} unknown", n) for v, n in (s.get("unknown") or {}).items() if n]
+    stray = (s.get("stray_effects") or {}).get("run_ids") or 0
+    if stray:
+        rows.append(("stray_effects (run ids)", int(stray)))
+    return rows
+
+
+def print_anomalies(summary: dict[str, dict[str, Any]]) -> None:
+    """One row per backend and anomaly (verdict failed or unknown, stray effects)."""
+    rows = [(b, name, n) for b, s in summary.items() for name, n in _anomaly_rows(s)]
+    if not rows:
+        out.print("anomalies: none", style="dim")
+        return
+    table = _table("anomalies", ["backend", "anomaly", "runs"], left=("backend", "anomaly"))
+    _fold_names(table, list(summary))
+    for backend, name, n in rows:
+        table.add_row(backend, name, str(n))
+    out.print(table)
+
+
+def print_work(summary: dict[str, dict[str, Any]]) -> None:
+    """Completed runs and the work done beyond the oracle's (repeated after faults)."""
+    table = _table(
+        "completed runs, repeated work beyond the oracle's",
+        ["backend", "complete", "llm calls", "tool calls", "tokens", "acts unsure"],
+    )
+    _fold_names(table, list(summary))
+    for backend, s in summary.items():
+        wasted = s.get("wasted") or {}
+        table.add_row(
+            backend,
+            f"{s['completed']}/{s['runs']}",
+            fmt(wasted.get("llm_calls")),
+            fmt(wasted.get("tool_executions")),
+            fmt(wasted.get("llm_tokens")),
+            fmt(s.get("acts_indeterminate")),
+        )
+    out.print(table)
+
+
+def print_latency(summary: dict[str, dict[str, Any]]) -> None:
+    table = _table(
+        "throughput and latency (ms)",
+        ["backend", "steps/s", "step p50", "step p99", "overhead p50", "overhead p99"],
+    )
+    _fold_names(table, list(summary))
+    for backend, s in summary.items():
+        table.add_row(
+            backend,
             fmt(s["steps_per_s"], 1),
             fmt(s["step_latency_ms"]["p50"]),
             fmt(s["step_latency_ms"]["p99"]),
@@ -41,7 +158,6 @@ def print_summary(summary: dict[str, dict[str, Any]]) -> None:
             fmt(s["overhead_ms"]["p99"]),
         )
     out.print(table)
-    print_fidelity(summary)
 
 
 def _times(value: Any) -> str:
@@ -49,30 +165,37 @@ def _times(value: Any) -> str:
 
 
 def print_fidelity(summary: dict[str, dict[str, Any]]) -> None:
-    """Start latency, throughput (end to end and steady), and step p50 and overhead p50 as
-    ratios to each backend's own raw floor and to the baseline, measured in the same run."""
-    table = Table(title="start latency, throughput, cost against the raw floors (p50)")
-    for column in (
-        "backend",
-        "start p50 ms",
-        "start p99 ms",
-        "steps/s",
-        "steady steps/s",
-        "step / floor",
-        "overhead / floor",
-        "step / baseline",
-        "overhead / baseline",
-    ):
-        table.add_column(column, justify="left" if column == "backend" else "right")
+    """Start latency and steady throughput; then, when a floor or the baseline was
+    measured in the same run, step p50 and overhead p50 as ratios to them."""
+    table = _table(
+        "start latency (ms), steady throughput",
+        ["backend", "start p50", "start p99", "steady steps/s"],
+    )
+    _fold_names(table, list(summary))
     for backend, s in summary.items():
         start = s.get("start_latency_ms") or {}
-        floor = s.get("floor") or {}
         table.add_row(
             backend,
             fmt(start.get("p50")),
             fmt(start.get("p99")),
-            fmt(s.get("steps_per_s"), 1),
             fmt(s.get("steady_steps_per_s"), 1),
+        )
+    out.print(table)
+    ratios = [
+        (b, s.get("floor") or {}, s)
+        for b, s in summary.items()
+        if s.get("floor") or s.get("step_vs_baseline") is not None
+    ]
+    if not ratios:
+        return
+    table = _table(
+        "cost against the raw floors and the baseline (p50)",
+        ["backend", "step / floor", "overhead / floor", "step / baseline", "overhead / baseline"],
+    )
+    _fold_names(table, [b for b, _, _ in ratios])
+    for backend, floor, s in ratios:
+        table.add_row(
+            backend,
             _times(floor.get("step_vs_floor")),
             _times(floor.get("overhead_vs_floor")),
             _times(s.get("step_vs_baseline")),
