@@ -197,18 +197,24 @@ async def inspect_all(backend: Backend, timings: list[RunTiming]) -> list[dict[s
 
     async def one(timing: RunTiming) -> dict[str, Any]:
         found: dict[str, Any] = {"state": None, "inspect_error": None}
-        try:  # a backend that fails one run's inspect gets unknown verdicts for that run
+        what = "raised"  # a run whose inspect fails gets unknown verdicts, the others not
+        try:
             async with limit:
                 persisted = await backend.inspect(timing.run_id)
+            what = "returned malformed state"
             found = {
                 "state": persisted.state.to_dict() if persisted.state else None,
                 "bytes_persisted": persisted.bytes_persisted,
                 "history_length": persisted.history_length,
-                "extra": persisted.extra,
+                "extra": dict(persisted.extra),
                 "inspect_error": None,
             }
+            json.dumps(found)  # what is stored must be JSON
         except Exception as exc:
-            found["inspect_error"] = f"inspect raised {type(exc).__name__}: {exc}"[:500]
+            found = {
+                "state": None,
+                "inspect_error": f"inspect {what}: {type(exc).__name__}: {exc}"[:500],
+            }
         return {
             "run_id": timing.run_id,
             **found,

@@ -23,12 +23,22 @@ from harness.results import collect_environment
 from harness.runner import BenchmarkRun
 from harness.scenario import SCENARIO_DIR, Scenario, load_scenario
 
-__all__ = ["CHAOS_DIR", "Cell", "SuiteResult", "chaos_scenarios", "run_suite"]
+__all__ = [
+    "CHAOS_DIR",
+    "EXIT_BACKEND",
+    "EXIT_INCONCLUSIVE",
+    "Cell",
+    "SuiteResult",
+    "chaos_scenarios",
+    "run_suite",
+]
 
 CHAOS_DIR = SCENARIO_DIR / "chaos"
 FULL_RUNS_FACTOR = 5
 
 EXIT_OK, EXIT_EXPECTATION, EXIT_BAD_INPUT, EXIT_HARNESS = 0, 1, 2, 3
+EXIT_INCONCLUSIVE = 4  # some cell's faults exposed no run (and nothing failed)
+EXIT_BACKEND = 5  # a backend misbehaved: its inspect() raised or returned malformed state
 
 
 @dataclass
@@ -39,10 +49,25 @@ class Cell:
     backend: str
     results: str | None = None
     status: str = "pending"  # ok | failed (harness error)
-    integrity: float | None = None
+    result: str | None = None  # the summary's: pass | fail | unknown | inconclusive
+    integrity: float | None = None  # over every judged run
+    runs: int | None = None
+    exposed_runs: int | None = None  # None: the scenario has no faults
+    exposed_integrity: float | None = None
+    # the cell's evidence: integrity among exposed runs (all runs without faults) with
+    # its exact two-sided 95% interval
+    evidence_n: int | None = None
+    evidence_lower: float | None = None
+    evidence_upper: float | None = None
+    pass_k: float | None = None
+    pass_k_lower: float | None = None
+    pass_k_upper: float | None = None
     expected_integrity: float | None = None
-    met: bool | None = None  # None: no expectation for this backend
+    met: bool | None = None  # None: no expectation for this backend, or inconclusive
+    inconclusive: bool = False  # faults, and none of them exposed a run: never a pass
     anomalies: int | None = None
+    stray_effects: int | None = None
+    inspect_errors: int | None = None
     faults_injected: int | None = None
     recovery_p50_ms: float | None = None
     recovery_p99_ms: float | None = None
@@ -60,10 +85,16 @@ class SuiteResult:
 
     @property
     def exit_code(self) -> int:
+        """3 the harness failed in a cell > 5 a backend misbehaved > 1 an expectation
+        failed > 4 a cell is inconclusive > 0."""
         if any(c.status == "failed" for c in self.cells):
             return EXIT_HARNESS
+        if any(c.inspect_errors for c in self.cells):
+            return EXIT_BACKEND
         if any(c.met is False for c in self.cells):
             return EXIT_EXPECTATION
+        if any(c.inconclusive for c in self.cells):
+            return EXIT_INCONCLUSIVE
         return EXIT_OK
 
 
@@ -96,11 +127,26 @@ def _scaled(path: Path, quick: bool, directory: Path) -> Path:
 
 
 def _fill(cell: Cell, scenario: Scenario, summary: dict[str, Any]) -> None:
+    cell.result = summary.get("result")
+    cell.runs = summary["runs"]
     cell.integrity = summary["integrity"]
+    exposure = summary.get("exposure")
+    if exposure is not None:
+        cell.exposed_runs = exposure["exposed_runs"]
+        cell.exposed_integrity = exposure["integrity"]
+    evidence = summary.get("evidence") or summary.get("integrity_ci") or {}
+    cell.evidence_n = evidence.get("n")
+    cell.evidence_lower, cell.evidence_upper = evidence.get("lower"), evidence.get("upper")
+    pass_k = summary.get("pass_k_ci") or {}
+    cell.pass_k = summary.get("pass_k")
+    cell.pass_k_lower, cell.pass_k_upper = pass_k.get("lower"), pass_k.get("upper")
+    cell.stray_effects = (summary.get("stray_effects") or {}).get("run_ids", 0)
+    cell.inspect_errors = (summary.get("inspect_errors") or {}).get("runs", 0)
+    cell.inconclusive = cell.result == "inconclusive"
     cell.expected_integrity = scenario.expect.min_integrity(cell.backend)
-    if cell.expected_integrity is not None:
-        cell.met = summary["integrity"] >= cell.expected_integrity
-    cell.anomalies = sum(summary["anomalies"].values())
+    if cell.expected_integrity is not None and not cell.inconclusive:
+        cell.met = summary["integrity"] >= cell.expected_integrity and not cell.stray_effects
+    cell.anomalies = sum(summary["anomalies"].values()) + (cell.stray_effects or 0)
     faults = summary.get("faults") or {}
     cell.faults_injected = sum(f["injected"] for f in faults.values())
     cell.unrecovered_runs = sum(f["unrecovered_runs"] for f in faults.values())

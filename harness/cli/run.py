@@ -25,6 +25,8 @@ from harness.cli.k8s import kube_target
 from harness.cli.tables import print_summary
 from harness.errors import DurabenchError
 
+EXIT_BACKEND = 5  # as `durabench suite`: a backend's inspect() raised or returned garbage
+
 __all__ = ["run"]
 
 
@@ -115,7 +117,11 @@ def run(
     **services: Any,
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
-    check integrity against the oracle, and write results/<run-id>/."""
+    check integrity against the oracle, and write results/<run-id>/.
+
+    Exit codes: 0 the run completed (read its verdicts in the summary), 1 a durabench
+    error, 2 bad arguments or scenario, 5 a backend misbehaved (its inspect() raised or
+    returned malformed state for some run), 130 interrupted."""
     from harness.runner import BenchmarkRun
 
     external = external_from(services)
@@ -136,5 +142,13 @@ def run(
     if bench.dry_run:
         out.print("dry run: nothing was created or run; the API calls above are the plan")
         return
-    print_summary(results.read_json("summary.json"))
+    summary = results.read_json("summary.json")
+    print_summary(summary)
     out.print(f"results: {results.path}")
+    misbehaved = [b for b, s in summary.items() if (s.get("inspect_errors") or {}).get("runs")]
+    if misbehaved:
+        fail(
+            f"backend misbehaved: inspect() failed for some runs of {', '.join(misbehaved)} "
+            "(their verdicts are unknown; the other runs were judged)",
+            EXIT_BACKEND,
+        )

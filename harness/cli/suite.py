@@ -44,8 +44,15 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
     """Run the standard chaos suite: every backend under every fault class
     (scenarios/chaos/), one results directory per cell, and a matrix summary.
 
+    A cell whose faults exposed no run (a pause before any run was claimed, a kill of a
+    worker that held none) is INCONCLUSIVE, never a pass. Without --quick the cells are
+    sized to expose enough runs for a design flaw to show; --quick is a smoke test with
+    little statistical power.
+
     Exit codes: 0 every cell met its expectation, 1 some integrity expectation failed,
-    2 bad arguments or scenario, 3 the harness itself failed in some cell."""
+    2 bad arguments or scenario, 3 the harness itself failed in some cell, 4 some cell
+    was inconclusive (nothing failed), 5 a backend misbehaved (its inspect() raised or
+    returned malformed state for some run)."""
     from backends.base import load_backend
     from harness.suite import Cell, chaos_scenarios, run_suite
 
@@ -60,14 +67,33 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
     log_to(out_dir)
 
     def show(cell: Cell) -> None:
-        mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
         if cell.status == "failed":
             mark = f"[red]harness failed: {cell.error}[/]"
+        elif cell.inspect_errors:
+            mark = "[red]backend misbehaved (inspect failed)[/]"
+        elif cell.inconclusive:
+            mark = "[yellow]INCONCLUSIVE: no fault exposed any run[/]"
+        else:
+            mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
+        exposed = "" if cell.exposed_runs is None else f", {cell.exposed_runs} exposed"
+        ci = (
+            f" [{cell.evidence_lower:.3f}, {cell.evidence_upper:.3f}]"
+            if cell.evidence_n and cell.evidence_lower is not None
+            else ""
+        )
         console.print(
-            f"{cell.fault_class:>14} x {cell.backend:<24} integrity "
-            f"{fmt(cell.integrity, 3)} (expected >= {fmt(cell.expected_integrity)}) {mark}"
+            f"{cell.fault_class} x {cell.backend}: integrity {fmt(cell.integrity, 3)}{ci} "
+            f"({cell.runs or 0} runs{exposed}; expected >= {fmt(cell.expected_integrity)}) "
+            f"{mark}",
+            highlight=False,
         )
 
+    if quick:
+        console.print(
+            "--quick: a smoke test with little statistical power (few exposed runs per "
+            "cell); run without --quick for verdicts that discriminate",
+            highlight=False,
+        )
     try:
         result = asyncio.run(
             run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show)
@@ -77,5 +103,7 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
     except DurabenchError as exc:
         fail(str(exc))
     print_matrix(result.cells)
+    if quick:
+        out.print("quick suite: a smoke test with little statistical power", style="yellow")
     out.print(f"suite: {result.path}")
     sys.exit(result.exit_code)

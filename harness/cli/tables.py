@@ -19,8 +19,6 @@ __all__ = [
     "print_work",
 ]
 
-NAME_WIDTH = 24  # a longer backend name folds onto a second line (never `pgst…`)
-
 
 def _table(title: str, columns: list[str], left: tuple[str, ...] = ("backend",)) -> Table:
     """A table that stays readable in 80 columns and in CI logs: names fold onto a second
@@ -31,15 +29,8 @@ def _table(title: str, columns: list[str], left: tuple[str, ...] = ("backend",))
             column,
             justify="left" if column in left else "right",
             overflow="fold",
-            min_width=min(len(column), 8) if column not in left else None,
         )
     return table
-
-
-def _fold_names(table: Table, names: list[str], column: int = 0) -> None:
-    """The name column is as wide as its longest name, up to NAME_WIDTH (then it folds)."""
-    if names:
-        table.columns[column].min_width = min(max(len(n) for n in names), NAME_WIDTH)
 
 
 RESULT_STYLE = {"pass": "green", "fail": "bold red", "unknown": "yellow", "inconclusive": "yellow"}
@@ -64,7 +55,6 @@ def print_summary(summary: dict[str, dict[str, Any]]) -> None:
     table = _table(
         "integrity (95% exact interval)", ["backend", "runs", "exposed", "integrity", "result"]
     )
-    _fold_names(table, names)
     for backend, s in summary.items():
         exposure = s.get("exposure")
         evidence = s.get("evidence") or s.get("integrity_ci")
@@ -102,7 +92,9 @@ def print_summary(summary: dict[str, dict[str, Any]]) -> None:
 
 def _anomaly_rows(s: dict[str, Any]) -> list[tuple[str, int]]:
     rows = [(v, n) for v, n in (s.get("anomalies") or {}).items() if n]
-    rows += [(f"{v} unknown", n) for v, n in (s.get("unknown") or {}).items() if n]
+    unknown = [n for n in (s.get("unknown") or {}).values() if n]
+    if unknown:  # one row: an unreadable run leaves every verdict unknown at once
+        rows.append(("verdicts unknown (runs)", max(unknown)))
     stray = (s.get("stray_effects") or {}).get("run_ids") or 0
     if stray:
         rows.append(("stray_effects (run ids)", int(stray)))
@@ -116,7 +108,6 @@ def print_anomalies(summary: dict[str, dict[str, Any]]) -> None:
         out.print("anomalies: none", style="dim")
         return
     table = _table("anomalies", ["backend", "anomaly", "runs"], left=("backend", "anomaly"))
-    _fold_names(table, list(summary))
     for backend, name, n in rows:
         table.add_row(backend, name, str(n))
     out.print(table)
@@ -128,7 +119,6 @@ def print_work(summary: dict[str, dict[str, Any]]) -> None:
         "completed runs, repeated work beyond the oracle's",
         ["backend", "complete", "llm calls", "tool calls", "tokens", "acts unsure"],
     )
-    _fold_names(table, list(summary))
     for backend, s in summary.items():
         wasted = s.get("wasted") or {}
         table.add_row(
@@ -147,7 +137,6 @@ def print_latency(summary: dict[str, dict[str, Any]]) -> None:
         "throughput and latency (ms)",
         ["backend", "steps/s", "step p50", "step p99", "overhead p50", "overhead p99"],
     )
-    _fold_names(table, list(summary))
     for backend, s in summary.items():
         table.add_row(
             backend,
@@ -171,7 +160,6 @@ def print_fidelity(summary: dict[str, dict[str, Any]]) -> None:
         "start latency (ms), steady throughput",
         ["backend", "start p50", "start p99", "steady steps/s"],
     )
-    _fold_names(table, list(summary))
     for backend, s in summary.items():
         start = s.get("start_latency_ms") or {}
         table.add_row(
@@ -192,7 +180,6 @@ def print_fidelity(summary: dict[str, dict[str, Any]]) -> None:
         "cost against the raw floors and the baseline (p50)",
         ["backend", "step / floor", "overhead / floor", "step / baseline", "overhead / baseline"],
     )
-    _fold_names(table, [b for b, _, _ in ratios])
     for backend, floor, s in ratios:
         table.add_row(
             backend,
@@ -237,37 +224,58 @@ def print_floors(figures: dict[str, dict[str, Any]]) -> None:
     out.print(table)
 
 
+def _cell_mark(c: Any) -> str:
+    if c.status == "failed":
+        return "harness failed"
+    if c.inspect_errors:
+        return "backend misbehaved"
+    if c.inconclusive:
+        return "INCONCLUSIVE"
+    return {True: "met", False: "NOT MET", None: "-"}[c.met]
+
+
+def _ci(n: int | None, lower: float | None, upper: float | None) -> str:
+    if not n or lower is None or upper is None:
+        return "-"
+    return f"[{lower:.3f}, {upper:.3f}]"
+
+
 def print_matrix(cells: list[Any]) -> None:
-    table = Table(title="chaos suite")
-    for column in (
-        "fault class",
-        "backend",
-        "integrity",
-        "expected",
-        "met",
-        "anomalies",
-        "recovery p50 ms",
-        "recovery p99 ms",
-        "wasted llm",
-        "wasted tools",
-        "overhead p50 ms",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("fault class", "backend") else "right"
-        )
+    """The suite matrix in two tables that fit 80 columns: the evidence per cell
+    (integrity among exposed runs, its interval, the expectation), then what the faults
+    cost (recovery, repeated work, overhead)."""
+    names = [c.backend for c in cells]
+    left = ("fault class", "backend", "verdict")
+    table = _table(
+        "chaos suite: integrity among exposed runs (95% exact interval)",
+        ["fault class", "backend", "exposed", "integrity", "95% CI", "expected", "verdict"],
+        left=left,
+    )
     for c in cells:
-        met = "failed" if c.status == "failed" else {True: "yes", False: "NO", None: "-"}[c.met]
+        rate = c.exposed_integrity if c.exposed_runs is not None else c.integrity
+        exposed = "-" if c.exposed_runs is None else f"{c.exposed_runs}/{c.runs}"
         table.add_row(
             c.fault_class,
             c.backend,
-            fmt(c.integrity, 3),
+            exposed,
+            fmt(rate, 3),
+            _ci(c.evidence_n, c.evidence_lower, c.evidence_upper),
             fmt(c.expected_integrity),
-            met,
+            _cell_mark(c),
+        )
+    out.print(table)
+    table = _table(
+        "chaos suite: what the faults cost",
+        ["fault class", "backend", "anomalies", "recovery p99 ms", "wasted llm", "wasted tools"],
+        left=left,
+    )
+    for c in cells:
+        table.add_row(
+            c.fault_class,
+            c.backend,
             fmt(c.anomalies),
-            fmt(c.recovery_p50_ms, 0),
             fmt(c.recovery_p99_ms, 0),
             fmt(c.wasted_llm_calls),
             fmt(c.wasted_tool_executions),
-            fmt(c.overhead_p50_ms),
         )
     out.print(table)
