@@ -51,7 +51,6 @@ def _result_text(result: str) -> str:
 def print_summary(summary: dict[str, dict[str, Any]]) -> None:
     """The results of one run: integrity with its interval and the result per backend,
     then anomalies, repeated work, and latency, each table readable in 80 columns."""
-    names = list(summary)
     table = _table(
         "integrity (95% exact interval)", ["backend", "runs", "exposed", "integrity", "result"]
     )
@@ -244,7 +243,6 @@ def print_matrix(cells: list[Any]) -> None:
     """The suite matrix in two tables that fit 80 columns: the evidence per cell
     (integrity among exposed runs, its interval, the expectation), then what the faults
     cost (recovery, repeated work, overhead)."""
-    names = [c.backend for c in cells]
     left = ("fault class", "backend", "verdict")
     table = _table(
         "chaos suite: integrity among exposed runs (95% exact interval)",
