@@ -2,9 +2,16 @@
 
 Each fault class has its own scenario under `scenarios/chaos/`; a cell is one backend
 on one of them, with its own results directory. The matrix summary collects, per
-cell, integrity against the scenario's expectation, anomalies, recovery times,
-wasted work and overhead. `--quick` runs the scenarios as written (sized to finish
-within minutes); the full suite multiplies the runs per cell.
+cell, the exposed runs and integrity among them with its exact interval, against the
+scenario's expectation (a cell whose faults exposed no run is inconclusive, never a
+pass), anomalies, recovery times, wasted work and overhead.
+
+The full suite's scenarios (`scenarios/chaos/<class>.yaml`) are sized to discriminate:
+their faults recur over the whole load so that each cell exposes tens of runs, enough
+for a design flaw to show (pgstore-naive fails kill, evict, crash points, a pause past
+its stale timeout and a store-link partition). `--quick` runs the smoke variants in
+`scenarios/chaos/quick/`: the same fault classes on a handful of runs, minutes for the
+whole matrix, with little statistical power.
 """
 
 from __future__ import annotations
@@ -16,8 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import DurabenchError
 from harness.results import collect_environment
 from harness.runner import BenchmarkRun
@@ -27,6 +32,8 @@ __all__ = [
     "CHAOS_DIR",
     "EXIT_BACKEND",
     "EXIT_INCONCLUSIVE",
+    "QUICK_DIR",
+    "QUICK_NOTE",
     "Cell",
     "SuiteResult",
     "chaos_scenarios",
@@ -34,7 +41,11 @@ __all__ = [
 ]
 
 CHAOS_DIR = SCENARIO_DIR / "chaos"
-FULL_RUNS_FACTOR = 5
+QUICK_DIR = CHAOS_DIR / "quick"  # the smoke-test variant of each fault class
+QUICK_NOTE = (
+    "quick suite: a smoke test with little statistical power (a handful of exposed runs "
+    "per cell); run without --quick for verdicts that discriminate"
+)
 
 EXIT_OK, EXIT_EXPECTATION, EXIT_BAD_INPUT, EXIT_HARNESS = 0, 1, 2, 3
 EXIT_INCONCLUSIVE = 4  # some cell's faults exposed no run (and nothing failed)
@@ -82,6 +93,7 @@ class Cell:
 class SuiteResult:
     path: Path
     cells: list[Cell]
+    quick: bool = False  # the smoke variants: little statistical power
 
     @property
     def exit_code(self) -> int:
@@ -98,9 +110,10 @@ class SuiteResult:
         return EXIT_OK
 
 
-def chaos_scenarios(only: list[str] | None = None) -> list[Path]:
-    """The suite's scenario files, validated; `only` filters by fault-class name."""
-    paths = sorted(CHAOS_DIR.glob("*.yaml"))
+def chaos_scenarios(only: list[str] | None = None, *, quick: bool = False) -> list[Path]:
+    """The suite's scenario files (the quick variants with `quick`), validated; `only`
+    filters by fault-class name."""
+    paths = sorted((QUICK_DIR if quick else CHAOS_DIR).glob("*.yaml"))
     if only:
         known = {p.stem for p in paths}
         unknown = sorted(set(only) - known)
@@ -113,17 +126,6 @@ def chaos_scenarios(only: list[str] | None = None) -> list[Path]:
     for path in paths:
         load_scenario(path)  # everything validated before anything starts
     return paths
-
-
-def _scaled(path: Path, quick: bool, directory: Path) -> Path:
-    """The scenario as the cell runs it (full mode: more runs), written beside the results."""
-    if quick:
-        return path
-    data = yaml.safe_load(path.read_text())
-    data["runs"] = int(data["runs"]) * FULL_RUNS_FACTOR
-    scaled = directory / f"{path.stem}.yaml"
-    scaled.write_text(yaml.safe_dump(data, sort_keys=False))
-    return scaled
 
 
 def _fill(cell: Cell, scenario: Scenario, summary: dict[str, Any]) -> None:
@@ -169,13 +171,16 @@ async def run_suite(
     bench_options: dict[str, Any] | None = None,
 ) -> SuiteResult:
     """Run every (fault class, backend) cell; a cell that crashes is recorded, not fatal."""
-    scenarios = chaos_scenarios(only)
+    scenarios = chaos_scenarios(only, quick=quick)
     path = out_root / f"suite-{time.strftime('%Y%m%dT%H%M%S')}{'-quick' if quick else ''}"
     cells_dir = path / "cells"
     cells_dir.mkdir(parents=True)
-    result = SuiteResult(path, [])
+    result = SuiteResult(path, [], quick)
     manifest = {
         "quick": quick,
+        "power": "smoke test: few exposed runs per cell, little statistical power"
+        if quick
+        else "sized to discriminate: faults recur over the load",
         "backends": backends,
         "fault_classes": [p.stem for p in scenarios],
         "environment": collect_environment(),
@@ -183,7 +188,7 @@ async def run_suite(
     }
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     for scenario_path in scenarios:
-        scenario_file = _scaled(scenario_path, quick, path)
+        scenario_file = scenario_path
         scenario = load_scenario(scenario_file)
         for backend in backends:
             cell = Cell(scenario_path.stem, backend)
@@ -209,5 +214,13 @@ async def run_suite(
 def _write_matrix(result: SuiteResult) -> None:
     rows = [asdict(c) for c in result.cells]
     (result.path / "matrix.json").write_text(
-        json.dumps({"exit_code": result.exit_code, "cells": rows}, indent=2)
+        json.dumps(
+            {
+                "exit_code": result.exit_code,
+                "quick": result.quick,
+                "note": QUICK_NOTE if result.quick else None,
+                "cells": rows,
+            },
+            indent=2,
+        )
     )

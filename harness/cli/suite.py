@@ -22,16 +22,30 @@ from harness.cli.common import (
 from harness.cli.tables import print_matrix
 from harness.errors import DurabenchError
 
-__all__ = ["suite"]
+__all__ = ["SUITE_LANGGRAPH", "suite", "suite_backends"]
+
+
+# LangGraph runs in the suite in its durable mode: `async` (its default) may legitimately
+# lose the steps it had not yet checkpointed; `sync` is the mode that promises to hold.
+SUITE_LANGGRAPH = "langgraph:sqlite?durability=sync"
+
+
+def suite_backends() -> list[str]:
+    """Every installed built-in backend, LangGraph as SUITE_LANGGRAPH."""
+    return [SUITE_LANGGRAPH if n == "langgraph" else n for n in installed_backends()]
 
 
 @click.command()
-@backends_option("Backend to include (repeatable). Default: every installed backend.")
+@backends_option(
+    "Backend to include (repeatable). Default: every installed backend, LangGraph as "
+    f"{SUITE_LANGGRAPH!r}."
+)
 @click.option(
     "--quick",
     is_flag=True,
-    help="Run each fault class's scenario as written (minutes); without it, "
-    "every cell runs 5x the runs.",
+    help="A smoke test: the small variant of each fault class (scenarios/chaos/quick/, "
+    "at most 10 minutes on 2 cores for the whole matrix), with little statistical power. "
+    "Without it, each cell runs scenarios/chaos/<class>.yaml, sized to expose tens of runs.",
 )
 @click.option(
     "--only",
@@ -54,14 +68,14 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
     was inconclusive (nothing failed), 5 a backend misbehaved (its inspect() raised or
     returned malformed state for some run)."""
     from backends.base import load_backend
-    from harness.suite import Cell, chaos_scenarios, run_suite
+    from harness.suite import QUICK_NOTE, Cell, chaos_scenarios, run_suite
 
-    names = list(backends) or installed_backends()
+    names = list(backends) or suite_backends()
     stop_on_signals()
     try:
         for name in names:
             load_backend(name)
-        chaos_scenarios(list(only) or None)
+        chaos_scenarios(list(only) or None, quick=quick)
     except DurabenchError as exc:
         fail(str(exc))
     log_to(out_dir)
@@ -89,11 +103,7 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
         )
 
     if quick:
-        console.print(
-            "--quick: a smoke test with little statistical power (few exposed runs per "
-            "cell); run without --quick for verdicts that discriminate",
-            highlight=False,
-        )
+        console.print(QUICK_NOTE, highlight=False)
     try:
         result = asyncio.run(
             run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show)
@@ -104,6 +114,6 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
         fail(str(exc))
     print_matrix(result.cells)
     if quick:
-        out.print("quick suite: a smoke test with little statistical power", style="yellow")
+        out.print(QUICK_NOTE, style="yellow", highlight=False)
     out.print(f"suite: {result.path}")
     sys.exit(result.exit_code)
