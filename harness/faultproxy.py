@@ -148,6 +148,10 @@ class Link:
         except OSError:
             _abort_with_rst(client_w)
             return
+        if self.toxics.reset:  # a reset came while the upstream connection was made
+            _abort_with_rst(client_w)
+            _abort_with_rst(upstream_w)
+            return
         self.connections.update((client_w, upstream_w))
         try:
             await asyncio.gather(

@@ -1,4 +1,5 @@
-"""Faults are data: what, where, when, how long. Injectors (harness/nemesis.py) act on them.
+"""Faults are data: what, where, when, how long. Injectors (harness/injectors/) act on them,
+the schedule (harness/schedule.py) times them.
 
 ```yaml
 faults:
@@ -34,14 +35,18 @@ __all__ = [
     "DeployFault",
     "EvictFault",
     "Fault",
+    "Fixed",
     "KillFault",
     "LlmFault",
     "NetworkFault",
     "OutageFault",
     "PauseFault",
+    "Percent",
     "RandomTiming",
     "RestartFault",
+    "RollingRestartFault",
     "Selection",
+    "TimedFault",
     "ToolFault",
 ]
 
@@ -71,9 +76,10 @@ class RandomTiming(_Frozen):
     within_s: float = Field(gt=0)
 
 
-class _Timed(_Frozen):
+class TimedFault(_Frozen):
     """Exactly one timing: at an offset, after N committed steps, periodically, or random."""
 
+    kind: str  # each fault narrows it to its own literal: the discriminator
     at_s: float | None = Field(None, ge=0)
     after_steps: int | None = Field(None, ge=0, strict=True)
     every_s: float | None = Field(None, gt=0)
@@ -81,7 +87,7 @@ class _Timed(_Frozen):
     random: RandomTiming | None = None
 
     @model_validator(mode="after")
-    def _one_timing(self) -> _Timed:
+    def _one_timing(self) -> TimedFault:
         given = [
             n for n in ("at_s", "after_steps", "every_s", "random") if getattr(self, n) is not None
         ]
@@ -92,8 +98,17 @@ class _Timed(_Frozen):
             )
         return self
 
+    def target_label(self) -> str:
+        """What the fault acts on, for its record ('' for faults that name no target)."""
+        return str(self.__dict__.get("target", ""))
 
-class KillFault(_Timed):
+    def lasts_s(self) -> float | None:
+        """How long the fault holds before it is healed (None: it is over once applied)."""
+        duration = self.__dict__.get("duration_s")
+        return None if duration is None else float(duration)
+
+
+class KillFault(TimedFault):
     """SIGKILL (a pod lost with its node); the supervisor restarts it after a delay."""
 
     kind: Literal["kill"]
@@ -102,7 +117,7 @@ class KillFault(_Timed):
     restart_delay_s: float = Field(0.2, ge=0)
 
 
-class EvictFault(_Timed):
+class EvictFault(TimedFault):
     """SIGTERM, a grace period to drain, then SIGKILL (a Kubernetes eviction)."""
 
     kind: Literal["evict"]
@@ -111,7 +126,18 @@ class EvictFault(_Timed):
     grace_s: float = Field(2.0, ge=0)
 
 
-class PauseFault(_Timed):
+class RollingRestartFault(TimedFault):
+    """The selected workers evicted one after another, `interval_s` apart, each restarted
+    by its supervisor (`kubectl rollout restart` without a new version)."""
+
+    kind: Literal["rolling_restart"]
+    target: Literal["worker"] = "worker"
+    select: Selection = "all"
+    grace_s: float = Field(2.0, ge=0)
+    interval_s: float = Field(0.5, ge=0)
+
+
+class PauseFault(TimedFault):
     """SIGSTOP, then SIGCONT after the duration (a long GC pause, a frozen VM)."""
 
     kind: Literal["pause"]
@@ -120,7 +146,7 @@ class PauseFault(_Timed):
     duration_s: float = Field(gt=0)
 
 
-class RestartFault(_Timed):
+class RestartFault(TimedFault):
     """Kill the server or the store and start it again on the same data."""
 
     kind: Literal["restart"]
@@ -128,14 +154,14 @@ class RestartFault(_Timed):
     down_s: float = Field(0.0, ge=0)
 
 
-class OutageFault(_Timed):
+class OutageFault(TimedFault):
     """Server and store down together for the duration (a regional outage)."""
 
     kind: Literal["outage"]
     duration_s: float = Field(gt=0)
 
 
-class NetworkFault(_Timed):
+class NetworkFault(TimedFault):
     """A fault on one link through the fault proxy."""
 
     kind: Literal["network"]
@@ -156,7 +182,7 @@ class NetworkFault(_Timed):
         return self
 
 
-class LlmFault(_Timed):
+class LlmFault(TimedFault):
     """The simulated provider answers 429 (with Retry-After), 5xx, or slowly."""
 
     kind: Literal["llm"]
@@ -169,7 +195,7 @@ class LlmFault(_Timed):
     duration_s: float = Field(gt=0)
 
 
-class ToolFault(_Timed):
+class ToolFault(TimedFault):
     """Slow tool calls (60 s and more exercise heartbeats and timeouts) or tool errors."""
 
     kind: Literal["tool"]
@@ -182,7 +208,7 @@ class ToolFault(_Timed):
     duration_s: float = Field(gt=0)
 
 
-class DeployFault(_Timed):
+class DeployFault(TimedFault):
     """Recreate the workers mid-run from another image (platforms that run images), on
     another code version (backends that have versions), or both."""
 
@@ -219,6 +245,7 @@ assert set(CrashPointFault.model_fields["point"].annotation.__args__) == set(CRA
 Fault = Annotated[
     KillFault
     | EvictFault
+    | RollingRestartFault
     | PauseFault
     | RestartFault
     | OutageFault

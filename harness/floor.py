@@ -7,7 +7,8 @@ a backend's session is open (its server and store running, the simulated LLM and
 service up), `record_floor` runs each program as a subprocess at the scenario's
 concurrency and appends its per-step samples to `floors.parquet`; `summarize` then
 reports each backend's step cost and overhead as a ratio to its own floor.
-`durabench floor` (`FloorRun`) does only that: the same servers, no benchmark load.
+`durabench floor` (`FloorRun`, harness/floor_run.py) does only that: the same servers,
+no benchmark load.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import json
 import os
 import shlex
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,14 @@ from backends.base import (
     BackendEnv,
     FloorProgram,
     HasFloor,
-    load_backend,
 )
 from harness.errors import DurabenchError
-from harness.evaluate import floor_figures
-from harness.results import ResultsDir, collect_environment, new_bench_id
-from harness.scenario import Scenario, load_scenario, resolve_scenario_path
+from harness.results import ResultsDir
+from harness.scenario import Scenario
 
 __all__ = [
     "FLOOR_TABLE",
     "FloorError",
-    "FloorRun",
     "floor_programs_for",
     "floor_rows",
     "read_floors",
@@ -158,68 +154,6 @@ async def record_floor(
         rows += floor_rows(session.name, program, index == 0, result)
     session.results.append_table(FLOOR_TABLE, rows)
     return rows
-
-
-@dataclass
-class FloorRun:
-    """`durabench floor`: bring each backend's servers up as a benchmark would and run only
-    its floors, into results/<run-id>/floors.parquet and floors.json."""
-
-    scenario_path: Path
-    backend_names: list[str]
-    out_root: Path
-    platform_name: str = "local"
-    external: Any = None
-    runs: int | None = None
-    concurrency: int | None = None
-    results: ResultsDir | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        self.scenario_path = resolve_scenario_path(self.scenario_path)
-        self.scenario = load_scenario(self.scenario_path)
-        self.backends = [load_backend(name) for name in self.backend_names]
-
-    async def execute(self) -> dict[str, dict[str, Any]]:
-        from harness.runner import open_session  # the runner imports evaluate, which imports us
-
-        results = ResultsDir.create(self.out_root, new_bench_id(f"floor-{self.scenario.name}"))
-        self.results = results
-        (results.path / "scenario.yaml").write_text(self.scenario_path.read_text())
-        results.update_manifest(
-            bench_id=results.path.name,
-            status="running",
-            kind="floor",
-            scenario=self.scenario.model_dump(mode="json"),
-            scenario_path=str(self.scenario_path),
-            backends=self.backend_names,
-            platform=self.platform_name,
-            command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            started_at=time.time(),
-            environment=collect_environment(),
-        )
-        status = "failed"
-        try:
-            for name, backend in zip(self.backend_names, self.backends, strict=True):
-                async with open_session(
-                    self.scenario,
-                    self.scenario_path,
-                    name,
-                    backend,
-                    results,
-                    self.platform_name,
-                    self.external,
-                    ids=[],
-                ) as session:
-                    await record_floor(session, self.runs, self.concurrency)
-            status = "complete"
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            status = "interrupted"
-            raise
-        finally:
-            summary = floor_figures(read_floors(results))
-            results.write_json("floors.json", summary)
-            results.update_manifest(status=status, finished_at=time.time())
-        return summary
 
 
 def read_floors(results: ResultsDir) -> pd.DataFrame:

@@ -15,11 +15,11 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import aiohttp
 import pandas as pd
@@ -32,19 +32,26 @@ from backends.base import (
     RunSpec,
     load_backend,
 )
-from harness.errors import BackendError, DryRunPlanned, DurabenchError, UnsupportedFault
+from harness.errors import BackendError, DryRunPlanned, DurabenchError
 from harness.evaluate import judge_runs, summarize, with_exposure
-from harness.failpoints import ENV_DIR, ENV_POINTS, CrashPoint, format_points
-from harness.faults import CrashPointFault, DeployFault, NetworkFault
+from harness.faults import DeployFault, NetworkFault
 from harness.floor import record_floor
 from harness.healing import STATE_DIR, ActiveFaults
+from harness.injectors import refuse_faults
+from harness.injectors.crash_point import crash_point_records, with_crash_points
+from harness.injectors.network import ProxyLinks
 from harness.masking import mask_command
 from harness.measure import read_rows
-from harness.nemesis import CommitCounter, Nemesis, crash_point_records
+from harness.nemesis import CommitCounter, Nemesis
 from harness.oracle import run_ids
 from harness.platform import PLATFORMS, closing_platform, make_platform
-from harness.platform.base import ComponentSpec, Platform
-from harness.platform.local import free_port
+from harness.platform.base import ComponentSpec, Handle, Platform, free_port
+from harness.platform.capabilities import (
+    CollectFiles,
+    DryRun,
+    LinkFaults,
+    SharedFilesystem,
+)
 from harness.results import ResultsDir, collect_environment, new_bench_id
 from harness.scenario import Scenario, load_scenario, resolve_scenario_path
 from harness.workload import seeded_rng
@@ -60,7 +67,6 @@ __all__ = [
     "inspect_all",
     "open_session",
     "record_backend",
-    "run_benchmark",
     "service_specs",
     "start_run",
 ]
@@ -257,26 +263,34 @@ def _url(address: tuple[str, int]) -> str:
     return f"http://{address[0]}:{address[1]}"
 
 
+@runtime_checkable
+class SharesFilesWithWorkers(Protocol):
+    """Optional backend capability: the harness and the workers open the same files."""
+
+    @property
+    def shares_files_with_workers(self) -> bool: ...
+
+
 def _needs_proxy(scenario: Scenario, platform: Platform) -> bool:
     """Network faults go through the fault proxy, except on platforms that fault links
     themselves (Kubernetes: NetworkPolicies and Chaos Mesh)."""
-    cuts_links = hasattr(platform, "network_fault")
+    cuts_links = isinstance(platform, LinkFaults)
     return not cuts_links and any(isinstance(f, NetworkFault) for f in scenario.faults)
 
 
 def _collector(platform: Platform, env: BackendEnv) -> Callable[[], None] | None:
     """How to bring the workers' measurement files and crash-point markers into the work
     directory, on platforms whose components write elsewhere (Kubernetes: `collect`)."""
-    collect = getattr(platform, "collect", None)
-    if collect is None:
+    if not isinstance(platform, CollectFiles):
         return None
     paths = [str(env.measurements_dir.relative_to(env.workdir)), "failpoints"]
-    return lambda: collect(paths)
+    return lambda: platform.collect(paths)
 
 
 @dataclass(frozen=True)
 class ProxyHandle:
-    """The fault proxy of one backend run; `route` adds a link on first use."""
+    """The fault proxy of one backend run; `route` adds a link on first use. Blocking
+    (backends call it from `components`): the runner calls it from a thread."""
 
     control_url: str
 
@@ -308,51 +322,137 @@ def _start_proxy(platform: Platform) -> ProxyHandle:
     return ProxyHandle(f"http://127.0.0.1:{control}")
 
 
-def _with_crash_points(spec: ComponentSpec, scenario: Scenario, workdir: Path) -> ComponentSpec:
-    """Workers learn the scenario's crash points through their environment."""
-    points = [
-        CrashPoint(f.point, f.run, f.step)
-        for f in scenario.faults
-        if isinstance(f, CrashPointFault)
-    ]
-    if spec.role != "worker" or not points:
-        return spec
-    env = {
-        **spec.env,
-        ENV_POINTS: format_points(points),
-        ENV_DIR: str(workdir / "failpoints"),
-    }
-    return replace(spec, env=env)
-
-
 def _deployer(
     backend: Backend, env: BackendEnv, platform: Platform, scenario: Scenario, workdir: Path
 ) -> Callable[[DeployFault], Awaitable[None]]:
-    """How the `deploy` fault recreates the workers: from another image (any backend, on
-    platforms that run images), on another code version (Deployable backends), or both.
-    What cannot apply raises UnsupportedFault, so the fault is recorded as skipped."""
+    """How the `deploy` fault recreates the workers: from another image, on another code
+    version (Deployable backends), or both. What cannot apply was refused before the
+    run started (harness/injectors/deploy.py)."""
 
-    async def deploy(fault: DeployFault) -> None:
-        if fault.image is not None and getattr(platform, "image", None) is None:
-            raise UnsupportedFault(
-                f"the {platform.name} platform runs no images: cannot deploy {fault.image!r}"
-            )
+    def recreate(fault: DeployFault) -> None:
         running = {c.spec.name: c.spec for c in platform.components("worker")}
         specs = list(running.values())
-        if fault.version is not None:
-            if not isinstance(backend, Deployable):
-                raise UnsupportedFault("this backend has no code versions to deploy")
-            if fault.version not in backend.versions():
-                known = backend.versions()
-                raise ValueError(f"unknown version {fault.version!r}; this backend has {known}")
+        if fault.version is not None and isinstance(backend, Deployable):
             specs = backend.worker_components(env, fault.version)
         for spec in specs:
             image = fault.image or running.get(spec.name, spec).image  # a version keeps the image
-            new = _with_crash_points(replace(spec, image=image), scenario, workdir)
-            await asyncio.to_thread(platform.stop, new.name)
-            await asyncio.to_thread(platform.start, new)
+            new = with_crash_points(replace(spec, image=image), scenario.faults, workdir)
+            platform.stop(new.name)
+            platform.start(new)
+
+    async def deploy(fault: DeployFault) -> None:
+        await asyncio.to_thread(recreate, fault)
 
     return deploy
+
+
+def check_platform(
+    name: str, scenario: Scenario, backend: Backend, platform: Platform
+) -> dict[int, str]:
+    """Before anything starts: the backend can run on this platform; returns which faults
+    the injectors refuse here and why (fault index -> reason)."""
+    if (
+        not isinstance(platform, SharedFilesystem)
+        and isinstance(backend, SharesFilesWithWorkers)
+        and backend.shares_files_with_workers
+    ):
+        raise BackendError(
+            f"{name} shares files between the harness and its workers, which the "
+            f"{platform.name} platform cannot give them; use a backend whose workers "
+            "reach their store over the network (e.g. langgraph:postgres)"
+        )
+    return refuse_faults(scenario.faults, platform, backend)
+
+
+@dataclass(frozen=True)
+class Services:
+    """The simulated LLM (unless a real provider is used) and the tool service, as
+    started for one backend: their direct (unproxied) admin URLs."""
+
+    llm: Handle | None
+    tools: Handle
+
+    @property
+    def llm_admin_url(self) -> str | None:
+        return None if self.llm is None else f"http://127.0.0.1:{self.llm.spec.port}"
+
+    @property
+    def tools_admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.tools.spec.port}"
+
+
+def start_services(
+    platform: Platform, scenario: Scenario, scenario_path: Path, workdir: Path
+) -> Services:
+    started = {s.role: platform.start(s) for s in service_specs(scenario, scenario_path, workdir)}
+    return Services(started.get("llm"), started["tools"])
+
+
+def build_env(
+    scenario: Scenario,
+    scenario_path: Path,
+    results: ResultsDir,
+    workdir: Path,
+    services: Services,
+    proxy: ProxyHandle | None,
+    external: ExternalServices | None,
+) -> BackendEnv:
+    """What the backend is given; the workers' links go through the proxy when there is
+    one (blocking: it asks the proxy for each link)."""
+    route = proxy.route if proxy is not None else _direct
+    llm_url = str(scenario.llm.base_url)
+    if services.llm is not None:
+        llm_url = _url(route("worker->llm", "127.0.0.1", services.llm.spec.port or 0)) + "/v1"
+    return BackendEnv(
+        scenario=scenario,
+        scenario_path=scenario_path,
+        bench_id=results.path.name,
+        llm_url=llm_url,
+        tools_url=_url(route("worker->tools", "127.0.0.1", services.tools.spec.port or 0)),
+        workdir=workdir,
+        measurements_dir=workdir / "measurements",
+        external=external or ExternalServices(),
+        route=route,
+    )
+
+
+def start_components(platform: Platform, backend: Backend, env: BackendEnv) -> None:
+    """The backend's own components (servers, stores, workers with their crash points)."""
+    for spec in backend.components(env):
+        platform.start(with_crash_points(spec, env.scenario.faults, env.workdir))
+
+
+def register_for_heal(active: ActiveFaults, platform: Platform, proxy: ProxyHandle | None) -> None:
+    """Everything started goes into the state file, so `durabench heal` can end it."""
+    for component in platform.components():
+        active.add(f"started:{component.spec.name}", platform.started_entry(component))
+    if proxy is not None:
+        active.add("proxy", ProxyLinks(proxy.control_url))
+
+
+def build_nemesis(
+    name: str,
+    backend: Backend,
+    env: BackendEnv,
+    platform: Platform,
+    active: ActiveFaults,
+    services: Services,
+    proxy: ProxyHandle | None,
+    refused: Mapping[int, str],
+) -> Nemesis:
+    return Nemesis(
+        env.scenario,
+        name,
+        platform,
+        log_path=env.workdir / "faults.jsonl",
+        active=active,
+        commits=CommitCounter(env.measurements_dir, refresh=_collector(platform, env)),
+        proxy_url=proxy.control_url if proxy is not None else None,
+        llm_admin_url=services.llm_admin_url,
+        tools_admin_url=services.tools_admin_url,
+        deploy=_deployer(backend, env, platform, env.scenario, env.workdir),
+        refused=refused,
+    )
 
 
 @dataclass
@@ -443,67 +543,29 @@ async def open_session(
     *,
     ids: list[str] | None = None,
     progress: ProgressFn | None = None,
-    on_platform: Callable[[Platform], None] | None = None,
 ) -> AsyncIterator[BackendSession]:
     """Bring `backend` up inside `results` (services, proxy, components, setup, nemesis);
     on exit heal every fault, tear the backend down, collect the ledger and the LLM call
     log, and stop every component. A failure keeps the active-fault file for `heal`."""
     workdir = results.backend_dir(name)
     active = ActiveFaults(STATE_DIR / f"{results.path.name}-{workdir.name}.json")
-    with closing_platform(make_platform(platform_name, workdir, results.path.name)) as platform:
-        if on_platform is not None:
-            on_platform(platform)
-        if not getattr(platform, "shares_host_filesystem", True) and getattr(
-            backend, "shares_files_with_workers", False
-        ):
-            raise BackendError(
-                f"{name} shares files between the harness and its workers, which the "
-                f"{platform.name} platform cannot give them; use a backend whose workers "
-                "reach their store over the network (e.g. langgraph:postgres)"
-            )
-        started = {
-            s.role: platform.start(s) for s in service_specs(scenario, scenario_path, workdir)
-        }
-        direct_llm = f"http://127.0.0.1:{started['llm'].spec.port}" if "llm" in started else None
-        direct_tools = f"http://127.0.0.1:{started['tools'].spec.port}"
-        proxy = _start_proxy(platform) if _needs_proxy(scenario, platform) else None
-        route = proxy.route if proxy is not None else _direct
-        llm_url = (
-            _url(route("worker->llm", "127.0.0.1", started["llm"].spec.port or 0)) + "/v1"
-            if direct_llm
-            else str(scenario.llm.base_url)
+    platform = await asyncio.to_thread(make_platform, platform_name, workdir, results.path.name)
+    with closing_platform(platform):
+        refused = await asyncio.to_thread(check_platform, name, scenario, backend, platform)
+        services = await asyncio.to_thread(
+            start_services, platform, scenario, scenario_path, workdir
         )
-        env = BackendEnv(
-            scenario=scenario,
-            scenario_path=scenario_path,
-            bench_id=results.path.name,
-            llm_url=llm_url,
-            tools_url=_url(route("worker->tools", "127.0.0.1", started["tools"].spec.port or 0)),
-            workdir=workdir,
-            measurements_dir=workdir / "measurements",
-            external=external or ExternalServices(),
-            route=route,
+        proxy = None
+        if _needs_proxy(scenario, platform):
+            proxy = await asyncio.to_thread(_start_proxy, platform)
+        env = await asyncio.to_thread(
+            build_env, scenario, scenario_path, results, workdir, services, proxy, external
         )
-        for spec in backend.components(env):
-            platform.start(_with_crash_points(spec, scenario, workdir))
-        if getattr(platform, "dry_run", False):
+        await asyncio.to_thread(start_components, platform, backend, env)
+        if isinstance(platform, DryRun) and platform.dry_run:
             raise DryRunPlanned(name)  # the platform printed it all; stop_all prints the rest
-        for component in platform.components():
-            active.add(f"started:{component.spec.name}", platform.started_entry(component))
-        if proxy is not None:
-            active.add("proxy", {"type": "proxy", "control_url": proxy.control_url})
-        nemesis = Nemesis(
-            scenario,
-            name,
-            platform,
-            log_path=workdir / "faults.jsonl",
-            active=active,
-            commits=CommitCounter(env.measurements_dir, refresh=_collector(platform, env)),
-            proxy_url=proxy.control_url if proxy is not None else None,
-            llm_admin_url=direct_llm,
-            tools_admin_url=direct_tools,
-            deploy=_deployer(backend, env, platform, scenario, workdir),
-        )
+        register_for_heal(active, platform, proxy)
+        nemesis = build_nemesis(name, backend, env, platform, active, services, proxy, refused)
         await backend.setup(env)
         session = BackendSession(
             name,
@@ -521,13 +583,18 @@ async def open_session(
         finally:
             await nemesis.heal_all()
             await backend.teardown()
-        collect = _collector(platform, env)
-        if collect is not None:
-            await asyncio.to_thread(collect)
-        session.ledger = await _fetch_json_lines(f"{direct_tools}/ledger")
-        if direct_llm:
-            session.llm_calls = await _fetch_json_lines(f"{direct_llm}/_durabench/calls")
+        await _collect_records(session, services)
     active.close()
+
+
+async def _collect_records(session: BackendSession, services: Services) -> None:
+    """Bring the workers' files here, and read what the services recorded."""
+    collect = _collector(session.platform, session.env)
+    if collect is not None:
+        await asyncio.to_thread(collect)
+    session.ledger = await _fetch_json_lines(f"{services.tools_admin_url}/ledger")
+    if services.llm_admin_url is not None:
+        session.llm_calls = await _fetch_json_lines(f"{services.llm_admin_url}/_durabench/calls")
 
 
 def record_backend(
@@ -535,7 +602,7 @@ def record_backend(
 ) -> None:
     """Judge one backend's runs and append its tables and manifest details to `results`."""
     name, backend = session.name, session.backend
-    fired = crash_point_records(session.scenario, name, session.env.workdir / "failpoints")
+    fired = crash_point_records(session.scenario.faults, name, session.env.workdir / "failpoints")
     if fired:
         with (session.env.workdir / "faults.jsonl").open("a", encoding="utf-8") as log:
             log.writelines(json.dumps(asdict(r), default=str) + "\n" for r in fired)
@@ -576,8 +643,13 @@ class BenchmarkRun:
         self.scenario_path = resolve_scenario_path(self.scenario_path)
         self.scenario = load_scenario(self.scenario_path)
         self.backends = [load_backend(name) for name in self.backend_names]
+        for name, backend in zip(self.backend_names, self.backends, strict=True):
+            try:
+                refuse_faults(self.scenario.faults, None, backend)  # e.g. unknown versions
+            except DurabenchError as exc:
+                raise DurabenchError(f"{self.scenario_path}: {name}: {exc}") from None
         self.results: ResultsDir | None = None
-        self.platform: Platform | None = None  # of the backend running now
+        self.platform: Platform | None = None  # of the backend running now, once it is up
         self._walls: dict[str, float] = {}
         self.dry_run = False  # the platform only printed what it would do
 
@@ -610,9 +682,6 @@ class BenchmarkRun:
         return results
 
     async def _run_backend(self, name: str, backend: Backend, results: ResultsDir) -> None:
-        def on_platform(platform: Platform | None) -> None:
-            self.platform = platform
-
         try:
             async with open_session(
                 self.scenario,
@@ -624,8 +693,8 @@ class BenchmarkRun:
                 self.external,
                 ids=run_ids(self.scenario, trials=self.trials),
                 progress=self.progress,
-                on_platform=on_platform,
             ) as session:
+                self.platform = session.platform
                 timings = await session.drive(self.driver)
                 self._walls[name] = session.wall_s
                 persisted = await inspect_all(backend, timings)
@@ -671,9 +740,3 @@ class BenchmarkRun:
         results.update_manifest(
             status=status, error=error, finished_at=time.time(), pid=os.getpid()
         )
-
-
-async def run_benchmark(
-    scenario: str | Path, backends: list[str], out_root: Path, progress: ProgressFn | None = None
-) -> ResultsDir:
-    return await BenchmarkRun(Path(scenario), backends, out_root, progress).execute()

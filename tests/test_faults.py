@@ -8,8 +8,8 @@ import pytest
 
 from harness.errors import ScenarioError
 from harness.faults import DeployFault, KillFault, NetworkFault
-from harness.nemesis import plan_faults
 from harness.scenario import Scenario, parse_scenario
+from harness.schedule import plan_faults
 
 
 def scenario_with(*faults: dict[str, Any]) -> Scenario:

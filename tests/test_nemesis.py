@@ -416,11 +416,33 @@ async def test_link_latency_slows_every_call_on_that_link_during_the_window(
     assert row["outcome"] == "ok"
     steps = pd.read_parquet(results.path / "steps.parquet")
     reasons = steps[(steps["phase"] == "reason") & (steps["outcome"] == "ok")]
+    # calls that began once the proxy had the fault: its PUT may take a while under load
     inside = reasons[
-        (reasons["start"] > row["actual_start"] + 0.05) & (reasons["end"] < row["actual_end"])
+        (reasons["start"] > row["actual_start"] + 0.15) & (reasons["end"] < row["actual_end"])
     ]
     after = reasons[reasons["start"] > row["actual_end"] + 0.05]
     assert len(inside) > 0 and len(after) > 0
     # a lower bound (a delay never ends early): 100 ms each way on the link
     assert ((inside["end"] - inside["start"]) >= 0.2).all()
     assert ((after["end"] - after["start"]) < 0.2).mean() > 0.5, "healed afterwards"
+
+
+async def test_a_rolling_restart_evicts_every_worker_in_turn_and_each_comes_back(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    _, results = await run_with(
+        write_scenario,
+        tmp_path,
+        {"kind": "rolling_restart", "at_s": 0.3, "grace_s": 0.1, "interval_s": 0.3},
+        workers=2,
+    )
+    (row,) = fault_rows(results)
+    assert row["outcome"] == "ok" and row["kind"] == "rolling_restart"
+    assert row["actual_end"] - row["actual_start"] >= 0.3, "one interval between the two"
+    names = sorted(selected.split(":")[0] for selected in row["selected"])
+    assert names == ["baseline-worker-0", "baseline-worker-1"]
+    for selected in row["selected"]:
+        name, pid = selected.split(":")
+        assert process_start_time(int(pid)) is None, f"{name} was evicted"
+        log = (results.path / "baseline" / "logs" / f"{name}.log").read_text()
+        assert "restarts=1" in log, f"{name} came back"

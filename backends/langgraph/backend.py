@@ -10,13 +10,16 @@ What is measured, and what is ours rather than LangGraph's:
   A step is acknowledged (`commit` row) when the saver's `aput` of the first
   checkpoint holding it returned (`savers.py`).
 - LangGraph has no job queue, so deciding which worker resumes which thread after a
-  crash is ours: a durable claim table in the same store (`queue.py`; for the memory
-  saver a SQLite file, since memory has no store). Workers (scenario `workers`,
+  crash is ours: a durable claim table (`queue.py`): in the run's Postgres schema, or
+  a SQLite file of its own beside the checkpoint file (sqlite) or alone (memory, which
+  has no store), so its writes never wait on the saver's lock. Workers (scenario `workers`,
   restarted when they die) claim threads with a lease; a restarted worker takes its
   own threads back at once, others after the lease (10 s). A claimed thread resumes
   with `ainvoke(None, config)` from its last checkpoint, or from the start when there
   is none (`exit` before the invocation ended, or the memory saver after a crash).
-  Run starts and resumes therefore include a claim poll (20 ms when idle).
+  A start or approval wakes the workers and a worker reports each finished thread to
+  the harness (`signals.py`), so neither waits on a poll; what a run start still pays
+  is the claim itself (the insert, the claim and the final status: three commits).
 - Human approval is `interrupt()` in an approval node, resumed with
   `Command(resume=...)` once approved, or with an expiry once the scenario's TTL
   passed (the thread then ends `expired` in its own checkpoint).
@@ -56,21 +59,22 @@ from backends.langgraph.queue import (
     LEASE_S,
     POLL_INTERVAL_S,
     ClaimQueue,
-    open_claims,
 )
 from backends.langgraph.savers import (
-    DSN_ENV,
     DURABILITIES,
     LANGGRAPH_DEFAULT_DURABILITY,
     SAVER_CLASSES,
     SAVERS,
+    package_versions,
+)
+from backends.langgraph.signals import DoneWatcher, wake_workers
+from backends.langgraph.store import (
+    DSN_ENV,
     StoreSpec,
     check_sqlite_writable,
-    footprint,
-    open_saver,
-    package_versions,
     sqlite_synchronous,
 )
+from backends.langgraph.variants import footprint, open_claims, open_saver
 from harness.errors import BackendError
 from harness.platform.local import ComponentSpec, free_port
 from harness.postgres import worker_dsn
@@ -131,6 +135,8 @@ class LangGraphBackend:
         self._saver: BaseCheckpointSaver[Any] | None = None
         self._graph: AgentGraph | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._done: DoneWatcher | None = None
+        self._wakes: set[asyncio.Task[None]] = set()
         self._synchronous: str | None = None
 
     @property
@@ -148,8 +154,12 @@ class LangGraphBackend:
             return StoreSpec("memory", claims_path=claims), []
         if self.variant == "sqlite":
             path = self._path or env.workdir / "langgraph.sqlite"
+            # the claim table in a file of its own beside the checkpoints: its writes
+            # (the harness's starts, the workers' claims) never wait on the saver's lock
+            claims = path.with_name(f"{path.stem}-claims.sqlite")
             check_sqlite_writable(path, self.name)
-            return StoreSpec("sqlite", sqlite_path=path), []
+            check_sqlite_writable(claims, self.name)
+            return StoreSpec("sqlite", sqlite_path=path, claims_path=claims), []
         from backends.langgraph.pg import postgres_store
 
         return postgres_store(env, self.name)
@@ -214,10 +224,12 @@ class LangGraphBackend:
         self._bench_id = env.bench_id
         self._stack = stack = AsyncExitStack()
         self._claims = await stack.enter_async_context(open_claims(self._store))
-        if self.variant == "memory":
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-            self._http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-        else:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        self._http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        self._done = DoneWatcher(self._http, self._worker_urls.values())
+        self._done.start()
+        stack.push_async_callback(self._done.close)
+        if self.variant != "memory":
             self._saver = await stack.enter_async_context(open_saver(self._store))
             self._graph = compile_graph(env.scenario, self._saver)
         if self._store.sqlite_path is not None:
@@ -234,21 +246,30 @@ class LangGraphBackend:
 
     async def start(self, run: RunSpec) -> None:
         await self.claims.enqueue(self.thread_id(run.run_id), run.run_id)
+        self._wake_workers()
+
+    def _wake_workers(self) -> None:
+        """The row is durable: wake the workers (not awaited; they poll anyway)."""
+        if self._http is None or not self._worker_urls:
+            return
+        task = asyncio.create_task(wake_workers(self._http, self._worker_urls.values()))
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
 
     async def wait(self, run_id: str, timeout_s: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
         thread_id = self.thread_id(run_id)
-        while True:
+
+        async def finished() -> bool:
             claim = await self.claims.get(thread_id)
-            if claim is not None and claim.status in FINAL_STATUSES:
-                return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(WAIT_POLL_S)
+            return claim is not None and claim.status in FINAL_STATUSES
+
+        if self._done is None:
+            raise BackendError(f"{self.name} used before setup()")
+        return await self._done.wait(thread_id, timeout_s, finished)
 
     async def approve(self, run_id: str) -> None:
         await self.claims.approve(self.thread_id(run_id))
+        self._wake_workers()
 
     async def inspect(self, run_id: str) -> PersistedRun:
         thread_id = self.thread_id(run_id)
@@ -291,15 +312,19 @@ class LangGraphBackend:
         return await self.claims.count("expired")
 
     async def teardown(self) -> None:
+        for task in list(self._wakes):
+            task.cancel()
         if self._stack is not None:
             with contextlib.suppress(Exception):
                 await self._stack.aclose()
-        self._stack = self._claims = self._saver = self._graph = self._http = None
+        self._stack = self._claims = self._saver = self._graph = self._http = self._done = None
 
     def describe(self) -> dict[str, Any]:
         store = self._store
         location: str | None = None
+        claim_store: str | None = None  # the claim table's file, or the Postgres schema
         if store is not None:
+            claim_store = f"postgres ({store.schema})" if store.dsn else str(store.claims_path)
             if store.dsn:
                 location = mask_dsn(store.dsn)
             elif store.sqlite_path:
@@ -314,7 +339,7 @@ class LangGraphBackend:
             "sqlite_synchronous": self._synchronous,
             "workers": len(self._worker_urls),
             "claim_table": {
-                "store": "sqlite file" if self.variant != "postgres" else "postgres",
+                "store": claim_store,
                 "lease_s": LEASE_S,
                 "poll_s": POLL_INTERVAL_S,
                 "batch": CLAIM_BATCH,

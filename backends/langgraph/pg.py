@@ -1,5 +1,8 @@
 """Postgres for `langgraph:postgres`: the embedded or configured server (harness.postgres),
-one schema per run, `AsyncPostgresSaver` and the claim table in that schema."""
+one schema per run, `AsyncPostgresSaver` and the claim table in that schema.
+
+It builds on `savers` (the commit acknowledgement) and `queue` (the claim SQL) and is
+imported lazily (by `variants` and the backend), so psycopg loads only for this variant."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.base import BackendEnv
 from backends.langgraph.queue import ClaimQueue
-from backends.langgraph.savers import CommitAcknowledger, StoreSpec
+from backends.langgraph.savers import CommitAcknowledger
+from backends.langgraph.store import StoreSpec
 from harness.errors import BackendError
 from harness.measure import Recorder
 from harness.platform.local import ComponentSpec

@@ -14,17 +14,16 @@ Postgres (`FOR UPDATE SKIP LOCKED`), behind two tiny adapters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from backends.langgraph.savers import StoreSpec
+from backends.langgraph.store import SQLITE_TIMEOUT_S
 from harness.errors import BackendError
 
 __all__ = [
@@ -36,13 +35,11 @@ __all__ = [
     "Claim",
     "ClaimQueue",
     "SqliteClaimQueue",
-    "open_claims",
 ]
 
 TABLE = "durabench_lg_claims"
 FINAL_STATUSES = frozenset({"completed", "aborted", "expired", "failed"})
 CLAIMABLE_STATUSES = ("pending", "running", "waiting_approval")
-SQLITE_TIMEOUT_S = 30.0
 LOCKED_RETRIES = 12  # about 10 s of backoff in all
 LOCKED_BACKOFF_S = 0.01
 LOCKED_BACKOFF_CAP_S = 2.0
@@ -244,23 +241,3 @@ class SqliteClaimQueue(ClaimQueue):
 
     async def close(self) -> None:
         await self.db.close()
-
-
-@contextlib.asynccontextmanager
-async def open_claims(store: StoreSpec) -> AsyncIterator[ClaimQueue]:
-    """The claim table in the variant's store, created if missing."""
-    queue: ClaimQueue
-    if store.variant == "postgres":
-        from backends.langgraph.pg import PostgresClaimQueue
-
-        queue = await PostgresClaimQueue.open(store)
-    else:
-        path = store.sqlite_path if store.variant == "sqlite" else store.claims_path
-        if path is None:
-            raise BackendError(f"langgraph:{store.variant}: no SQLite file for the claim table")
-        queue = await SqliteClaimQueue.open(path)
-    try:
-        await queue.setup()
-        yield queue
-    finally:
-        await queue.close()

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -35,25 +33,25 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from harness.errors import BackendError
+from backends.langgraph.store import SQLITE_TIMEOUT_S
 from harness.measure import PhaseRow, Recorder
 
 __all__ = [
-    "DSN_ENV",
     "DURABILITIES",
     "LANGGRAPH_DEFAULT_DURABILITY",
     "SAVERS",
     "SAVER_CLASSES",
     "CommitAcknowledger",
-    "StoreSpec",
-    "check_sqlite_writable",
-    "footprint",
-    "open_saver",
+    "RecordingMemorySaver",
+    "RecordingSqliteSaver",
+    "SizedSerializer",
+    "memory_footprint",
+    "memory_saver",
+    "open_sqlite_saver",
     "package_versions",
-    "sqlite_synchronous",
+    "sqlite_footprint",
 ]
 
-DSN_ENV = "DURABENCH_LANGGRAPH_DSN"  # how workers get the Postgres DSN (not on argv)
 SAVERS = ("memory", "sqlite", "postgres")
 DURABILITIES = ("exit", "async", "sync")
 # What `ainvoke(durability=None)` does, per the installed langgraph's docstring
@@ -65,7 +63,6 @@ SAVER_CLASSES = {
     "sqlite": "AsyncSqliteSaver",
     "postgres": "AsyncPostgresSaver",
 }
-SQLITE_TIMEOUT_S = 30.0  # busy timeout: several worker processes share one file
 PACKAGES = (
     "langgraph",
     "langgraph-checkpoint",
@@ -165,69 +162,31 @@ class RecordingSqliteSaver(CommitAcknowledger, AsyncSqliteSaver):
     pass
 
 
-@dataclass(frozen=True)
-class StoreSpec:
-    """Where one variant keeps checkpoints and the claim table. `dsn` carries the
-    Postgres schema in `options`; it never goes on a command line."""
-
-    variant: str
-    sqlite_path: Path | None = None  # checkpoints (sqlite)
-    claims_path: Path | None = None  # claim table (memory, sqlite)
-    dsn: str | None = None  # checkpoints and claim table (postgres)
-    schema: str | None = None
-
-
-def check_sqlite_writable(path: Path, what: str) -> None:
-    """One clear error when a SQLite file cannot be created or written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)) as db:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
-    except (OSError, sqlite3.Error) as exc:
-        raise BackendError(
-            f"{what}: cannot write the SQLite file {path} ({exc}); "
-            "give a writable file with ?path=/some/dir/file.sqlite"
-        ) from None
-
-
-async def _connect_sqlite(path: Path) -> aiosqlite.Connection:
-    return await aiosqlite.connect(path, timeout=SQLITE_TIMEOUT_S)
-
-
 @contextlib.asynccontextmanager
-async def open_saver(
-    store: StoreSpec, recorder: Recorder | None = None
-) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    """The variant's saver, set up; with a recorder it writes `commit` rows (workers),
-    without one it only reads (the backend's `inspect`)."""
-    serde = SizedSerializer()
-    if store.variant == "memory":
-        memory = RecordingMemorySaver(serde=serde)
+async def open_sqlite_saver(
+    path: Path, serde: SizedSerializer, recorder: Recorder | None
+) -> AsyncIterator[RecordingSqliteSaver]:
+    """`AsyncSqliteSaver` on its own connection to `path`, set up."""
+    conn = await aiosqlite.connect(path, timeout=SQLITE_TIMEOUT_S)
+    try:
+        saver = RecordingSqliteSaver(conn, serde=serde)
+        await saver.setup()
         if recorder is not None:
-            memory.acknowledge_into(recorder)
-        yield memory
-    elif store.variant == "sqlite":
-        assert store.sqlite_path is not None
-        conn = await _connect_sqlite(store.sqlite_path)
-        try:
-            sqlite_saver = RecordingSqliteSaver(conn, serde=serde)
-            await sqlite_saver.setup()
-            if recorder is not None:
-                sqlite_saver.acknowledge_into(recorder)
-            yield sqlite_saver
-        finally:
-            await conn.close()
-    elif store.variant == "postgres":
-        from backends.langgraph.pg import open_postgres_saver
-
-        async with open_postgres_saver(store, serde, recorder) as pg_saver:
-            yield pg_saver
-    else:
-        raise BackendError(f"unknown saver {store.variant!r}; savers: {', '.join(SAVERS)}")
+            saver.acknowledge_into(recorder)
+        yield saver
+    finally:
+        await conn.close()
 
 
-def _memory_footprint(saver: InMemorySaver, thread_id: str) -> tuple[int, int]:
+def memory_saver(serde: SizedSerializer, recorder: Recorder | None) -> RecordingMemorySaver:
+    memory = RecordingMemorySaver(serde=serde)
+    if recorder is not None:
+        memory.acknowledge_into(recorder)
+    return memory
+
+
+def memory_footprint(saver: InMemorySaver, thread_id: str) -> tuple[int, int]:
+    """(checkpoints, bytes) the in-process saver holds for one thread."""
     count = size = 0
     for checkpoints in saver.storage.get(thread_id, {}).values():
         for (_, data), (_, meta), _parent in checkpoints.values():
@@ -240,36 +199,21 @@ def _memory_footprint(saver: InMemorySaver, thread_id: str) -> tuple[int, int]:
     return count, size
 
 
-async def footprint(saver: BaseCheckpointSaver[Any], thread_id: str) -> tuple[int, int]:
-    """(checkpoints, bytes) the store holds for one thread, counted by the store itself:
-    every checkpoint, channel blob and pending write of the thread."""
-    if isinstance(saver, InMemorySaver):
-        return _memory_footprint(saver, thread_id)
-    if isinstance(saver, AsyncSqliteSaver):
-        async with saver.lock:
-            cursor = await saver.conn.execute(
-                "SELECT (SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?),"
-                " (SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0)"
-                "  FROM checkpoints WHERE thread_id = ?)"
-                " + (SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes WHERE thread_id = ?)",
-                (thread_id, thread_id, thread_id),
-            )
-            row = await cursor.fetchone()
-            await cursor.close()
-        assert row is not None
-        return int(row[0]), int(row[1])
-    from backends.langgraph.pg import postgres_footprint
-
-    return await postgres_footprint(saver, thread_id)
-
-
-async def sqlite_synchronous(path: Path) -> str:
-    """The `PRAGMA synchronous` the saver's connections run with (its default)."""
-    async with aiosqlite.connect(path, timeout=SQLITE_TIMEOUT_S) as db:
-        cursor = await db.execute("PRAGMA synchronous")
+async def sqlite_footprint(saver: AsyncSqliteSaver, thread_id: str) -> tuple[int, int]:
+    """(checkpoints, bytes) the SQLite file holds for one thread: every checkpoint and
+    pending write of it."""
+    async with saver.lock:
+        cursor = await saver.conn.execute(
+            "SELECT (SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?),"
+            " (SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0)"
+            "  FROM checkpoints WHERE thread_id = ?)"
+            " + (SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes WHERE thread_id = ?)",
+            (thread_id, thread_id, thread_id),
+        )
         row = await cursor.fetchone()
-    names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
-    return names.get(int(row[0]), str(row[0])) if row else "unknown"
+        await cursor.close()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def package_versions() -> dict[str, str]:

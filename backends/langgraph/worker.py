@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, Durability
 
@@ -44,15 +45,16 @@ from backends.langgraph.queue import (
     POLL_INTERVAL_S,
     Claim,
     ClaimQueue,
-    open_claims,
 )
-from backends.langgraph.savers import (
-    DSN_ENV,
-    CommitAcknowledger,
-    StoreSpec,
-    footprint,
-    open_saver,
+from backends.langgraph.savers import CommitAcknowledger
+from backends.langgraph.signals import (
+    FINISHED_ROUTE,
+    WAKE_ROUTE,
+    FinishedLog,
+    finished_handler,
 )
+from backends.langgraph.store import DSN_ENV, StoreSpec
+from backends.langgraph.variants import footprint, open_claims, open_saver
 from harness.agent import AgentContext, api_key
 from harness.measure import Recorder
 from harness.scenario import Scenario, load_scenario
@@ -89,20 +91,30 @@ class ThreadRunner:
     durability: Durability | None  # None: LangGraph's default
     pin_waiting: bool
     owner: str = field(init=False)
+    finished: FinishedLog = field(init=False)
     running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.owner = f"{self.slot}:{os.getpid()}"
+        self.finished = FinishedLog(self.owner)
+
+    def wake(self) -> None:
+        """The claim table may have work (a start, an approval, a freed slot)."""
+        self._wake.set()
 
     async def serve(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             while True:
+                self._wake.clear()
                 claimed = await self._claim()
                 for claim in claimed:
                     self._track(claim.thread_id, asyncio.create_task(self.run_thread(claim)))
-                if not claimed:
-                    await asyncio.sleep(POLL_INTERVAL_S)
+                if len(claimed) == CLAIM_BATCH:
+                    continue  # there may be more waiting
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
         finally:
             heartbeat.cancel()
             for task in list(self.running.values()):
@@ -110,11 +122,14 @@ class ThreadRunner:
 
     def _track(self, thread_id: str, task: asyncio.Task[None]) -> None:
         self.running[thread_id] = task
-        task.add_done_callback(
-            lambda done: (
-                self.running.pop(thread_id) if self.running.get(thread_id) is done else None
-            )
-        )
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self.running.get(thread_id) is task:
+                del self.running[thread_id]
+                if len(self.running) == MAX_IN_FLIGHT - 1:
+                    self.wake()  # the worker was full: claim what waited for room
+
+        task.add_done_callback(done)
 
     async def _claim(self) -> list[Claim]:
         room = MAX_IN_FLIGHT - len(self.running)
@@ -148,6 +163,7 @@ class ThreadRunner:
             status, error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
         if status is not None:
             await self.claims.finish(thread_id, self.owner, status, error)
+            self.finished.publish(thread_id)  # after the commit: the table says so now
 
     async def _drive(self, claim: Claim) -> tuple[str | None, str | None]:
         """Invoke the graph the way the checkpoint calls for; returns the final claim
@@ -158,6 +174,11 @@ class ThreadRunner:
         after a node's writes landed but before the next checkpoint shows `next == ()`
         although `ainvoke(None, config)` still has work to do."""
         config = thread_config(claim.thread_id, self.scenario)
+        if claim.claims == 1:
+            # the first claim ever: nobody ran the thread, so it has no checkpoint to read
+            if isinstance(self.saver, CommitAcknowledger):
+                self.saver.expect(claim.thread_id, 0)
+            return await self._invoke(claim, initial_state(claim.run_id), config)
         snapshot = await self.graph.aget_state(config)
         values: dict[str, Any] = dict(snapshot.values or {})
         if isinstance(self.saver, CommitAcknowledger):
@@ -177,6 +198,11 @@ class ThreadRunner:
             return self._final(values)
         else:
             command = None  # resume from the last checkpoint
+        return await self._invoke(claim, command, config)
+
+    async def _invoke(
+        self, claim: Claim, command: Any, config: RunnableConfig
+    ) -> tuple[str | None, str | None]:
         result = await self.graph.ainvoke(
             command, config, context=self.ctx, durability=self.durability, version="v2"
         )
@@ -209,6 +235,14 @@ async def _thread(request: web.Request) -> web.Response:
     checkpoints, size = await footprint(runner.saver, thread_id)
     view = await read_thread(runner.graph, runner.scenario, thread_id, checkpoints, size)
     return web.json_response(view.to_dict())
+
+
+async def _wake(request: web.Request) -> web.Response:
+    """A start or an approval: claim now instead of at the next poll."""
+    runner = request.app.get(RUNNER_KEY)
+    if runner is not None:
+        runner.wake()
+    return web.Response(status=204)
 
 
 def _log(message: str) -> None:
@@ -265,6 +299,8 @@ def build_app(args: argparse.Namespace) -> web.Application:
             recorder.close()
 
     app.cleanup_ctx.append(context)
+    app.router.add_post(WAKE_ROUTE, _wake)
+    app.router.add_get(FINISHED_ROUTE, finished_handler(lambda: app[RUNNER_KEY].finished))
     if args.variant == "memory":
         app.router.add_get("/threads/{thread_id}", _thread)
     return app

@@ -10,6 +10,7 @@ from harness.cli.floor import floor
 from harness.cli.heal import heal
 from harness.cli.k8s import k8s
 from harness.cli.load import load_command, sweep_command
+from harness.cli.plan import plan_command
 from harness.cli.results import check, compare, list_, report
 from harness.cli.run import run
 from harness.cli.suite import suite
@@ -24,7 +25,7 @@ def cli() -> None:
     """durabench: does agent state survive crashes, and what does durability cost per step?"""
 
 
-for command in (run, floor, suite, list_, check, report, compare, heal, k8s, doctor):
+for command in (run, floor, plan_command, suite, list_, check, report, compare, heal, k8s, doctor):
     cli.add_command(command)
 cli.add_command(load_command)
 cli.add_command(sweep_command)

@@ -53,7 +53,7 @@ def floor(
     """Run each backend's raw floor: the same step shape written directly against its SDK
     and store, nothing of durabench's harness in the loop, on the same servers and
     services a benchmark of SCENARIO brings up. Prints step and overhead percentiles."""
-    from harness.floor import FloorRun
+    from harness.floor_run import FloorRun
 
     external = external_from(services)
     stop_on_signals()

@@ -1,9 +1,9 @@
-"""What every platform offers: run components, and apply process-level faults to them.
+"""What every platform offers: run components (local processes, containers, pods).
 
-A platform runs ComponentSpecs (local processes, containers, pods) and is the only
-thing the nemesis touches to kill, evict, pause or restart a component, so every
-fault works on every platform that implements these methods, and every backend gets
-them for free.
+What a platform can do beyond that (kill, pause, fault links, run images, ...) is a
+capability Protocol in harness/platform/capabilities.py: the injectors ask for those,
+so every fault works on every platform that has what it needs, and every backend gets
+it for free.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from harness.errors import ComponentError
+from harness.heal_entry import HealEntry
 
 __all__ = ["ComponentSpec", "Handle", "Platform", "find_component", "free_port", "with_role"]
 
@@ -54,8 +55,8 @@ class Handle(Protocol):
 
 
 class Platform(Protocol):
-    """Runs components and applies process faults to them. Implementations must undo
-    nothing silently: every change a fault makes is reversed by the matching method."""
+    """Runs components. Implementations must undo nothing silently: every change a fault
+    makes is reversed by the matching method of its capability."""
 
     name: str
 
@@ -71,31 +72,7 @@ class Platform(Protocol):
 
     def components(self, role: str | None = None) -> Sequence[Handle]: ...
 
-    def kill(self, name: str, restart_delay_s: float) -> str:
-        """Kill at once (a node lost); restarted after the delay if the spec says restart."""
-        ...
-
-    def evict(self, name: str, grace_s: float) -> str:
-        """Ask to stop, wait up to the grace period, then kill (blocking)."""
-        ...
-
-    def pause(self, name: str) -> dict[str, Any]:
-        """Freeze a component; returns the entry `durabench heal` needs to undo it."""
-        ...
-
-    def resume(self, name: str, entry: dict[str, Any]) -> None: ...
-
-    def restart(self, name: str, down_s: float = 0.0) -> Handle:
-        """Kill at once, stay down `down_s`, start again on the same data."""
-        ...
-
-    def kill_now(self, name: str) -> Handle:
-        """Kill at once and forget the component until `revive` (an outage)."""
-        ...
-
-    def revive(self, handle: Handle) -> Handle: ...
-
-    def started_entry(self, handle: Handle) -> dict[str, Any]:
+    def started_entry(self, handle: Handle) -> HealEntry:
         """The entry `durabench heal` needs to end this component if durabench dies."""
         ...
 

@@ -29,11 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.errors import ComponentError
+from harness.heal_entry import HealEntry
 from harness.platform.base import ComponentSpec, Handle, find_component, with_role
 from harness.platform.local import wait_ready
+from harness.platform.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -46,6 +48,8 @@ __all__ = [
     "LABEL_ROLE",
     "LABEL_RUN",
     "Container",
+    "ContainerPaused",
+    "ContainerStarted",
     "DockerPlatform",
     "docker_client",
     "heal_container",
@@ -70,6 +74,37 @@ ACCOUNT_FILES = ("/etc/passwd", "/etc/group")  # Postgres drops root to a named 
 SELF_INIT_ROLES = frozenset({"server", "store"})
 ENV_DENYLIST = frozenset({"HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_", "TERM", "DISPLAY"})
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class ContainerStarted(HealEntry, tag="container"):
+    """A container durabench started: removed on heal if it still carries `run`."""
+
+    counter = "containers_removed"
+    id: str
+    run: str
+
+    def undo(self) -> bool:
+        return _undone(heal_container(self))
+
+
+@dataclass(frozen=True)
+class ContainerPaused(HealEntry, tag="docker_paused"):
+    """A container paused by a fault: unpaused on heal if it still carries `run`."""
+
+    counter = "containers_unpaused"
+    thaw_first = True
+    id: str
+    run: str
+
+    def undo(self) -> bool:
+        return _undone(heal_container(self))
+
+
+def _undone(outcome: str) -> bool:
+    if outcome == "unreachable":
+        raise ConnectionError("no Docker engine answers")
+    return outcome in ("unpaused", "removed")
 
 
 def docker_client() -> DockerClient:
@@ -189,6 +224,7 @@ class DockerPlatform:
     """Starts, supervises and removes component containers. Use as a context manager."""
 
     name = "docker"
+    shares_host_filesystem = True
 
     def __init__(
         self,
@@ -207,9 +243,18 @@ class DockerPlatform:
         self._check_image(self.image)
         self._components: dict[str, Container] = {}
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._supervisor: threading.Thread | None = None
-        self._restart_delays: dict[str, float] = {}
+        from docker.errors import DockerException
+
+        self._supervisor = Supervisor(
+            "durabench-docker-supervisor",
+            self._components,
+            self._lock,
+            died=lambda c: c.status() in ("exited", "dead"),
+            start_again=self._start_again,
+            wait_ready=self._wait_ready,
+            poll_s=POLL_INTERVAL_S,
+            transient=(DockerException,),  # removed under us (stop, stop_all)
+        )
 
     def _check_image(self, image: str) -> None:
         from docker.errors import ImageNotFound
@@ -259,7 +304,14 @@ class DockerPlatform:
             self._dispose(component)
             raise
         if spec.restart:
-            self._ensure_supervisor()
+            self._supervisor.watch()
+        return component
+
+    @staticmethod
+    def _start_again(component: Container) -> Container:
+        """Start the same container again, as a pod restarts (the supervisor holds the lock)."""
+        component.container.start()
+        component.restarts += 1
         return component
 
     def _run(self, spec: ComponentSpec) -> DockerContainer:
@@ -304,40 +356,6 @@ class DockerPlatform:
             lambda: f":\n{component.logs_tail()}",
         )
 
-    def _ensure_supervisor(self) -> None:
-        with self._lock:
-            if self._supervisor is None:
-                self._supervisor = threading.Thread(
-                    target=self._supervise, name="durabench-docker-supervisor", daemon=True
-                )
-                self._supervisor.start()
-
-    def _supervise(self) -> None:
-        """Start again every `restart` container that exited, after its delay."""
-        from docker.errors import DockerException
-
-        while not self._stopping.wait(POLL_INTERVAL_S):
-            with self._lock:
-                watched = [c for c in self._components.values() if c.spec.restart]
-            for component in watched:
-                try:
-                    if component.status() not in ("exited", "dead"):
-                        continue
-                    with self._lock:
-                        delay = self._restart_delays.pop(component.spec.name, None)
-                    wait = component.spec.restart_delay_s if delay is None else delay
-                    if self._stopping.wait(wait):
-                        return
-                    with self._lock:
-                        if self._components.get(component.spec.name) is not component:
-                            continue
-                        component.container.start()
-                        component.restarts += 1
-                    with contextlib.suppress(ComponentError):
-                        self._wait_ready(component)
-                except DockerException:
-                    continue  # removed under us (stop, stop_all): nothing to restart
-
     def _save_logs(self, component: Container) -> None:
         from docker.errors import DockerException
 
@@ -372,7 +390,7 @@ class DockerPlatform:
         labelled with this run (a container created by a racing restart)."""
         from docker.errors import DockerException
 
-        self._stopping.set()
+        self._supervisor.stop(timeout_s=0)
         with self._lock:
             components = list(self._components.values())
             self._components.clear()
@@ -387,8 +405,7 @@ class DockerPlatform:
                         component.container.unpause()
                 time.sleep(POLL_INTERVAL_S)
             self._dispose(component)
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=2)
+        self._supervisor.stop()
         sweep_containers(self.client, run=self.bench_id)
 
     # -- inspection --------------------------------------------------------------------
@@ -408,8 +425,7 @@ class DockerPlatform:
         return component.ident
 
     def delay_next_restart(self, name: str, delay_s: float) -> None:
-        with self._lock:
-            self._restart_delays[name] = delay_s
+        self._supervisor.delay_next_restart(name, delay_s)
 
     # -- process faults (the nemesis's injectors for this platform) ---------------------
 
@@ -426,18 +442,20 @@ class DockerPlatform:
         component.container.stop(timeout=math.ceil(grace_s))
         return component.ident
 
-    def pause(self, name: str) -> dict[str, Any]:
+    def pause(self, name: str) -> ContainerPaused:
         """`docker pause` (cgroup freezer); the entry lets `durabench heal` unpause it."""
         component = self.component(name)
-        entry = {"type": "docker_paused", "id": component.id, "run": self.bench_id}
+        entry = ContainerPaused(component.id, self.bench_id)
         component.container.pause()
         return entry
 
-    def resume(self, name: str, entry: dict[str, Any]) -> None:
+    def resume(self, entry: HealEntry) -> None:
         from docker.errors import DockerException
 
+        if not isinstance(entry, ContainerPaused):
+            raise TypeError(f"the docker platform cannot resume a {type(entry).__name__}")
         with contextlib.suppress(DockerException):
-            self.client.containers.get(str(entry["id"])).unpause()
+            self.client.containers.get(entry.id).unpause()
 
     def restart(self, name: str, down_s: float = 0.0) -> Container:
         """Kill and remove the container, stay down `down_s`, start a new one on the same
@@ -462,9 +480,9 @@ class DockerPlatform:
     def revive(self, handle: Handle) -> Container:
         return self.start(handle.spec)
 
-    def started_entry(self, handle: Handle) -> dict[str, Any]:
+    def started_entry(self, handle: Handle) -> ContainerStarted:
         assert isinstance(handle, Container)
-        return {"type": "container", "id": handle.id, "run": self.bench_id}
+        return ContainerStarted(handle.id, self.bench_id)
 
 
 def _client_or_none() -> DockerClient | None:
@@ -474,23 +492,25 @@ def _client_or_none() -> DockerClient | None:
         return None
 
 
-def heal_container(entry: dict[str, Any], client: DockerClient | None = None) -> str:
-    """Undo one state-file entry: unpause (docker_paused) or remove (container) the
-    container, only when it still carries the run label of the entry. Returns what was
-    done: unpaused | removed | gone | foreign | unreachable."""
+def heal_container(
+    entry: ContainerStarted | ContainerPaused, client: DockerClient | None = None
+) -> str:
+    """Undo one state-file entry: unpause (paused) or remove (started) the container,
+    only when it still carries the run label of the entry. Returns what was done:
+    unpaused | removed | gone | foreign | unreachable."""
     from docker.errors import DockerException, NotFound
 
     client = client or _client_or_none()
     if client is None:
         return "unreachable"
     try:
-        container = client.containers.get(str(entry["id"]))
+        container = client.containers.get(entry.id)
     except NotFound:
         return "gone"
-    if container.labels.get(LABEL_RUN) != entry.get("run"):
+    if container.labels.get(LABEL_RUN) != entry.run:
         return "foreign"  # not ours (or a recycled id): never touched
     try:
-        if entry.get("type") == "docker_paused":
+        if isinstance(entry, ContainerPaused):
             if container.status != "paused":
                 return "gone"
             container.unpause()

@@ -21,18 +21,62 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from harness.errors import ComponentError
-from harness.healing import process_start_time
+from harness.heal_entry import HealEntry, process_start_time, same_process
 from harness.platform.base import ComponentSpec, Handle, find_component, free_port, with_role
+from harness.platform.supervisor import Supervisor
 
-__all__ = ["Component", "ComponentSpec", "LocalPlatform", "free_port"]
+__all__ = [
+    "Component",
+    "ComponentSpec",
+    "LocalPlatform",
+    "ProcessStarted",
+    "ProcessStopped",
+    "free_port",
+]
 
 POLL_INTERVAL_S = 0.05
 STOP_GRACE_S = 5.0
 LOG_TAIL_LINES = 30
 _PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ProcessStarted(HealEntry, tag="process"):
+    """A component process durabench started: its process group is ended on heal."""
+
+    counter = "killed"
+    pid: int
+    start_time: int | None
+
+    def undo(self) -> bool:
+        if not same_process(self.pid, self.start_time):
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        return True
+
+
+@dataclass(frozen=True)
+class ProcessStopped(HealEntry, tag="stopped"):
+    """A process (or its whole group) stopped with SIGSTOP: SIGCONT undoes it."""
+
+    counter = "continued"
+    thaw_first = True
+    pid: int
+    group: bool
+    start_time: int | None
+
+    def cont(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            (os.killpg if self.group else os.kill)(self.pid, signal.SIGCONT)
+
+    def undo(self) -> bool:
+        if not same_process(self.pid, self.start_time):
+            return False
+        (os.killpg if self.group else os.kill)(self.pid, signal.SIGCONT)
+        return True
 
 
 @dataclass
@@ -105,6 +149,7 @@ class LocalPlatform:
     """Starts, supervises and stops component processes. Use as a context manager."""
 
     name = "local"
+    shares_host_filesystem = True
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -112,9 +157,15 @@ class LocalPlatform:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._components: dict[str, Component] = {}
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._supervisor: threading.Thread | None = None
-        self._restart_delays: dict[str, float] = {}
+        self._supervisor = Supervisor(
+            "durabench-supervisor",
+            self._components,
+            self._lock,
+            died=lambda c: not c.alive(),
+            start_again=self._start_again,
+            wait_ready=self._wait_ready,
+            poll_s=POLL_INTERVAL_S,
+        )
 
     def __enter__(self) -> LocalPlatform:
         return self
@@ -144,8 +195,14 @@ class LocalPlatform:
                     del self._components[spec.name]
             raise
         if spec.restart:
-            self._ensure_supervisor()
+            self._supervisor.watch()
         return component
+
+    def _start_again(self, component: Component) -> Component:
+        """A new process for a component that died (the supervisor holds the lock)."""
+        replacement = self._spawn(component.spec, component.restarts + 1)
+        self._components[component.spec.name] = replacement
+        return replacement
 
     def _spawn(self, spec: ComponentSpec, restarts: int = 0) -> Component:
         log_path = self.log_dir / f"{spec.name}.log"
@@ -179,35 +236,6 @@ class LocalPlatform:
             self._terminate(component)
             raise
 
-    def _ensure_supervisor(self) -> None:
-        with self._lock:
-            if self._supervisor is None:
-                self._supervisor = threading.Thread(
-                    target=self._supervise, name="durabench-supervisor", daemon=True
-                )
-                self._supervisor.start()
-
-    def _supervise(self) -> None:
-        while not self._stopping.wait(POLL_INTERVAL_S):
-            with self._lock:
-                dead = [
-                    c
-                    for c in self._components.values()
-                    if c.spec.restart and c.process.poll() is not None
-                ]
-            for component in dead:
-                with self._lock:
-                    delay = self._restart_delays.pop(component.spec.name, None)
-                if self._stopping.wait(component.spec.restart_delay_s if delay is None else delay):
-                    return
-                with self._lock:
-                    if self._components.get(component.spec.name) is not component:
-                        continue
-                    replacement = self._spawn(component.spec, component.restarts + 1)
-                    self._components[component.spec.name] = replacement
-                with contextlib.suppress(ComponentError):
-                    self._wait_ready(replacement)
-
     def stop(self, name: str) -> None:
         with self._lock:
             component = self._components.pop(name, None)
@@ -216,7 +244,7 @@ class LocalPlatform:
 
     def stop_all(self) -> None:
         """Stop every component: SIGTERM to its process group, then SIGKILL after a grace."""
-        self._stopping.set()
+        self._supervisor.stop(timeout_s=0)
         with self._lock:
             components = list(self._components.values())
             self._components.clear()
@@ -232,8 +260,7 @@ class LocalPlatform:
                 self._terminate(component, grace_s=0)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(component.pid, signal.SIGKILL)  # leftovers in its group
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=2)
+        self._supervisor.stop()
 
     @staticmethod
     def _terminate(component: Component, grace_s: float = STOP_GRACE_S) -> None:
@@ -246,7 +273,7 @@ class LocalPlatform:
                 os.killpg(component.pid, signal.SIGKILL)
             component.process.wait()
 
-    # -- inspection and signals (used by tests now, by the nemesis later) -------------
+    # -- inspection and signals ----------------------------------------------------------
 
     def component(self, name: str) -> Component:
         with self._lock:
@@ -262,16 +289,9 @@ class LocalPlatform:
         os.kill(component.pid, signum)
         return component.pid
 
-    def signal_group(self, name: str, signum: int) -> int:
-        """Signal a component's whole process group (a server and its children)."""
-        component = self.component(name)
-        os.killpg(component.pid, signum)
-        return component.pid
-
     def delay_next_restart(self, name: str, delay_s: float) -> None:
         """The supervisor waits `delay_s` before restarting this component next time."""
-        with self._lock:
-            self._restart_delays[name] = delay_s
+        self._supervisor.delay_next_restart(name, delay_s)
 
     def restart(self, name: str, down_s: float = 0.0) -> Component:
         """Kill a component at once (no shutdown), keep it down `down_s`, start it again
@@ -295,7 +315,7 @@ class LocalPlatform:
     def revive(self, handle: Handle) -> Component:
         return self.start(handle.spec)
 
-    # -- process faults (the nemesis's injectors for this platform) ---------------------
+    # -- process faults (capabilities Kill, Evict, Pause, Restart, Outage) ---------------
 
     def kill(self, name: str, restart_delay_s: float) -> str:
         """SIGKILL; the supervisor restarts the component after the delay."""
@@ -318,23 +338,18 @@ class LocalPlatform:
         """Servers and stores are stopped as a whole process group (postgres children)."""
         return component.pid, component.spec.role in ("server", "store")
 
-    def pause(self, name: str) -> dict[str, Any]:
-        """SIGSTOP; the returned entry lets `durabench heal` send the SIGCONT."""
+    def pause(self, name: str) -> ProcessStopped:
+        """SIGSTOP; the returned entry lets `resume` and `durabench heal` send the SIGCONT."""
         pid, group = self._stop_signal_target(self.component(name))
-        entry = {
-            "type": "stopped",
-            "pid": pid,
-            "group": group,
-            "start_time": process_start_time(pid),
-        }
+        entry = ProcessStopped(pid, group, process_start_time(pid))
         (os.killpg if group else os.kill)(pid, signal.SIGSTOP)
         return entry
 
-    def started_entry(self, handle: Handle) -> dict[str, Any]:
-        pid = int(handle.ident)
-        return {"type": "process", "pid": pid, "start_time": process_start_time(pid)}
+    def resume(self, entry: HealEntry) -> None:
+        if not isinstance(entry, ProcessStopped):
+            raise TypeError(f"the local platform cannot resume a {type(entry).__name__}")
+        entry.cont()
 
-    def resume(self, name: str, entry: dict[str, Any]) -> None:
-        pid = int(entry["pid"])
-        with contextlib.suppress(ProcessLookupError):
-            (os.killpg if entry.get("group") else os.kill)(pid, signal.SIGCONT)
+    def started_entry(self, handle: Handle) -> ProcessStarted:
+        pid = int(handle.ident)
+        return ProcessStarted(pid, process_start_time(pid))

@@ -262,7 +262,7 @@ def _created_after(container: Any, since: float) -> bool:
 
 
 def test_heal_never_touches_a_container_of_another_run(engine: Any) -> None:
-    from harness.platform.docker import DEFAULT_IMAGE, LABEL_RUN, heal_container
+    from harness.platform.docker import DEFAULT_IMAGE, LABEL_RUN, ContainerStarted, heal_container
 
     other = engine.containers.run(
         DEFAULT_IMAGE,
@@ -272,7 +272,7 @@ def test_heal_never_touches_a_container_of_another_run(engine: Any) -> None:
         network_mode="host",
     )
     try:
-        entry = {"type": "container", "id": other.id, "run": "mine"}
+        entry = ContainerStarted(other.id, "mine")
         assert heal_container(entry, engine) == "foreign"
         other.reload()
         assert other.status == "running"

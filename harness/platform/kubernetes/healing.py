@@ -9,9 +9,10 @@ The namespace guardrails apply to healing as to everything else.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from harness.errors import DurabenchError
+from harness.heal_entry import HealEntry
 from harness.platform.kubernetes.api import ApiError, KubeApi, collection_path, object_path
 from harness.platform.kubernetes.guardrails import (
     MANAGED_BY,
@@ -20,9 +21,39 @@ from harness.platform.kubernetes.guardrails import (
     check_namespace_labels,
     label_selector,
 )
-from harness.platform.kubernetes.platform import CHAOS_KINDS, SWEPT_KINDS
 
-__all__ = ["heal_kube_entry", "sweep_namespace"]
+__all__ = ["CHAOS_KINDS", "SWEPT_KINDS", "KubeObject", "heal_kube_entry", "sweep_namespace"]
+
+SWEPT_KINDS = (
+    "NetworkPolicy",
+    "PersistentVolumeClaim",
+    "PodDisruptionBudget",
+    "Deployment",
+    "StatefulSet",
+    "Service",
+    "ConfigMap",
+    "Secret",
+)
+CHAOS_KINDS = ("PodChaos", "NetworkChaos")
+
+
+@dataclass(frozen=True)
+class KubeObject(HealEntry, tag="kube"):
+    """One object of a run in a namespace (with the objects started with it, `also`, and
+    the other policies of a partition, `names`): deleted on heal if still labelled `run`."""
+
+    counter = "kube_objects_deleted"
+    context: str
+    namespace: str
+    kubeconfig: str | None
+    kind: str
+    name: str
+    run: str
+    also: tuple[tuple[str, str], ...] = ()
+    names: tuple[str, ...] = ()
+
+    def undo(self) -> bool:
+        return heal_kube_entry(self)
 
 
 def _delete_if_ours(api: KubeApi, namespace: str, kind: str, name: str, run: str) -> bool:
@@ -38,23 +69,20 @@ def _delete_if_ours(api: KubeApi, namespace: str, kind: str, name: str, run: str
     return True
 
 
-def heal_kube_entry(entry: dict[str, Any], api: KubeApi | None = None) -> bool:
+def heal_kube_entry(entry: KubeObject, api: KubeApi | None = None) -> bool:
     """Delete the entry's object (and the objects started with it) if still labelled
     with the entry's run. False when nothing was deleted or the target is refused."""
     try:
         target = KubeTarget(
-            context=str(entry["context"]),
-            namespace=str(entry["namespace"]),
-            kubeconfig=entry.get("kubeconfig"),
+            context=entry.context, namespace=entry.namespace, kubeconfig=entry.kubeconfig
         )
         api = api or KubeApi(target, lambda _: None)
-    except (DurabenchError, KeyError):
+    except DurabenchError:
         return False
-    run = str(entry["run"])
-    objects = [(str(entry["kind"]), str(entry["name"]))]
-    objects += [(str(k), str(n)) for k, n in entry.get("also", []) if (k, n) != objects[0]]
-    objects += [("NetworkPolicy", str(n)) for n in entry.get("names", [])[1:]]
-    deleted = [_delete_if_ours(api, target.namespace, k, n, run) for k, n in objects]
+    objects = [(entry.kind, entry.name)]
+    objects += [(k, n) for k, n in entry.also if (k, n) != objects[0]]
+    objects += [("NetworkPolicy", n) for n in entry.names[1:]]
+    deleted = [_delete_if_ours(api, target.namespace, k, n, entry.run) for k, n in objects]
     return any(deleted)
 
 

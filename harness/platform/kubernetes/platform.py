@@ -30,13 +30,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ComponentError, DurabenchError, UnsupportedFault
 from harness.faults import NetworkFault
-from harness.platform.base import ComponentSpec, Handle, find_component, with_role
+from harness.heal_entry import HealEntry
+from harness.platform.base import ComponentSpec, Handle, find_component, free_port, with_role
 from harness.platform.kubernetes.api import ApiError, KubeApi, collection_path, object_path
 from harness.platform.kubernetes.guardrails import (
     COMPONENT_LABEL,
@@ -48,6 +49,7 @@ from harness.platform.kubernetes.guardrails import (
     label_selector,
     run_label_value,
 )
+from harness.platform.kubernetes.healing import CHAOS_KINDS, SWEPT_KINDS, KubeObject
 from harness.platform.kubernetes.manifests import (
     DEFAULT_IMAGE,
     STATEFUL_ROLES,
@@ -63,7 +65,6 @@ from harness.platform.kubernetes.manifests import (
     volume_claim,
 )
 from harness.platform.kubernetes.portforward import PortForward
-from harness.platform.local import free_port
 
 __all__ = [
     "IMAGE_ENV",
@@ -80,18 +81,7 @@ VOLUME_SIZE_ENV = "DURABENCH_KUBE_VOLUME_SIZE"
 FILES_COMPONENT = "files"
 POLL_INTERVAL_S = 1.0
 LOG_TAIL_LINES = 30
-SWEPT_KINDS = (
-    "NetworkPolicy",
-    "PersistentVolumeClaim",
-    "PodDisruptionBudget",
-    "Deployment",
-    "StatefulSet",
-    "Service",
-    "ConfigMap",
-    "Secret",
-)
 CHAOS_GROUP = "/apis/chaos-mesh.org/v1alpha1"
-CHAOS_KINDS = ("PodChaos", "NetworkChaos")
 # a link's direction (upstream = from the first side) -> NetworkChaos's, seen from it
 CHAOS_DIRECTIONS = {"upstream": "to", "downstream": "from", "both": "both"}
 CHAOS_BANDWIDTH_LIMIT = 20 * 1024 * 1024  # bytes queued before drops (tbf `limit`)
@@ -121,8 +111,7 @@ class KubeComponent:
 class KubernetesPlatform:
     """Runs components in the target namespace and applies faults through the API."""
 
-    name = "kubernetes"
-    shares_host_filesystem = False  # pods see the work volume; the harness sees `collect`
+    name = "kubernetes"  # pods see the work volume, the harness `collect`s it: no shared files
 
     def __init__(
         self,
@@ -531,7 +520,7 @@ class KubernetesPlatform:
                 self._chaos = False
         return self._chaos
 
-    def pause(self, name: str) -> dict[str, Any]:
+    def pause(self, name: str) -> KubeObject:
         """A Chaos Mesh PodChaos (pod-failure) on the component's pods; without Chaos
         Mesh, UnsupportedFault (Kubernetes itself cannot freeze a pod)."""
         component = self.component(name)
@@ -552,10 +541,12 @@ class KubernetesPlatform:
         )
         return self.kube_entry("PodChaos", chaos_name)
 
-    def resume(self, name: str, entry: dict[str, Any]) -> None:
-        self._delete(str(entry["kind"]), str(entry["name"]))
+    def resume(self, entry: HealEntry) -> None:
+        if not isinstance(entry, KubeObject):
+            raise TypeError(f"the kubernetes platform cannot resume a {type(entry).__name__}")
+        self._delete(entry.kind, entry.name)
 
-    def partition(self, link: str) -> dict[str, Any]:
+    def partition(self, link: str) -> KubeObject:
         """Cut a link `a->b` (roles, or component names) with NetworkPolicies between the
         two label sets; returns the entry that `heal_partition` and `durabench heal` undo."""
         side_a, _, side_b = link.partition("->")
@@ -570,24 +561,34 @@ class KubernetesPlatform:
         for policy in network_policies(name, self.namespace, labels, a, b):
             self._create(policy)
             names.append(policy["metadata"]["name"])
-        return {**self.kube_entry("NetworkPolicy", names[0]), "names": names}
+        return replace(self.kube_entry("NetworkPolicy", names[0]), names=tuple(names))
 
-    def network_fault(self, fault: NetworkFault) -> dict[str, Any]:
-        """A network fault on a link: partition with NetworkPolicies (plain Kubernetes);
-        latency, bandwidth and blackhole (100% loss) with a Chaos Mesh NetworkChaos;
-        returns the entry `heal_network_fault` and `durabench heal` undo."""
+    def refuse_network_fault(self, fault: NetworkFault) -> str | None:
+        """Partitions are NetworkPolicies (plain Kubernetes); reset has no equivalent; the
+        other modes need Chaos Mesh."""
         if fault.mode == "partition":
-            return self.partition(fault.target)
+            return None
         if fault.mode == "reset":
-            raise UnsupportedFault(
+            return (
                 "reset needs durabench's fault proxy (connections aborted mid-stream); "
                 "Kubernetes and Chaos Mesh have no equivalent"
             )
         if not self.chaos_mesh():
-            raise UnsupportedFault(
+            return (
                 f"network {fault.mode} needs Chaos Mesh (NetworkChaos) on kubernetes, and its "
                 f"API group {CHAOS_GROUP} is not served in this cluster"
             )
+        return None
+
+    def network_fault(self, fault: NetworkFault) -> KubeObject:
+        """A network fault on a link: partition with NetworkPolicies (plain Kubernetes);
+        latency, bandwidth and blackhole (100% loss) with a Chaos Mesh NetworkChaos;
+        returns the entry `heal_network_fault` and `durabench heal` undo."""
+        refused = self.refuse_network_fault(fault)
+        if refused is not None:
+            raise UnsupportedFault(refused)
+        if fault.mode == "partition":
+            return self.partition(fault.target)
         source_side, _, target_side = fault.target.partition("->")
         roles = {c.spec.role for c in self.components()}
         action, parameters = _chaos_action(fault)
@@ -606,19 +607,21 @@ class KubernetesPlatform:
         )
         return self.kube_entry("NetworkChaos", name)
 
-    def heal_network_fault(self, entry: dict[str, Any]) -> None:
-        if entry["kind"] == "NetworkPolicy":
+    def heal_network_fault(self, entry: HealEntry) -> None:
+        if not isinstance(entry, KubeObject):
+            raise TypeError(f"the kubernetes platform cannot heal a {type(entry).__name__}")
+        if entry.kind == "NetworkPolicy":
             self.heal_partition(entry)
         else:
-            self._delete(str(entry["kind"]), str(entry["name"]))
+            self._delete(entry.kind, entry.name)
 
     def _side(self, side: str, roles: set[str]) -> dict[str, str]:
         key = ROLE_LABEL if side in roles else COMPONENT_LABEL
         return self._selector(**{key: side if key == ROLE_LABEL else self.object_name(side)})
 
-    def heal_partition(self, entry: dict[str, Any]) -> None:
-        for name in entry.get("names", [entry["name"]]):
-            self._delete("NetworkPolicy", str(name))
+    def heal_partition(self, entry: KubeObject) -> None:
+        for name in entry.names or (entry.name,):
+            self._delete("NetworkPolicy", name)
 
     def restart(self, name: str, down_s: float = 0.0) -> KubeComponent:
         """Down for `down_s` (replicas 0), then up again on the same volume (replicas 1);
@@ -657,21 +660,20 @@ class KubernetesPlatform:
         self._wait_ready(handle)
         return handle
 
-    def kube_entry(self, kind: str, name: str) -> dict[str, Any]:
+    def kube_entry(self, kind: str, name: str) -> KubeObject:
         """What `durabench heal` needs to delete one object of this run."""
-        return {
-            "type": "kube",
-            "context": self.target.context,
-            "namespace": self.namespace,
-            "kubeconfig": self.target.kubeconfig,
-            "kind": kind,
-            "name": name,
-            "run": self.run,
-        }
+        return KubeObject(
+            context=self.target.context,
+            namespace=self.namespace,
+            kubeconfig=self.target.kubeconfig,
+            kind=kind,
+            name=name,
+            run=self.run,
+        )
 
-    def started_entry(self, handle: Handle) -> dict[str, Any]:
+    def started_entry(self, handle: Handle) -> KubeObject:
         assert isinstance(handle, KubeComponent)
-        return {**self.kube_entry(handle.kind, handle.name), "also": handle.objects}
+        return replace(self.kube_entry(handle.kind, handle.name), also=tuple(handle.objects))
 
 
 def host_files(spec: ComponentSpec, workdir: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,7 @@ def test_contract_pause_with_chaos_mesh_is_a_pod_chaos_deleted_on_resume(
         "durabench.io/run": "bench-1",
         "durabench.io/component": platform.object_name("pgstore-worker-0"),
     }
-    platform.resume(WORKER.name, entry)
+    platform.resume(entry)
     assert stub.names("/podchaos") == []
     platform.stop_all()
 
@@ -219,7 +220,7 @@ def test_contract_heal_deletes_only_objects_still_labelled_with_the_entrys_run(
     platform = make_platform()
     worker = platform.start(WORKER)
     entry = platform.started_entry(worker)
-    foreign = {**entry, "run": "another-run"}
+    foreign = replace(entry, run="another-run")
     assert heal_kube_entry(foreign) is False
     assert worker.name in stub.names("/deployments")
     assert heal_kube_entry(entry) is True

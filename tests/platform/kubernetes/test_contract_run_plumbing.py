@@ -214,7 +214,7 @@ def test_contract_the_shipped_role_allows_every_call_of_a_whole_run(
     platform.kill("pgstore-worker-0", 0.0)
     platform.evict("pgstore-worker-0", 1)
     platform.heal_partition(platform.partition("worker->store"))
-    platform.resume("tools", platform.pause("tools"))
+    platform.resume(platform.pause("tools"))
     slow = NetworkFault(
         kind="network", target="worker->tools", mode="latency", latency_ms=50, duration_s=1, at_s=0
     )
