@@ -42,7 +42,7 @@ from harness.faults import Fault, TimedFault
 from harness.measure import read_rows
 from harness.results import ResultsDir
 from harness.runner import BackendSession, RunTiming, await_run, inspect_all, start_run
-from harness.scenario import Scenario
+from harness.scenario import Scenario, load_scenario
 from harness.schedule import plan
 from harness.stats import DEFAULT_CONFIDENCE, lower_bound, runs_needed
 from harness.workload import seeded_rng
@@ -170,13 +170,18 @@ def cycled(scenario: Scenario, goal: Goal) -> Scenario:
     return scenario.model_copy(update={"faults": tuple(faults)})
 
 
-def write_cycled(scenario: Scenario, goal: Goal, directory: Path) -> Path:
-    """The cycled scenario as a YAML file the workers can read (they load it by path)."""
+def write_cycled(path: Path, goal: Goal, directory: Path) -> Path:
+    """The scenario file at `path` with its faults cycled (everything else as written),
+    as a file the workers can read (they load the scenario by path)."""
+    scenario = load_scenario(path)
+    data = yaml.safe_load(path.read_text())
+    faults = cycled(scenario, goal).faults
+    data["faults"] = [f.model_dump(mode="json", exclude_defaults=True) for f in faults]
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{scenario.name}-until.yaml"
-    data = cycled(scenario, goal).model_dump(mode="json", exclude_none=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    written = directory / f"{scenario.name}-until.yaml"
+    written.write_text(yaml.safe_dump(data, sort_keys=False))
+    load_scenario(written)  # the cycled schedule validates as any scenario does
+    return written
 
 
 # -- judging while the load runs ---------------------------------------------------------

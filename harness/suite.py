@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.confidence import Goal, UntilConfident, write_cycled, write_outcome
 from harness.errors import DurabenchError
 from harness.results import collect_environment
 from harness.runner import BenchmarkRun
@@ -79,6 +80,10 @@ class Cell:
     anomalies: int | None = None
     stray_effects: int | None = None
     inspect_errors: int | None = None
+    # with --until-integrity: why the cell's runs stopped (confident | anomaly | budget)
+    # and the one-sided lower bound they reached; budget spent = inconclusive
+    until: str | None = None
+    until_lower_bound: float | None = None
     faults_injected: int | None = None
     recovery_p50_ms: float | None = None
     recovery_p99_ms: float | None = None
@@ -161,6 +166,11 @@ def _fill(cell: Cell, scenario: Scenario, summary: dict[str, Any]) -> None:
     cell.overhead_p50_ms = summary["overhead_ms"]["p50"]
 
 
+def _fill_until(cell: Cell, outcome: dict[str, Any]) -> None:
+    cell.until = outcome["stopped"]
+    cell.until_lower_bound = outcome["lower_bound"]
+
+
 async def run_suite(
     backends: list[str],
     out_root: Path,
@@ -169,8 +179,11 @@ async def run_suite(
     only: list[str] | None = None,
     on_cell: Callable[[Cell], None] | None = None,
     bench_options: dict[str, Any] | None = None,
+    goal: Goal | None = None,
 ) -> SuiteResult:
-    """Run every (fault class, backend) cell; a cell that crashes is recorded, not fatal."""
+    """Run every (fault class, backend) cell; a cell that crashes is recorded, not fatal.
+    With `goal` (--until-integrity), each cell runs until confident (harness.confidence):
+    its scenario's faults on a cycle, fresh runs until the goal, an anomaly or the budget."""
     scenarios = chaos_scenarios(only, quick=quick)
     path = out_root / f"suite-{time.strftime('%Y%m%dT%H%M%S')}{'-quick' if quick else ''}"
     cells_dir = path / "cells"
@@ -185,19 +198,29 @@ async def run_suite(
         "fault_classes": [p.stem for p in scenarios],
         "environment": collect_environment(),
         "started_at": time.time(),
+        "until_integrity": asdict(goal) if goal is not None else None,
     }
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     for scenario_path in scenarios:
         scenario_file = scenario_path
+        if goal is not None:
+            scenario_file = write_cycled(scenario_path, goal, path / "scenarios")
         scenario = load_scenario(scenario_file)
         for backend in backends:
             cell = Cell(scenario_path.stem, backend)
             result.cells.append(cell)
             bench = BenchmarkRun(scenario_file, [backend], cells_dir, **(bench_options or {}))
+            driver = UntilConfident(goal) if goal is not None else None
+            if driver is not None:
+                bench.driver = driver
             try:
                 results = await bench.execute()
                 cell.results = str(results.path)
+                if goal is not None and driver is not None:
+                    _fill_until(cell, write_outcome(results, goal, driver)[backend])
                 _fill(cell, scenario, results.read_json("summary.json")[backend])
+                if cell.until == "budget" and cell.result != "fail":
+                    cell.inconclusive, cell.met = True, None  # the goal was not reached
                 cell.status = "ok"
             except DurabenchError as exc:
                 cell.status, cell.error = "failed", str(exc)[:1000]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,6 +21,7 @@ from harness.cli.common import (
     stop_on_signals,
 )
 from harness.cli.tables import print_matrix
+from harness.cli.until import goal_from, until_options
 from harness.errors import DurabenchError
 
 __all__ = ["SUITE_LANGGRAPH", "suite", "suite_backends"]
@@ -54,7 +56,10 @@ def suite_backends() -> list[str]:
     help="Only these fault classes (repeatable), e.g. --only kill --only partition.",
 )
 @out_option("Directory that receives suite-<time>/.")
-def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir: Path) -> None:
+@until_options
+def suite(
+    backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir: Path, **until: Any
+) -> None:
     """Run the standard chaos suite: every backend under every fault class
     (scenarios/chaos/), one results directory per cell, and a matrix summary.
 
@@ -66,13 +71,16 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
     Exit codes: 0 every cell met its expectation, 1 some integrity expectation failed,
     2 bad arguments or scenario, 3 the harness itself failed in some cell, 4 some cell
     was inconclusive (nothing failed), 5 a backend misbehaved (its inspect() raised or
-    returned malformed state for some run)."""
+    returned malformed state for some run). With --until-integrity each cell runs until
+    its lower bound clears P, an anomaly is found, or its budget is spent (a spent budget
+    makes the cell inconclusive, exit 4)."""
     from backends.base import load_backend
     from harness.suite import QUICK_NOTE, Cell, chaos_scenarios, run_suite
 
     names = list(backends) or suite_backends()
     stop_on_signals()
     try:
+        goal = goal_from(until)
         for name in names:
             load_backend(name)
         chaos_scenarios(list(only) or None, quick=quick)
@@ -90,6 +98,8 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
         else:
             mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
         exposed = "" if cell.exposed_runs is None else f", {cell.exposed_runs} exposed"
+        if cell.until is not None:
+            exposed += f"; until: {cell.until}, lower bound {fmt(cell.until_lower_bound, 4)}"
         ci = (
             f" [{cell.evidence_lower:.3f}, {cell.evidence_upper:.3f}]"
             if cell.evidence_n and cell.evidence_lower is not None
@@ -106,7 +116,7 @@ def suite(backends: tuple[str, ...], quick: bool, only: tuple[str, ...], out_dir
         console.print(QUICK_NOTE, highlight=False)
     try:
         result = asyncio.run(
-            run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show)
+            run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show, goal=goal)
         )
     except KeyboardInterrupt:
         fail("interrupted", 130)

@@ -125,9 +125,9 @@ def print_until(outcomes: dict[str, dict[str, Any]]) -> None:
 def until_setup(scenario: Path, goal: Any, out_dir: Path) -> tuple[Path, Any]:
     """The cycled scenario file (kept beside the results: workers read it) and the driver."""
     from harness.confidence import UntilConfident, write_cycled
-    from harness.scenario import load_scenario, resolve_scenario_path
+    from harness.scenario import resolve_scenario_path
 
-    cycled = write_cycled(load_scenario(resolve_scenario_path(scenario)), goal, out_dir / ".until")
+    cycled = write_cycled(resolve_scenario_path(scenario), goal, out_dir / ".until")
     return cycled, UntilConfident(goal)
 
 
