@@ -266,7 +266,8 @@ def integrity_labels(table: pd.DataFrame) -> pd.DataFrame:
         if row["result"] == "inconclusive":
             text = "inconclusive\nn=0 exposed"
         else:
-            rate = row["exposed_integrity"] if row["exposed"] is not None else row["integrity"]
+            faulted = row["exposed"] is not None and pd.notna(row["exposed"])
+            rate = row["exposed_integrity"] if faulted else row["integrity"]
             text = f"{rate:.3f}\n[{row['lower']:.2f}, {row['upper']:.2f}]\nn={row['n']}"
         labels.append(text)
     table = table.assign(label=labels)
