@@ -12,7 +12,8 @@ A run is **exposed** to a fault occurrence (faults.parquet row with outcome `ok`
   an act phase;
 - restart, outage, deploy, a pause of a server or store, anything else: the run was
   in flight (its first phase had started and it had not ended);
-- a crash point: the run it fired in (`selected` holds `run:step:pid`).
+- a crash point: the run it fired in (`selected` holds `run:step:pid`) and, since the
+  point kills its worker, every run that worker held at that moment.
 
 Pure functions of (faults, steps, runs) frames; nothing here does I/O. `runs` may be
 empty: a run's end is then its last recorded phase.
@@ -102,11 +103,32 @@ def _selected(value: object) -> list[str]:
     return [str(v) for v in value]  # type: ignore[attr-defined]
 
 
+def _crash_exposed(fault: dict[str, Any], selected: list[str], runs: dict[str, _Run]) -> set[str]:
+    """The run a crash point fired in, and (the point kills its worker) every run that
+    worker held at that moment: the worker of the fired run's last phase by then."""
+    fired = {s.rsplit(":", 2)[0] for s in selected}
+    at = fault.get("actual_start")
+    if at is None or pd.isna(at):
+        return fired
+    exposed = set(fired)
+    for run_id in fired:
+        run = runs.get(run_id)
+        if run is None:
+            continue
+        before = run.rows[run.rows["start"] <= float(at)]
+        if len(before):
+            worker = str(before["worker"].iloc[-1])
+            exposed |= {
+                r for r, other in runs.items() if _held(other, [worker], float(at), float(at))
+            }
+    return exposed
+
+
 def _exposed(fault: dict[str, Any], runs: dict[str, _Run]) -> set[str]:
     kind = str(fault["kind"])
     selected = _selected(fault.get("selected"))
     if kind == "crash_point":
-        return {s.rsplit(":", 2)[0] for s in selected}
+        return _crash_exposed(fault, selected, runs)
     start = float(fault["actual_start"])
     raw_end = fault.get("actual_end")
     end = start if raw_end is None or pd.isna(raw_end) else max(start, float(raw_end))

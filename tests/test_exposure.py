@@ -121,9 +121,15 @@ def test_service_faults_expose_the_phases_that_use_the_service() -> None:
     assert exposed(tool, llm) == [set(), {"run-a"}]
 
 
-def test_a_crash_point_exposes_the_run_it_fired_in() -> None:
-    point = fault("crash_point", 2.0, selected=["run-b:1:4242"])
-    assert exposed(point) == [{"run-b"}]
+def test_a_crash_point_exposes_the_run_it_fired_in_and_what_its_worker_held() -> None:
+    # it fired in run-b on worker-1 at 3.2; worker-1 held nothing else
+    alone = fault("crash_point", 3.2, selected=["run-b:1:4242"])
+    # it fired in run-a on worker-0 at 2.5: worker-0 died with nothing else either;
+    # add run-e on worker-0 from 2.0 to 4.0 and the crash takes it too
+    steps = pd.concat([STEPS, pd.DataFrame([phase("run-e", 2.0, 4.0)])], ignore_index=True)
+    shared = fault("crash_point", 2.5, selected=["run-a:1:4242"], index=1)
+    table = runs("run-a", "run-b", "run-c", "run-e")
+    assert exposed(alone, shared, steps=steps, table=table) == [{"run-b"}, {"run-a", "run-e"}]
 
 
 def test_faults_that_did_not_take_effect_expose_nothing() -> None:

@@ -97,18 +97,23 @@ def suite(
             mark = "[yellow]INCONCLUSIVE: no fault exposed any run[/]"
         else:
             mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
-        exposed = "" if cell.exposed_runs is None else f", {cell.exposed_runs} exposed"
-        if cell.until is not None:
-            exposed += f"; until: {cell.until}, lower bound {fmt(cell.until_lower_bound, 4)}"
+        if cell.exposed_runs is None:
+            evidence = f"{cell.runs or 0} runs (no faults)"
+        else:
+            evidence = f"{cell.exposed_runs} exposed of {cell.runs or 0} runs"
+        rate = cell.exposed_integrity if cell.exposed_runs is not None else cell.integrity
         ci = (
             f" [{cell.evidence_lower:.3f}, {cell.evidence_upper:.3f}]"
             if cell.evidence_n and cell.evidence_lower is not None
             else ""
         )
+        until = ""
+        if cell.until is not None:
+            until = f"; until: {cell.until}, lower bound {fmt(cell.until_lower_bound, 4)}"
         console.print(
-            f"{cell.fault_class} x {cell.backend}: integrity {fmt(cell.integrity, 3)}{ci} "
-            f"({cell.runs or 0} runs{exposed}; expected >= {fmt(cell.expected_integrity)}) "
-            f"{mark}",
+            f"{cell.fault_class} x {cell.backend}: {evidence}, integrity {fmt(rate, 3)}{ci} "
+            f"(all runs {fmt(cell.integrity, 3)}; expected >= {fmt(cell.expected_integrity)})"
+            f"{until} {mark}",
             highlight=False,
         )
 
