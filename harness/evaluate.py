@@ -26,6 +26,7 @@ from harness.stats import DEFAULT_CONFIDENCE, integrity_interval
 from harness.workload import TRIAL_SEPARATOR, task_of
 
 __all__ = [
+    "NOT_APPLICABLE",
     "QUANTILES",
     "STEADY_WINDOW",
     "committed_steps",
@@ -45,6 +46,7 @@ QUANTILES = (0.5, 0.95, 0.99)
 # ramp-up (runs starting, the first steps' start latency) and the drain (the last runs
 # finishing with fewer in flight) are left out of `steady_steps_per_s`.
 STEADY_WINDOW = (0.1, 0.9)
+NOT_APPLICABLE = "not applicable"  # every fault of the scenario was skipped for the backend
 FLOOR_MARK = f"{TRIAL_SEPARATOR}floor"  # in the run ids raw floor programs act under
 
 
@@ -415,9 +417,13 @@ def _exposure_summary(
         for f in took_effect.to_dict("records")
     ]
     passed = int(exposed["passed"].sum())
+    skipped = faults[faults["outcome"] == "skipped"]
+    details = skipped["detail"] if "detail" in skipped else pd.Series(dtype=str)
     return {
         "faults": len(faults),
         "took_effect": len(took_effect),
+        "skipped": len(skipped),
+        "skipped_because": "; ".join(dict.fromkeys(str(d) for d in details if d)),
         "exposed_runs": len(exposed),
         "passed": passed,
         "integrity": round(passed / len(exposed), 6) if len(exposed) else None,
@@ -431,8 +437,9 @@ def _exposure_summary(
 
 def _result(group: pd.DataFrame, exposure: dict[str, Any] | None, strays: int) -> tuple[str, str]:
     """The backend's verdict on this scenario and why: fail (an anomaly, or stray
-    effects) > unknown (a verdict could not be decided) > inconclusive (faults, and none
-    of them exposed a run) > pass."""
+    effects) > unknown (a verdict could not be decided) > not applicable (every fault was
+    skipped: none applies to this backend, e.g. a deploy for one without code versions)
+    > inconclusive (faults, and none of them exposed a run) > pass."""
     failed = {v: int((group[v] == False).sum()) for v in VERDICTS if v in group}  # noqa: E712
     failed = {v: n for v, n in failed.items() if n}
     if failed or strays:
@@ -442,6 +449,10 @@ def _result(group: pd.DataFrame, exposure: dict[str, Any] | None, strays: int) -
     if unknown:
         return "unknown", f"{unknown} runs with undecided verdicts"
     if exposure is not None and exposure["exposed_runs"] == 0:
+        if exposure["took_effect"] == 0 and exposure["skipped"] == exposure["faults"]:
+            return NOT_APPLICABLE, "every fault was skipped: " + exposure["skipped_because"]
+        if exposure["took_effect"] == 0:
+            return "inconclusive", "no fault took effect (none was reached, or they failed)"
         return "inconclusive", "no fault exposed any run"
     return "pass", ""
 

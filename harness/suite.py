@@ -25,6 +25,7 @@ from typing import Any
 
 from harness.confidence import Goal, UntilConfident, write_cycled, write_outcome
 from harness.errors import DurabenchError
+from harness.evaluate import NOT_APPLICABLE
 from harness.results import collect_environment
 from harness.runner import BenchmarkRun
 from harness.scenario import SCENARIO_DIR, Scenario, load_scenario
@@ -61,7 +62,9 @@ class Cell:
     backend: str
     results: str | None = None
     status: str = "pending"  # ok | failed (harness error)
-    result: str | None = None  # the summary's: pass | fail | unknown | inconclusive
+    result: str | None = (
+        None  # the summary's: pass | fail | unknown | inconclusive | not applicable
+    )
     integrity: float | None = None  # over every judged run
     runs: int | None = None
     exposed_runs: int | None = None  # None: the scenario has no faults
@@ -151,7 +154,8 @@ def _fill(cell: Cell, scenario: Scenario, summary: dict[str, Any]) -> None:
     cell.inspect_errors = (summary.get("inspect_errors") or {}).get("runs", 0)
     cell.inconclusive = cell.result == "inconclusive"
     cell.expected_integrity = scenario.expect.min_integrity(cell.backend)
-    if cell.expected_integrity is not None and not cell.inconclusive:
+    applies = cell.result != NOT_APPLICABLE  # every fault skipped: nothing to hold to
+    if cell.expected_integrity is not None and not cell.inconclusive and applies:
         cell.met = summary["integrity"] >= cell.expected_integrity and not cell.stray_effects
     cell.anomalies = sum(summary["anomalies"].values()) + (cell.stray_effects or 0)
     faults = summary.get("faults") or {}

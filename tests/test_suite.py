@@ -16,6 +16,7 @@ from harness.suite import (
     QUICK_NOTE,
     Cell,
     SuiteResult,
+    _fill,
     chaos_scenarios,
 )
 from tests.test_cli import durabench
@@ -82,6 +83,27 @@ def test_inconclusive_and_misbehaving_cells_have_their_own_exit_codes(
     if code == EXIT_INCONCLUSIVE:  # an expectation that failed elsewhere still wins
         failing = Cell("kill", "b", status="ok", met=False)
         assert SuiteResult(tmp_path, [cell, failing]).exit_code == EXIT_EXPECTATION
+
+
+def test_a_cell_whose_faults_were_all_skipped_is_not_applicable(tmp_path: Path) -> None:
+    from harness.evaluate import NOT_APPLICABLE
+    from harness.scenario import load_scenario
+
+    summary = {
+        "result": NOT_APPLICABLE,
+        "runs": 6,
+        "integrity": 1.0,
+        "exposure": {"exposed_runs": 0, "integrity": None},
+        "evidence": {"n": 0, "lower": 0.0, "upper": 1.0},
+        "anomalies": {},
+        "faults": {},
+        "wasted": {"llm_calls": 0, "tool_executions": 0},
+        "overhead_ms": {"p50": 1.0},
+    }
+    cell = Cell("deploy", "pgstore", status="ok")
+    _fill(cell, load_scenario(chaos_scenarios(["deploy"])[0]), summary)
+    assert cell.met is None and not cell.inconclusive, "neither a pass nor inconclusive"
+    assert SuiteResult(tmp_path, [cell]).exit_code == EXIT_OK
 
 
 def test_an_unknown_fault_class_is_bad_input(tmp_path: Path) -> None:

@@ -95,6 +95,8 @@ def suite(
             mark = "[red]backend misbehaved (inspect failed)[/]"
         elif cell.inconclusive:
             mark = "[yellow]INCONCLUSIVE: no fault exposed any run[/]"
+        elif cell.result == "not applicable":
+            mark = "[dim]not applicable: every fault was skipped for this backend[/]"
         else:
             mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
         if cell.exposed_runs is None:

@@ -33,7 +33,13 @@ def _table(title: str, columns: list[str], left: tuple[str, ...] = ("backend",))
     return table
 
 
-RESULT_STYLE = {"pass": "green", "fail": "bold red", "unknown": "yellow", "inconclusive": "yellow"}
+RESULT_STYLE = {
+    "pass": "green",
+    "fail": "bold red",
+    "unknown": "yellow",
+    "inconclusive": "yellow",
+    "not applicable": "dim",
+}
 
 
 def interval_text(ci: dict[str, Any] | None) -> str:
@@ -71,7 +77,7 @@ def print_summary(summary: dict[str, dict[str, Any]]) -> None:
         style="dim",
     )
     for backend, s in summary.items():
-        if s.get("result") in ("fail", "unknown", "inconclusive") and s.get("result_reason"):
+        if s.get("result") not in (None, "pass") and s.get("result_reason"):
             out.print(f"{backend}: {s['result']}: {s['result_reason']}", highlight=False)
         nothing = (s.get("exposure") or {}).get("exposing_nothing") or []
         if nothing:
@@ -230,6 +236,8 @@ def _cell_mark(c: Any) -> str:
         return "backend misbehaved"
     if c.inconclusive:
         return "INCONCLUSIVE"
+    if c.result == "not applicable":
+        return "n/a (skipped)"
     return {True: "met", False: "NOT MET", None: "-"}[c.met]
 
 

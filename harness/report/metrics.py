@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from harness.checker import VERDICTS
-from harness.evaluate import with_exposure
+from harness.evaluate import NOT_APPLICABLE, with_exposure
 from harness.report.load import ResultSet
 from harness.stats import DEFAULT_CONFIDENCE, integrity_interval
 from harness.workload import task_of
@@ -124,12 +124,19 @@ def _runs_with_exposure(results: ResultSet) -> pd.DataFrame:
             continue
         if "exposed" not in runs:
             runs, _ = with_exposure(runs, item.steps, item.faults)
-        faulted = set(item.faults["backend"]) if not item.faults.empty else set()
+        faults = item.faults
+        faulted = set(faults["backend"]) if not faults.empty else set()
+        applicable = (
+            set(faults.loc[faults["outcome"] != "skipped", "backend"])
+            if not faults.empty
+            else set()
+        )
         frames.append(
             runs.assign(
                 results=item.label,
                 fault_class=item.fault_class,
                 has_faults=runs["backend"].isin(faulted),
+                all_skipped=runs["backend"].isin(faulted - applicable),
             )
         )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -160,12 +167,17 @@ INTEGRITY_COLUMNS = [
 ]
 
 
-def _result(anomalies: int, strays: int, unknown: int, inconclusive: bool) -> str:
+def _result(
+    anomalies: int, strays: int, unknown: int, inconclusive: bool, all_skipped: bool
+) -> str:
+    """As the summary's: fail > unknown > not applicable > inconclusive > pass."""
     if anomalies or strays:
         return "fail"
     if unknown:
         return "unknown"
-    return "inconclusive" if inconclusive else "pass"
+    if inconclusive:
+        return NOT_APPLICABLE if all_skipped else "inconclusive"
+    return "pass"
 
 
 def integrity_table(results: ResultSet, confidence: float = DEFAULT_CONFIDENCE) -> pd.DataFrame:
@@ -216,6 +228,7 @@ def integrity_table(results: ResultSet, confidence: float = DEFAULT_CONFIDENCE) 
                     len(stray),
                     int((~group["passed"].astype(bool)).sum()),
                     faulted and not len(exposed),
+                    bool(group["all_skipped"].all()),
                 ),
                 "trials": int(per_task.size().max()),
                 "pass_k": float(tasks.mean()),
@@ -265,6 +278,8 @@ def integrity_labels(table: pd.DataFrame) -> pd.DataFrame:
     for row in table.to_dict("records"):
         if row["result"] == "inconclusive":
             text = "inconclusive\nn=0 exposed"
+        elif row["result"] == NOT_APPLICABLE:
+            text = "n/a\n(faults skipped)"
         else:
             faulted = row["exposed"] is not None and pd.notna(row["exposed"])
             rate = row["exposed_integrity"] if faulted else row["integrity"]
