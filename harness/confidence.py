@@ -25,6 +25,7 @@ period, so the runs started later are exposed as the first ones were.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import time
@@ -33,13 +34,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import aiohttp
 import pandas as pd
 import yaml
 
 from harness.errors import DurabenchError
 from harness.evaluate import judge_runs, with_exposure
 from harness.faults import Fault, TimedFault
-from harness.measure import read_rows
 from harness.results import ResultsDir
 from harness.runner import BackendSession, RunTiming, await_run, inspect_all, start_run
 from harness.scenario import Scenario, load_scenario
@@ -280,19 +281,47 @@ class UntilConfident:
         return timings
 
 
+class _Rows:
+    """The workers' phase rows, read as they are appended (only new complete lines)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.offsets: dict[Path, int] = {}
+        self.by_run: dict[str, list[dict[str, Any]]] = {}
+
+    def refresh(self) -> None:
+        if not self.directory.exists():
+            return
+        for path in sorted(self.directory.glob("*.jsonl")):
+            offset = self.offsets.get(path, 0)
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+            complete = chunk.rfind(b"\n") + 1
+            for line in chunk[:complete].splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.by_run.setdefault(str(row.get("run_id")), []).append(row)
+            self.offsets[path] = offset + complete
+
+
 class _Judge:
-    """Judges the finished runs of one session provisionally: each run is inspected once
-    (when first seen finished), phase rows are read as they are appended."""
+    """Judges the runs of one session provisionally, each once, when first seen
+    finished: inspect, its ledger entries, its phase rows, the faults applied so far and
+    its exposure. A finished run's exposure cannot grow: later faults did not touch it."""
 
     def __init__(self, session: BackendSession, goal: Goal) -> None:
         self.session = session
         self.goal = goal
-        self.persisted: dict[str, dict[str, Any]] = {}
-        self.ledger: dict[str, list[dict[str, Any]]] = {}
+        self.judged: set[str] = set()
+        self.exposed = 0
+        self.passed = 0
+        self.failed: list[str] = []
+        self.rows = _Rows(session.env.measurements_dir)
 
     async def _ledger_of(self, run_id: str) -> list[dict[str, Any]]:
-        import aiohttp
-
         url = f"{self.session.nemesis.context.tools_admin_url}/ledger"
         async with aiohttp.ClientSession() as http, http.get(url, params={"run_id": run_id}) as r:
             r.raise_for_status()
@@ -301,39 +330,37 @@ class _Judge:
 
     async def check(self, timings: Sequence[RunTiming], seen: _Progress) -> Stop | None:
         session, goal = self.session, self.goal
-        new = [t for t in timings if t.run_id not in self.persisted]
+        new = [t for t in timings if t.run_id not in self.judged]
         if new:
-            for row in await inspect_all(session.backend, new):
-                self.persisted[str(row["run_id"])] = row
-            for timing in new:
-                try:
-                    self.ledger[timing.run_id] = await self._ledger_of(timing.run_id)
-                except Exception:  # a check that cannot read the ledger decides nothing
-                    self.persisted.pop(timing.run_id, None)
-        if not self.persisted:
-            return None
-        steps = pd.DataFrame(await asyncio.to_thread(read_rows, session.env.measurements_dir))
-        if not steps.empty:
-            steps["backend"] = session.name
-        ledger = [e for run in self.persisted for e in self.ledger.get(run, [])]
-        rows = judge_runs(
-            session.scenario, session.name, list(self.persisted.values()), ledger, steps, []
-        )
-        runs = pd.DataFrame(rows)
-        records = [asdict(r) for r in session.nemesis.records]
-        faults = pd.DataFrame(records) if records else pd.DataFrame()
-        runs, _ = with_exposure(runs, steps, faults)
-        has_faults = bool(session.scenario.faults)
-        basis = runs[runs["exposed"] == True] if has_faults else runs  # noqa: E712
-        failed = runs[~runs["passed"].astype(bool)]
-        seen.finished, seen.exposed = len(runs), len(basis)
-        seen.passed = int(basis["passed"].sum())
-        seen.failed = len(failed)
-        seen.lower = lower_bound(seen.passed, seen.exposed, goal.confidence)
-        if len(failed):
-            seen.first_failure = str(failed["run_id"].iloc[0])
+            await asyncio.to_thread(self.rows.refresh)
+            persisted = await inspect_all(session.backend, new)
+            ledger: list[dict[str, Any]] = []
+            try:
+                for timing in new:
+                    ledger += await self._ledger_of(timing.run_id)
+            except (aiohttp.ClientError, OSError):
+                return None  # a check that cannot read the ledger decides nothing
+            ids = [t.run_id for t in new]
+            steps = pd.DataFrame([row for i in ids for row in self.rows.by_run.get(i, [])])
+            if not steps.empty:
+                steps["backend"] = session.name
+            rows = judge_runs(session.scenario, session.name, persisted, ledger, steps, [])
+            runs = pd.DataFrame([r for r in rows if not r.get("stray")])
+            records = [asdict(r) for r in session.nemesis.records]
+            faults = pd.DataFrame(records) if records else pd.DataFrame()
+            runs, _ = with_exposure(runs, steps, faults)
+            basis = runs[runs["exposed"] == True] if session.scenario.faults else runs  # noqa: E712
+            self.exposed += len(basis)
+            self.passed += int(basis["passed"].sum())
+            self.failed += [str(r) for r in runs.loc[~runs["passed"].astype(bool), "run_id"]]
+            self.judged.update(ids)
+        seen.finished, seen.exposed, seen.passed = len(self.judged), self.exposed, self.passed
+        seen.failed = len(self.failed)
+        seen.lower = lower_bound(self.passed, self.exposed, goal.confidence)
+        if self.failed:
+            seen.first_failure = self.failed[0]
             return "anomaly"
-        if seen.exposed and seen.lower >= goal.target:
+        if self.exposed and seen.lower >= goal.target:
             return "confident"
         return None
 
