@@ -27,6 +27,7 @@ __all__ = [
     "combine",
     "diff_states",
     "run_passed",
+    "unknown_verdicts",
 ]
 
 VERDICTS = (
@@ -38,6 +39,7 @@ VERDICTS = (
     "no_orphan_effect",
     "ledger_agrees",
     "decisions_agree",
+    "no_nondeterminism",
 )
 MAX_EXAMPLES = 5  # examples per verdict detail: enough to debug, small enough to store
 MAX_DIFFS = 20
@@ -74,6 +76,9 @@ class RunEvidence:
     ledger: tuple[LedgerEntry, ...]
     committed_steps: frozenset[int]  # step indices the worker acknowledged as committed
     finished_in_time: bool  # the runner saw a terminal state before the run's deadline
+    # what the backend reported as non-determinism (a replay after a deploy that took
+    # another path); empty when it reported none
+    nondeterminism: tuple[str, ...] = ()
 
 
 def combine(values: Iterable[bool | None]) -> bool | None:
@@ -187,14 +192,28 @@ def _check_no_duplicate_step(evidence: RunEvidence) -> CheckResult:
     return not duplicated, {"duplicated": len(duplicated), "indices": duplicated[:MAX_EXAMPLES]}
 
 
+def _reached_effects(evidence: RunEvidence) -> list[tuple[int, int]]:
+    """The oracle's effects the run must have applied by now: all of them once it reached
+    the oracle's end, else those of every step it committed (persisted or acknowledged)."""
+    state = evidence.persisted.state
+    reached_end = state is not None and state.status == evidence.oracle.state.status
+    if reached_end and state is not None and state.status in TERMINAL_STATUSES:
+        return list(evidence.oracle.effects)
+    steps = {s.index for s in _persisted_steps(evidence)} | set(evidence.committed_steps)
+    return [(s, a) for s, a in evidence.oracle.effects if s in steps]
+
+
 def _check_effects_exactly_once(evidence: RunEvidence) -> CheckResult:
-    """A logical effect is (step, attempt), not an idempotency key: a backend without a
-    stable key applies the same effect under several keys, and that is a duplicate.
-    Executions the ledger absorbed (not applied) are fine and only counted."""
+    """Exactly once is at most once and at least once. A logical effect is (step,
+    attempt), not an idempotency key: a backend without a stable key applies the same
+    effect under several keys, and that is a duplicate. A committed step whose effect was
+    never applied is a missing effect. Executions the ledger absorbed (not applied) are
+    fine and only counted."""
     applied = _applied(evidence)
     counts = Counter((e.step, e.attempt) for e in applied)
     duplicated = sorted([s, a, n] for (s, a), n in counts.items() if n > 1)
     worst = max(duplicated, key=lambda d: d[2], default=None)
+    missing = sorted([s, a] for s, a in set(_reached_effects(evidence)) if (s, a) not in counts)
     detail = {
         "raw_executions": len(evidence.ledger),
         "applied": len(applied),
@@ -203,8 +222,10 @@ def _check_effects_exactly_once(evidence: RunEvidence) -> CheckResult:
         "duplicated_effects": len(duplicated),
         "duplicated": duplicated[:MAX_EXAMPLES],
         "worst": worst,
+        "missing_effects": len(missing),
+        "missing": missing[:MAX_EXAMPLES],
     }
-    return not duplicated, detail
+    return not duplicated and not missing, detail
 
 
 def _check_no_orphan_effect(evidence: RunEvidence) -> CheckResult:
@@ -269,6 +290,14 @@ def _check_decisions_agree(evidence: RunEvidence) -> CheckResult:
     }
 
 
+def _check_no_nondeterminism(evidence: RunEvidence) -> CheckResult:
+    """A replay that took another path than the recorded history (workflow code changed
+    by a deploy without a patch) is a failure even if the run later completed: the
+    backend had to discard or terminate the work it was replaying."""
+    found = list(evidence.nondeterminism)
+    return not found, {"nondeterminism": len(found), "examples": found[:MAX_EXAMPLES]}
+
+
 _CHECKS: dict[str, Callable[[RunEvidence], CheckResult]] = {
     "complete": _check_complete,
     "state_match": _check_state_match,
@@ -278,6 +307,7 @@ _CHECKS: dict[str, Callable[[RunEvidence], CheckResult]] = {
     "no_orphan_effect": _check_no_orphan_effect,
     "ledger_agrees": _check_ledger_agrees,
     "decisions_agree": _check_decisions_agree,
+    "no_nondeterminism": _check_no_nondeterminism,
 }
 
 
@@ -293,3 +323,9 @@ def check_run(evidence: RunEvidence) -> dict[str, Verdict]:
         else:
             verdicts[name] = Verdict(name, valid, detail)
     return verdicts
+
+
+def unknown_verdicts(error: str) -> dict[str, Verdict]:
+    """Every verdict unknown, with the reason: the evidence could not be read (the
+    backend's `inspect` raised, or returned a state that is not a run state)."""
+    return {name: Verdict(name, None, {"error": error}) for name in VERDICTS}

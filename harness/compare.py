@@ -4,8 +4,7 @@ Rows are per (fault class, backend) present on both sides and per metric: the ba
 value, the candidate value, the change, and for sampled metrics (latency, overhead and
 recovery quantiles) a bootstrap 95% confidence interval of the difference
 (candidate - baseline), from BOOTSTRAP_RESAMPLES resamples of each side with a fixed
-seed, so the same inputs always give the same interval. (numpy only: scipy is not a
-dependency, so there is no Mann-Whitney test.)
+seed, so the same inputs always give the same interval. (numpy only: no Mann-Whitney test.)
 
 Threshold grammar (`--fail-on`, repeatable)::
 
@@ -23,9 +22,12 @@ Threshold grammar (`--fail-on`, repeatable)::
   point the worse way: `steps_per_s:-10%` (may drop at most 10%), `p99:+10%`.
   `p99:-10%` is rejected rather than read as "must improve".
 * A sampled metric crosses its threshold only when the change exceeds the limit AND its
-  95% interval lies wholly on the worse side of zero (the change is not noise). Counts
-  and fractions (integrity, pass^k, waste, bytes, throughput) are compared exactly: a
-  lost run is never noise.
+  95% interval lies wholly on the worse side of zero (the change is not noise).
+  Integrity and pass^k are pass rates over runs (tasks): their interval of the
+  difference comes from the two exact Clopper-Pearson intervals (MOVER, harness/stats),
+  so `integrity:0` fails only when the candidate is worse beyond what its runs can tell
+  apart from luck (20/20 -> 18/20 is not enough; 20/20 -> 10/20 is). Counts (waste,
+  bytes, throughput) are compared exactly.
 * A metric the baseline has and the candidate lacks (nothing committed, no recovery)
   crosses any threshold on it.
 
@@ -48,6 +50,7 @@ from harness.errors import DurabenchError
 from harness.report import chaos, metrics
 from harness.report.document import MISSING, format_value
 from harness.report.load import ResultSet, load_results
+from harness.stats import difference_interval
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -182,6 +185,8 @@ class _Side:
 
     samples: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
     points: dict[tuple[str, str], dict[str, float | None]] = field(default_factory=dict)
+    # metric -> (passed, n) behind a pass rate, for its exact interval
+    counts: dict[tuple[str, str], dict[str, tuple[int, int]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, results: ResultSet) -> _Side:
@@ -198,8 +203,14 @@ class _Side:
             side.samples.setdefault((str(fc), str(backend)), {})["recovery_ms"] = values.to_numpy(
                 dtype=float
             )
+        integrity = metrics.integrity_table(results)
+        for row in integrity.to_dict("records"):
+            side.counts[(str(row["fault_class"]), str(row["backend"]))] = {
+                "integrity": (int(row["passed"]), int(row["runs"])),
+                "pass_k": (int(row["tasks_passed"]), int(row["tasks"])),
+            }
         tables = (
-            (metrics.integrity_table(results), ("integrity", "pass_k")),
+            (integrity, ("integrity", "pass_k")),
             (chaos.wasted_table(results), ("wasted_llm_calls", "wasted_tool_executions")),
             (metrics.bloat_table(results), ("bytes_per_step",)),
         )
@@ -319,6 +330,10 @@ def _row(
     else:
         b_value = base.points.get(bkey, {}).get(metric.name)
         c_value = cand.points.get(ckey, {}).get(metric.name)
+        b_count = base.counts.get(bkey, {}).get(metric.name)
+        c_count = cand.counts.get(ckey, {}).get(metric.name)
+        if b_count is not None and c_count is not None:
+            ci = difference_interval(*b_count, *c_count)
     diff = c_value - b_value if b_value is not None and c_value is not None else None
     change = diff / abs(b_value) if diff is not None and b_value else None
     significant = None

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 import pandas as pd
 
-from harness.checker import VERDICTS, RunEvidence, check_run, run_passed
+from harness.checker import VERDICTS, RunEvidence, check_run, run_passed, unknown_verdicts
+from harness.exposure import (
+    exposed_runs_by_fault,
+    fault_label,
+    with_fault_exposure,
+    with_run_exposure,
+)
 from harness.oracle import expected_run
 from harness.scenario import Scenario
 from harness.state import LedgerEntry, PersistedRun, RunState
-from harness.workload import task_of
+from harness.stats import DEFAULT_CONFIDENCE, integrity_interval
+from harness.workload import TRIAL_SEPARATOR, task_of
 
 __all__ = [
+    "NOT_APPLICABLE",
     "QUANTILES",
     "STEADY_WINDOW",
     "committed_steps",
@@ -30,6 +39,7 @@ __all__ = [
     "steady_steps_per_s",
     "step_table",
     "summarize",
+    "with_exposure",
 ]
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -37,6 +47,8 @@ QUANTILES = (0.5, 0.95, 0.99)
 # ramp-up (runs starting, the first steps' start latency) and the drain (the last runs
 # finishing with fewer in flight) are left out of `steady_steps_per_s`.
 STEADY_WINDOW = (0.1, 0.9)
+NOT_APPLICABLE = "not applicable"  # every fault of the scenario was skipped for the backend
+FLOOR_MARK = f"{TRIAL_SEPARATOR}floor"  # in the run ids raw floor programs act under
 
 
 def committed_steps(steps: pd.DataFrame) -> dict[str, frozenset[int]]:
@@ -65,6 +77,52 @@ def indeterminate_acts(steps: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items() if v}
 
 
+def _nondeterminism(extra: dict[str, Any]) -> tuple[str, ...]:
+    found = extra.get("nondeterminism")
+    if not found:
+        return ()
+    if isinstance(found, list | tuple):
+        return tuple(str(f) for f in found)
+    return (str(found),)
+
+
+def _is_floor(run_id: str) -> bool:
+    """Floor programs act under their own ids (`run-000001~floor-1a2b`): not judged runs."""
+    return FLOOR_MARK in run_id
+
+
+def _stray_rows(
+    backend: str, judged: set[str], ledger_by_run: dict[str, list[LedgerEntry]]
+) -> list[dict[str, Any]]:
+    """One row per run id the ledger holds effects for that no judged run has: a stray
+    effect happened in the world and no run accounts for it (a worker acting on a run
+    that was never started, or under an id it made up). Verdicts stay empty (there is
+    no run to judge); `stray` marks the row, and the summary fails the backend on it."""
+    rows = []
+    for run_id in sorted(set(ledger_by_run) - judged):
+        if _is_floor(run_id):
+            continue
+        entries = ledger_by_run[run_id]
+        examples = [
+            {"step": e.step, "attempt": e.attempt, "key": e.idempotency_key, "tool": e.tool}
+            for e in sorted(entries, key=lambda e: e.seq)[:5]
+        ]
+        rows.append(
+            {
+                "backend": backend,
+                "run_id": run_id,
+                "status": "stray",
+                "stray": True,
+                "tool_executions": len(entries),
+                "tool_applied": sum(1 for e in entries if e.applied),
+                "passed": False,
+                **{name: None for name in VERDICTS},
+                "verdict_detail": json.dumps({"stray_effects": examples}, sort_keys=True),
+            }
+        )
+    return rows
+
+
 def judge_runs(
     scenario: Scenario,
     backend: str,
@@ -72,11 +130,16 @@ def judge_runs(
     ledger: list[dict[str, Any]],
     steps: pd.DataFrame,
     llm_calls: list[dict[str, Any]],
+    not_judged: Collection[str] = (),
 ) -> list[dict[str, Any]]:
-    """One row per run: timings, persisted figures, wasted work and every verdict.
+    """One row per run: timings, persisted figures, wasted work and every verdict; then
+    one `stray` row per run id with ledger effects and no judged run. `not_judged`: runs
+    that were started but cut off by an interrupt: their effects are not strays.
 
     `persisted` rows carry run_id, state (dict or None), bytes_persisted,
-    history_length, started_at, finished_at, finished_in_time.
+    history_length, started_at, finished_at, finished_in_time, and `inspect_error` when
+    the backend's inspect raised: that run's verdicts are unknown (as for a state that
+    does not parse), the others are judged as usual.
     """
     ledger_by_run: dict[str, list[LedgerEntry]] = defaultdict(list)
     for entry in ledger:
@@ -86,29 +149,44 @@ def judge_runs(
         calls_by_run[str(call["run_id"])].append(call)
     committed = committed_steps(steps)
     indeterminate = indeterminate_acts(steps)
+    tokens_per_call = scenario.llm.tokens_in + scenario.llm.tokens_out
     rows = []
     for item in persisted:
         run_id = str(item["run_id"])
         oracle = expected_run(scenario, run_id)
-        state = RunState.from_dict(item["state"]) if item.get("state") else None
         entries = tuple(ledger_by_run.get(run_id, ()))
-        evidence = RunEvidence(
-            oracle=oracle,
-            persisted=PersistedRun(
-                run_id, state, item.get("bytes_persisted"), item.get("history_length")
-            ),
-            ledger=entries,
-            committed_steps=committed.get(run_id, frozenset()),
-            finished_in_time=bool(item.get("finished_in_time")),
-        )
-        verdicts = check_run(evidence)
+        raw_extra = item.get("extra")
+        extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
+        error = item.get("inspect_error")
+        state: RunState | None = None
+        if error is None:
+            try:
+                state = RunState.from_dict(item["state"]) if item.get("state") else None
+            except Exception as exc:
+                error = f"malformed state: {type(exc).__name__}: {exc}"[:500]
+        if error is not None:
+            verdicts = unknown_verdicts(str(error))
+        else:
+            evidence = RunEvidence(
+                oracle=oracle,
+                persisted=PersistedRun(
+                    run_id, state, item.get("bytes_persisted"), item.get("history_length")
+                ),
+                ledger=entries,
+                committed_steps=committed.get(run_id, frozenset()),
+                finished_in_time=bool(item.get("finished_in_time")),
+                nondeterminism=_nondeterminism(extra),
+            )
+            verdicts = check_run(evidence)
         calls = calls_by_run.get(run_id, [])
         started, finished = item.get("started_at"), item.get("finished_at")
         rows.append(
             {
                 "backend": backend,
                 "run_id": run_id,
-                "status": state.status if state else "lost",
+                "status": "unknown" if error else state.status if state else "lost",
+                "stray": False,
+                "inspect_error": None if error is None else str(error),
                 "expected_status": oracle.state.status,
                 "started_at": started,
                 "finished_at": finished,
@@ -116,19 +194,20 @@ def judge_runs(
                 "finished_in_time": bool(item.get("finished_in_time")),
                 "steps_persisted": len(state.steps) if state else 0,
                 "steps_expected": len(oracle.state.steps),
-                "bytes_persisted": item.get("bytes_persisted"),
-                "history_length": item.get("history_length"),
+                "bytes_persisted": item.get("bytes_persisted") if error is None else None,
+                "history_length": item.get("history_length") if error is None else None,
                 "llm_calls": len(calls),
                 "llm_calls_expected": oracle.llm_calls,
                 "llm_tokens": sum(
                     int(c.get("tokens_in", 0)) + int(c.get("tokens_out", 0)) for c in calls
                 ),
+                "llm_tokens_expected": oracle.llm_calls * tokens_per_call,
                 "acts_indeterminate": indeterminate.get(run_id, 0),
                 "tool_executions": len(entries),
                 "tool_applied": sum(1 for e in entries if e.applied),
                 "tool_expected": oracle.tool_calls,
-                "nondeterminism": bool((item.get("extra") or {}).get("nondeterminism")),
-                "backend_extra": json.dumps(item.get("extra") or {}, sort_keys=True, default=str),
+                "nondeterminism": bool(_nondeterminism(extra)),
+                "backend_extra": json.dumps(extra, sort_keys=True, default=str),
                 "passed": run_passed(verdicts),
                 **{name: verdicts[name].valid for name in VERDICTS},
                 "verdict_detail": json.dumps(
@@ -136,7 +215,8 @@ def judge_runs(
                 ),
             }
         )
-    return rows
+    judged = {str(item["run_id"]) for item in persisted} | set(not_judged)
+    return rows + _stray_rows(backend, judged, ledger_by_run)
 
 
 def step_table(steps: pd.DataFrame) -> pd.DataFrame:
@@ -218,6 +298,7 @@ def _fault_summary(recovery: pd.DataFrame, faults: pd.DataFrame) -> dict[str, An
             "skipped": int((group["outcome"] == "skipped").sum()),
             "failed": int((group["outcome"] == "failed").sum()),
             "affected_runs": len(mine),
+            "exposed_runs": int(group["exposed_runs"].sum()) if "exposed_runs" in group else None,
             "unrecovered_runs": int(times.isna().sum()),
             "recovery_ms": _quantiles(times.dropna()),
         }
@@ -305,24 +386,106 @@ def _add_relative(summary: dict[str, dict[str, Any]], floors: pd.DataFrame | Non
             )
 
 
+def with_exposure(
+    runs: pd.DataFrame, steps: pd.DataFrame, faults: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """runs.parquet with `exposed` and `exposed_by`, faults.parquet with `exposed_runs`
+    (harness/exposure.py): what the runner writes, and what `summarize` reads."""
+    found = exposed_runs_by_fault(faults, steps, runs)
+    return with_run_exposure(runs, faults, found), with_fault_exposure(faults, found)
+
+
+def _judged(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of judged runs (stray-effect rows left out)."""
+    if "stray" not in runs:
+        return runs
+    return runs[runs["stray"] != True]  # noqa: E712  (NaN in old tables: judged)
+
+
+def _interval(passed: int, n: int, confidence: float) -> dict[str, Any]:
+    return integrity_interval(passed, n, confidence).to_dict()
+
+
+def _exposure_summary(
+    group: pd.DataFrame, faults: pd.DataFrame, confidence: float
+) -> dict[str, Any] | None:
+    """Exposed runs and integrity among them, or None when the scenario had no faults."""
+    if faults.empty:
+        return None
+    exposed = group[group["exposed"] == True]  # noqa: E712
+    took_effect = faults[faults["outcome"] == "ok"]
+    counts = faults["exposed_runs"] if "exposed_runs" in faults else pd.Series(0, faults.index)
+    labels = [
+        fault_label(str(f["kind"]), int(f["fault_index"]), int(f["occurrence"]))
+        for f in took_effect.to_dict("records")
+    ]
+    passed = int(exposed["passed"].sum())
+    skipped = faults[faults["outcome"] == "skipped"]
+    details = skipped["detail"] if "detail" in skipped else pd.Series(dtype=str)
+    return {
+        "faults": len(faults),
+        "took_effect": len(took_effect),
+        "skipped": len(skipped),
+        "skipped_because": "; ".join(dict.fromkeys(str(d) for d in details if d)),
+        "exposed_runs": len(exposed),
+        "passed": passed,
+        "integrity": round(passed / len(exposed), 6) if len(exposed) else None,
+        "ci": _interval(passed, len(exposed), confidence),
+        "by_fault": dict(zip(labels, (int(c) for c in counts[took_effect.index]), strict=True)),
+        "exposing_nothing": [
+            label for label, c in zip(labels, counts[took_effect.index], strict=True) if not c
+        ],
+    }
+
+
+def _result(group: pd.DataFrame, exposure: dict[str, Any] | None, strays: int) -> tuple[str, str]:
+    """The backend's verdict on this scenario and why: fail (an anomaly, or stray
+    effects) > unknown (a verdict could not be decided) > not applicable (every fault was
+    skipped: none applies to this backend, e.g. a deploy for one without code versions)
+    > inconclusive (faults, and none of them exposed a run) > pass."""
+    failed = {v: int((group[v] == False).sum()) for v in VERDICTS if v in group}  # noqa: E712
+    failed = {v: n for v, n in failed.items() if n}
+    if failed or strays:
+        named = [f"{v}={n}" for v, n in failed.items()]
+        return "fail", ", ".join([*named, *([f"stray_effects={strays}"] if strays else [])])
+    unknown = int((~group["passed"].astype(bool)).sum())
+    if unknown:
+        return "unknown", f"{unknown} runs with undecided verdicts"
+    if exposure is not None and exposure["exposed_runs"] == 0:
+        if exposure["took_effect"] == 0 and exposure["skipped"] == exposure["faults"]:
+            return NOT_APPLICABLE, "every fault was skipped: " + exposure["skipped_because"]
+        if exposure["took_effect"] == 0:
+            return "inconclusive", "no fault took effect (none was reached, or they failed)"
+        return "inconclusive", "no fault exposed any run"
+    return "pass", ""
+
+
 def summarize(
     runs: pd.DataFrame,
     steps: pd.DataFrame,
     walls: dict[str, float],
     faults: pd.DataFrame | None = None,
     floors: pd.DataFrame | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> dict[str, dict[str, Any]]:
-    """Per backend: integrity, anomaly counts, throughput (end to end and steady), latency
-    and overhead percentiles, start latency, wasted work, state bloat, per fault kind the
-    recovery times, and (with `floors`, and a baseline in the run) the ratios to the
-    backend's own raw floor and to the baseline. `walls` maps backend -> load-phase wall
-    time in seconds."""
+    """Per backend: integrity with its exact interval (over every run, and over the runs a
+    fault exposed), pass^k with its interval, the result (pass, fail, unknown or
+    inconclusive), anomaly counts (stray effects, inspect errors, non-determinism too),
+    throughput (end to end and steady), latency and overhead percentiles, start latency,
+    repeated work, state bloat, per fault kind the recovery times, and (with `floors`,
+    and a baseline in the run) the ratios to the backend's own raw floor and to the
+    baseline. `walls` maps backend -> load-phase wall time in seconds."""
     per_step = step_table(steps)
     faults = faults if faults is not None else pd.DataFrame()
+    if "exposed" not in runs or (not faults.empty and "exposed_runs" not in faults):
+        runs, faults = with_exposure(runs, steps, faults)
     recovery = recovery_table(faults, steps, runs)
     summary: dict[str, dict[str, Any]] = {}
-    for backend, group in runs.groupby("backend"):
+    for backend, everything in runs.groupby("backend"):
         name = str(backend)
+        group = _judged(everything)
+        stray = everything.drop(group.index)
+        own_faults = faults[faults["backend"] == name] if not faults.empty else faults
         mine = per_step[per_step["backend"] == name]
         wall = walls.get(name) or 0.0
         persisted_bytes = group["bytes_persisted"].dropna()
@@ -333,17 +496,40 @@ def summarize(
             if not phase_rows.empty
             else phase_rows
         )
+        passed = int(group["passed"].sum())
+        tasks = group.groupby(group["run_id"].map(task_of))["passed"].all()
+        exposure = _exposure_summary(group, own_faults, confidence)
+        errors = group["inspect_error"].dropna() if "inspect_error" in group else pd.Series()
+        result, why = _result(group, exposure, len(stray))
+        evidence = (
+            exposure["ci"] if exposure is not None else _interval(passed, len(group), confidence)
+        )
+        tokens_expected = group.get("llm_tokens_expected")
         summary[name] = {
             "runs": len(group),
             "completed": int((group["complete"] == True).sum()),  # noqa: E712  (nullable)
-            "passed": int(group["passed"].sum()),
-            "integrity": round(float(group["passed"].mean()), 6),
-            "trials": int(group["run_id"].map(task_of).value_counts().max()),
-            "pass_k": round(
-                float(group.groupby(group["run_id"].map(task_of))["passed"].all().mean()), 6
-            ),
-            "anomalies": {v: int((group[v] == False).sum()) for v in VERDICTS},  # noqa: E712
-            "unknown": {v: int(group[v].isna().sum()) for v in VERDICTS},
+            "passed": passed,
+            "integrity": round(float(passed / len(group)), 6) if len(group) else 0.0,
+            "integrity_ci": _interval(passed, len(group), confidence),
+            "exposure": exposure,
+            "evidence": {**evidence, "basis": "exposed runs" if exposure else "all runs"},
+            "result": result,
+            "result_reason": why,
+            "trials": int(group["run_id"].map(task_of).value_counts().max()) if len(group) else 0,
+            "pass_k": round(float(tasks.mean()), 6) if len(tasks) else 0.0,
+            "pass_k_ci": _interval(int(tasks.sum()), len(tasks), confidence),
+            "anomalies": {v: int((group[v] == False).sum()) for v in VERDICTS if v in group},  # noqa: E712
+            "unknown": {v: int(group[v].isna().sum()) for v in VERDICTS if v in group},
+            "stray_effects": {
+                "run_ids": len(stray),
+                "executions": int(stray["tool_executions"].sum()) if len(stray) else 0,
+                "applied": int(stray["tool_applied"].sum()) if len(stray) else 0,
+                "examples": [str(r) for r in stray["run_id"].head(5)],
+            },
+            "inspect_errors": {
+                "runs": len(errors),
+                "first": str(errors.iloc[0]) if len(errors) else None,
+            },
             "committed_steps": len(mine),
             "wall_s": round(wall, 3),
             "steps_per_s": round(len(mine) / wall, 2) if wall > 0 else None,
@@ -364,15 +550,15 @@ def summarize(
             "wasted": {
                 "llm_calls": _beyond(group["llm_calls"], group["llm_calls_expected"]),
                 "tool_executions": _beyond(group["tool_executions"], group["tool_expected"]),
-                "llm_tokens": int(group["llm_tokens"].sum()),
+                "llm_tokens": _beyond(group["llm_tokens"], tokens_expected)
+                if tokens_expected is not None
+                else None,
             },
             "bytes_per_step": round(float(persisted_bytes.sum()) / steps_persisted, 2)
             if steps_persisted and not persisted_bytes.empty
             else None,
-            "faults": _fault_summary(
-                recovery[recovery["backend"] == name], faults[faults["backend"] == name]
-            )
-            if not faults.empty
+            "faults": _fault_summary(recovery[recovery["backend"] == name], own_faults)
+            if not own_faults.empty
             else {},
         }
     _add_relative(summary, floors)

@@ -244,8 +244,10 @@ def recheck(results: ResultsDir) -> Recheck:
     steps, calls = tables["steps"], tables["llm_calls"]
     ledger_path = str(results.path / "ledger.parquet")
     rows: list[dict[str, Any]] = []
+    details = evidence.manifest.get("backend_details", {})
     try:
         for backend in dict.fromkeys(str(p["backend"]) for p in persisted):
+            cut_off = (details.get(backend) or {}).get("not_judged") or {}
             rows.extend(
                 judge_runs(
                     scenario,
@@ -254,10 +256,10 @@ def recheck(results: ResultsDir) -> Recheck:
                     _ledger_dicts(tables["ledger"], backend, ledger_path),
                     steps[steps["backend"] == backend] if not steps.empty else steps,
                     _records(calls[calls["backend"] == backend]) if not calls.empty else [],
+                    [str(r) for r in cut_off.get("run_ids", [])],
                 )
             )
         now = pd.DataFrame(rows)
-        details = evidence.manifest.get("backend_details", {})
         walls = {name: _wall(d) for name, d in details.items()}
         summary = summarize(now, steps, walls, tables["faults"], tables.get("floors"))
     except DurabenchError:

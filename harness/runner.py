@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import aiohttp
 import pandas as pd
@@ -34,7 +34,7 @@ from backends.base import (
 )
 from harness.crashpoints import expand_crash_points
 from harness.errors import BackendError, DryRunPlanned, DurabenchError
-from harness.evaluate import judge_runs, summarize
+from harness.evaluate import judge_runs, summarize, with_exposure
 from harness.faults import DeployFault, NetworkFault
 from harness.floor import record_floor
 from harness.healing import ActiveFaults, default_state_dir
@@ -209,14 +209,28 @@ async def inspect_all(backend: Backend, timings: list[RunTiming]) -> list[dict[s
     limit = asyncio.Semaphore(INSPECT_CONCURRENCY)
 
     async def one(timing: RunTiming) -> dict[str, Any]:
-        async with limit:
-            persisted = await backend.inspect(timing.run_id)
+        found: dict[str, Any] = {"state": None, "inspect_error": None}
+        what = "raised"  # a run whose inspect fails gets unknown verdicts, the others not
+        try:
+            async with limit:
+                persisted = await backend.inspect(timing.run_id)
+            what = "returned malformed state"
+            found = {
+                "state": persisted.state.to_dict() if persisted.state else None,
+                "bytes_persisted": persisted.bytes_persisted,
+                "history_length": persisted.history_length,
+                "extra": dict(persisted.extra),
+                "inspect_error": None,
+            }
+            json.dumps(found)  # what is stored must be JSON
+        except Exception as exc:
+            found = {
+                "state": None,
+                "inspect_error": f"inspect {what}: {type(exc).__name__}: {exc}"[:500],
+            }
         return {
             "run_id": timing.run_id,
-            "state": persisted.state.to_dict() if persisted.state else None,
-            "bytes_persisted": persisted.bytes_persisted,
-            "history_length": persisted.history_length,
-            "extra": persisted.extra,
+            **found,
             "started_at": timing.started_at,
             "finished_at": timing.finished_at,
             "finished_in_time": timing.finished_in_time,
@@ -671,7 +685,9 @@ def record_backend(
     steps = pd.DataFrame(read_rows(session.env.measurements_dir))
     if not steps.empty:
         steps["backend"] = name  # workers know their class's name, not the options
-    rows = judge_runs(session.scenario, name, persisted, session.ledger, steps, session.llm_calls)
+    rows = judge_runs(
+        session.scenario, name, persisted, session.ledger, steps, session.llm_calls, not_judged
+    )
     results.append_jsonl("persisted.jsonl", [{"backend": name, **p} for p in persisted])
     results.append_table("ledger", _ledger_rows(name, session.ledger))
     results.append_table("llm_calls", [{"backend": name, **c} for c in session.llm_calls])
@@ -835,7 +851,15 @@ class BenchmarkRun:
         if faults or self.scenario.faults:
             results.write_table("faults", faults)
         tables = results.read_tables()
-        if not tables["runs"].empty:
+        if not tables["runs"].empty:  # which runs each fault exposed (harness/exposure.py)
+            tables["runs"], tables["faults"] = with_exposure(
+                tables["runs"], tables["steps"], tables["faults"]
+            )
+            for name in ("runs", "faults"):
+                if not tables[name].empty:
+                    results.write_table(
+                        name, cast(list[dict[str, Any]], tables[name].to_dict("records"))
+                    )
             summary = summarize(
                 tables["runs"], tables["steps"], self._walls, tables["faults"], tables["floors"]
             )

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 from scipy.stats import beta
 
-__all__ = ["Interval", "integrity_interval", "lower_bound", "runs_needed"]
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "Interval",
+    "difference_interval",
+    "integrity_interval",
+    "lower_bound",
+    "runs_needed",
+]
 
 DEFAULT_CONFIDENCE = 0.95
 
@@ -92,3 +99,23 @@ def runs_needed(target: float, confidence: float = DEFAULT_CONFIDENCE) -> int:
     while lower_bound(n, n, confidence) < target:  # guard the float edge
         n += 1
     return n
+
+
+def difference_interval(
+    base_passed: int,
+    base_n: int,
+    passed: int,
+    n: int,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> tuple[float, float]:
+    """The interval of rate - base_rate, recovered from the two exact intervals (MOVER,
+    Zou & Donner 2008): what `compare` reads an integrity gate by. With no run on either
+    side it is [-1, 1]: nothing is known."""
+    if not base_n or not n:
+        return -1.0, 1.0
+    base = integrity_interval(base_passed, base_n, confidence)
+    cand = integrity_interval(passed, n, confidence)
+    b, c = base_passed / base_n, passed / n
+    low = (c - b) - math.sqrt((c - cand.lower) ** 2 + (base.upper - b) ** 2)
+    high = (c - b) + math.sqrt((cand.upper - c) ** 2 + (b - base.lower) ** 2)
+    return max(-1.0, low), min(1.0, high)

@@ -472,3 +472,42 @@ def test_run_passed_needs_every_verdict_true() -> None:
     assert not run_passed({"a": ok, "b": Verdict("b", None, {})})
     assert not run_passed({"a": ok, "b": Verdict("b", False, {})})
     assert not run_passed({})
+
+
+def test_a_committed_steps_effect_never_applied_is_a_missing_effect(
+    scenario: Scenario, oracle: OracleRun
+) -> None:
+    """Exactly once is also at least once: the history says step 1 happened, the world
+    never saw its effect."""
+    step = oracle.state.steps[1]
+    ledger = tuple(
+        e
+        for e in perfect_ledger(scenario, oracle)
+        if (e.step, e.attempt) != (step.index, step.attempts)
+    )
+    verdict = check_run(evidence_for(scenario, oracle, ledger=ledger))["effects_exactly_once"]
+    assert verdict.valid is False
+    assert verdict.detail["missing_effects"] == 1
+    assert verdict.detail["missing"] == [[step.index, step.attempts]]
+    assert verdict.detail["duplicated_effects"] == 0
+
+
+def test_a_running_run_owes_only_the_effects_of_the_steps_it_committed(
+    scenario: Scenario, oracle: OracleRun
+) -> None:
+    running = with_steps(oracle.state, oracle.state.steps[:2], status="running")
+    ledger = tuple(e for e in perfect_ledger(scenario, oracle) if e.step < 2)
+    evidence = evidence_for(
+        scenario, oracle, state=running, ledger=ledger, committed=frozenset({0, 1})
+    )
+    assert check_run(evidence)["effects_exactly_once"].valid is True
+
+
+def test_non_determinism_fails_a_run_that_completed(scenario: Scenario, oracle: OracleRun) -> None:
+    evidence = dataclasses.replace(
+        evidence_for(scenario, oracle), nondeterminism=("[TMPRL1100] Nondeterminism error",)
+    )
+    verdicts = check_run(evidence)
+    assert failing(verdicts) == {"no_nondeterminism"}
+    assert verdicts["no_nondeterminism"].detail["examples"] == ["[TMPRL1100] Nondeterminism error"]
+    assert not run_passed(verdicts)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.stats import integrity_interval, lower_bound, runs_needed
+from harness.stats import difference_interval, integrity_interval, lower_bound, runs_needed
 
 
 def test_six_of_six_is_not_a_proof_of_perfection() -> None:
@@ -68,3 +68,13 @@ def test_the_interval_narrows_as_runs_accumulate() -> None:
     widths = [integrity_interval(n, n).upper - integrity_interval(n, n).lower for n in (6, 60, 600)]
     assert widths == sorted(widths, reverse=True)
     assert math.isclose(integrity_interval(600, 600).upper, 1.0)
+
+
+def test_the_interval_of_a_difference_tells_luck_from_a_regression() -> None:
+    # 20/20 -> 18/20: two failures in twenty runs cannot be told apart from luck
+    low, high = difference_interval(20, 20, 18, 20)
+    assert low < -0.1 < 0 < high
+    # 20/20 -> 10/20: the whole interval is below zero
+    low, high = difference_interval(20, 20, 10, 20)
+    assert low < high < 0
+    assert difference_interval(0, 0, 5, 5) == (-1.0, 1.0), "no run on one side: nothing known"

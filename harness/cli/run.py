@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,17 @@ from harness.cli.common import (
 )
 from harness.cli.k8s import kube_target
 from harness.cli.tables import print_summary
+from harness.cli.until import (
+    goal_from,
+    print_until,
+    until_exit_code,
+    until_options,
+    until_setup,
+    write_outcome,
+)
 from harness.errors import DurabenchError
+
+EXIT_BACKEND = 5  # as `durabench suite`: a backend's inspect() raised or returned garbage
 
 __all__ = ["run"]
 
@@ -96,6 +107,7 @@ def _progress() -> tuple[Progress, Any]:
     help="Run every task this many times; summary.json reports pass^k, the "
     "fraction of tasks that passed every verdict in all k trials.",
 )
+@until_options
 @click.option(
     "--with-floor",
     is_flag=True,
@@ -115,9 +127,21 @@ def run(
     **services: Any,
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
-    check integrity against the oracle, and write results/<run-id>/."""
+    check integrity against the oracle, and write results/<run-id>/.
+
+    Exit codes: 0 the run completed (read its verdicts in the summary), 1 a durabench
+    error, 2 bad arguments or scenario, 5 a backend misbehaved (its inspect() raised or
+    returned malformed state for some run), 130 interrupted. With --until-integrity:
+    0 integrity established for every backend, 6 an anomaly was found, 4 the budget was
+    spent before the lower bound cleared the target."""
     from harness.runner import BenchmarkRun
 
+    try:
+        goal = goal_from(services)
+        if goal is not None and trials > 1:
+            raise DurabenchError("--until-integrity starts fresh runs: leave out --trials")
+    except DurabenchError as exc:
+        fail(str(exc))
     external = external_from(services)
     names = list(backends) or installed_backends()
     if platform_name == "kubernetes":
@@ -125,9 +149,12 @@ def run(
     stop_on_signals()
     progress, report = _progress()
     try:
-        bench = BenchmarkRun(
-            Path(scenario), names, out_dir, report, external, trials, platform_name
-        )
+        path, driver = Path(scenario), None
+        if goal is not None:
+            path, driver = until_setup(path, goal, out_dir)
+        bench = BenchmarkRun(path, names, out_dir, report, external, trials, platform_name)
+        if driver is not None:
+            bench.driver = driver
         bench.with_floor = with_floor
         bench.notify = lambda message: console.print(message, highlight=False, markup=False)
     except DurabenchError as exc:
@@ -137,5 +164,18 @@ def run(
     if bench.dry_run:
         out.print("dry run: nothing was created or run; the API calls above are the plan")
         return
-    print_summary(results.read_json("summary.json"))
+    outcomes = write_outcome(results, goal, driver) if goal is not None else None
+    summary = results.read_json("summary.json")
+    print_summary(summary)
+    if outcomes is not None:
+        print_until(outcomes)
     out.print(f"results: {results.path}")
+    misbehaved = [b for b, s in summary.items() if (s.get("inspect_errors") or {}).get("runs")]
+    if misbehaved:
+        fail(
+            f"backend misbehaved: inspect() failed for some runs of {', '.join(misbehaved)} "
+            "(their verdicts are unknown; the other runs were judged)",
+            EXIT_BACKEND,
+        )
+    if outcomes is not None:
+        sys.exit(until_exit_code(outcomes))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,18 +21,33 @@ from harness.cli.common import (
     stop_on_signals,
 )
 from harness.cli.tables import print_matrix
+from harness.cli.until import goal_from, until_options
 from harness.errors import DurabenchError
 
-__all__ = ["suite"]
+__all__ = ["SUITE_LANGGRAPH", "suite", "suite_backends"]
+
+
+# LangGraph runs in the suite in its durable mode: `async` (its default) may legitimately
+# lose the steps it had not yet checkpointed; `sync` is the mode that promises to hold.
+SUITE_LANGGRAPH = "langgraph:sqlite?durability=sync"
+
+
+def suite_backends() -> list[str]:
+    """Every installed built-in backend, LangGraph as SUITE_LANGGRAPH."""
+    return [SUITE_LANGGRAPH if n == "langgraph" else n for n in installed_backends()]
 
 
 @click.command()
-@backends_option("Backend to include (repeatable). Default: every installed backend.")
+@backends_option(
+    "Backend to include (repeatable). Default: every installed backend, LangGraph as "
+    f"{SUITE_LANGGRAPH!r}."
+)
 @click.option(
     "--quick",
     is_flag=True,
-    help="Run each fault class's scenario as written (minutes); without it, "
-    "every cell runs 5x the runs.",
+    help="A smoke test: the small variant of each fault class (scenarios/chaos/quick/, "
+    "at most 10 minutes on 2 cores for the whole matrix), with little statistical power. "
+    "Without it, each cell runs scenarios/chaos/<class>.yaml, sized to expose tens of runs.",
 )
 @click.option(
     "--only",
@@ -46,48 +62,90 @@ __all__ = ["suite"]
     "of released backends; --only then names fixtures.",
 )
 @out_option("Directory that receives suite-<time>/ (known-<time>/ with --known).")
+@until_options
 def suite(
-    backends: tuple[str, ...], quick: bool, only: tuple[str, ...], known: bool, out_dir: Path
+    backends: tuple[str, ...],
+    quick: bool,
+    only: tuple[str, ...],
+    known: bool,
+    out_dir: Path,
+    **until: Any,
 ) -> None:
     """Run the standard chaos suite: every backend under every fault class
     (scenarios/chaos/), one results directory per cell, and a matrix summary.
 
+    A cell whose faults exposed no run (a pause before any run was claimed, a kill of a
+    worker that held none) is INCONCLUSIVE, never a pass. Without --quick the cells are
+    sized to expose enough runs for a design flaw to show; --quick is a smoke test with
+    little statistical power.
+
     Exit codes: 0 every cell met its expectation, 1 some integrity expectation failed,
-    2 bad arguments or scenario, 3 the harness itself failed in some cell."""
+    2 bad arguments or scenario, 3 the harness itself failed in some cell, 4 some cell
+    was inconclusive (nothing failed), 5 a backend misbehaved (its inspect() raised or
+    returned malformed state for some run). With --until-integrity each cell runs until
+    its lower bound clears P, an anomaly is found, or its budget is spent (a spent budget
+    makes the cell inconclusive, exit 4)."""
     from backends.base import load_backend
-    from harness.suite import Cell, chaos_scenarios, run_suite
+    from harness.suite import QUICK_NOTE, Cell, chaos_scenarios, run_suite
 
     if known:
         from harness.cli.known import run_known_fixtures
 
         run_known_fixtures(list(backends), list(only), out_dir)
-    names = list(backends) or installed_backends()
+    names = list(backends) or suite_backends()
     stop_on_signals()
     try:
+        goal = goal_from(until)
         for name in names:
             load_backend(name)
-        chaos_scenarios(list(only) or None)
+        chaos_scenarios(list(only) or None, quick=quick)
     except DurabenchError as exc:
         fail(str(exc))
     log_to(out_dir)
 
     def show(cell: Cell) -> None:
-        mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
         if cell.status == "failed":
             mark = f"[red]harness failed: {cell.error}[/]"
+        elif cell.inspect_errors:
+            mark = "[red]backend misbehaved (inspect failed)[/]"
+        elif cell.inconclusive:
+            mark = "[yellow]INCONCLUSIVE: no fault exposed any run[/]"
+        elif cell.result == "not applicable":
+            mark = "[dim]not applicable: every fault was skipped for this backend[/]"
+        else:
+            mark = {True: "[green]met[/]", False: "[red]NOT MET[/]", None: "-"}[cell.met]
+        if cell.exposed_runs is None:
+            evidence = f"{cell.runs or 0} runs (no faults)"
+        else:
+            evidence = f"{cell.exposed_runs} exposed of {cell.runs or 0} runs"
+        rate = cell.exposed_integrity if cell.exposed_runs is not None else cell.integrity
+        ci = (
+            f" [{cell.evidence_lower:.3f}, {cell.evidence_upper:.3f}]"
+            if cell.evidence_n and cell.evidence_lower is not None
+            else ""
+        )
+        until = ""
+        if cell.until is not None:
+            until = f"; until: {cell.until}, lower bound {fmt(cell.until_lower_bound, 4)}"
         console.print(
-            f"{cell.fault_class:>14} x {cell.backend:<24} integrity "
-            f"{fmt(cell.integrity, 3)} (expected >= {fmt(cell.expected_integrity)}) {mark}"
+            f"{cell.fault_class} x {cell.backend}: {evidence}, integrity {fmt(rate, 3)}{ci} "
+            f"(all runs {fmt(cell.integrity, 3)}; expected >= {fmt(cell.expected_integrity)})"
+            f"{until} {mark}",
+            highlight=False,
         )
 
+    if quick:
+        console.print(QUICK_NOTE, highlight=False)
     try:
         result = asyncio.run(
-            run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show)
+            run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show, goal=goal)
         )
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except DurabenchError as exc:
         fail(str(exc))
     print_matrix(result.cells)
+    if quick:
+        out.print(QUICK_NOTE, style="yellow", highlight=False)
     out.print(f"suite: {result.path}")
     sys.exit(result.exit_code)

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.report.load import ResultSet
-from harness.report.metrics import verdict_columns
+from harness.report.metrics import judged_runs, verdict_columns
 
 __all__ = ["SEVERITY", "Example", "anomaly_examples", "anomaly_table", "detail_rows"]
 
@@ -29,6 +29,7 @@ SEVERITY = {
     "no_orphan_effect": "orphans",
     "ledger_agrees": "mismatches",
     "decisions_agree": "disagreements",
+    "no_nondeterminism": "nondeterminism",
 }
 # the detail fields holding example records, rendered as a table of field-level rows
 EXAMPLE_LISTS = ("diffs", "examples")
@@ -74,7 +75,7 @@ def anomaly_table(results: ResultSet) -> pd.DataFrame:
     many unknown, and which runs are the first and the worst examples."""
     columns = ["backend", "verdict", "false", "unknown", "first_run", "worst_run", "worst_severity"]
     examples = anomaly_examples(results)
-    runs = results.frame("runs")
+    runs = judged_runs(results.frame("runs"))
     rows = []
     for (backend, verdict), group in _by_key(examples).items():
         mine = runs[runs["backend"] == backend]
@@ -103,7 +104,7 @@ def _by_key(examples: list[Example]) -> dict[tuple[str, str], list[Example]]:
 
 def anomaly_examples(results: ResultSet) -> list[Example]:
     """First and worst example per (backend, verdict); one example when they coincide."""
-    runs = results.frame("runs")
+    runs = judged_runs(results.frame("runs"))
     if runs.empty:
         return []
     order = ["started_at", "run_id"] if "started_at" in runs.columns else ["run_id"]

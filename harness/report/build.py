@@ -82,7 +82,8 @@ def integrity_section(results: ResultSet) -> Section:
             Note("runs.parquet is missing or empty: the run stopped before any verdict.")
         )
     worst = table.iloc[int(table["integrity"].to_numpy().argmin())]
-    if (table["integrity"] == 1.0).all():
+    inconclusive = table[table["result"] == "inconclusive"]
+    if (table["integrity"] == 1.0).all() and not (table["stray_effects"] > 0).any():
         reading = (
             "Every backend kept every run intact (all verdicts true) "
             "under every fault class tested."
@@ -93,27 +94,49 @@ def integrity_section(results: ResultSet) -> Section:
             f"{worst['fault_class']}, {worst['passed']} of {worst['runs']} runs "
             f"({worst['integrity']:.3f})."
         )
+    reading += (
+        " Each heatmap cell shows integrity among the runs a fault exposed (every run when "
+        "the scenario has no faults), its exact 95% (Clopper-Pearson) interval and n: "
+        "0 failures in n runs only bounds the failure rate at about 3/n."
+    )
+    if len(inconclusive):
+        reading += (
+            f" {len(inconclusive)} cells are inconclusive: their faults exposed no run, so "
+            "they tested nothing and are not passes."
+        )
     matrix = metrics.integrity_matrix(table)
-    shown = ["fault_class", "backend", "runs", "passed", "integrity"]
+    labels = metrics.integrity_labels(table)
+    shown = ["fault_class", "backend", "runs", "exposed", "passed", "integrity", "interval"]
+    shown += ["n", "result"]
     if (table["trials"] > 1).any():
-        shown += ["trials", "pass_k"]
+        shown += ["trials", "pass_k", "pass_k_lower", "pass_k_upper"]
     verdicts = [c for c in table.columns if c.startswith("anomalies.")]
     table = table.assign(
         by_verdict=[
-            ", ".join(f"{c.split('.', 1)[1]}={int(row[c])}" for c in verdicts if row[c]) or "none"
+            ", ".join(
+                [f"{c.split('.', 1)[1]}={int(row[c])}" for c in verdicts if row[c]]
+                + ([f"stray_effects={int(row['stray_effects'])}"] if row["stray_effects"] else [])
+            )
+            or "none"
             for _, row in table.iterrows()
         ]
     )
     alt = "; ".join(
-        f"{r.backend} under {r.fault_class}: {r.integrity:.3f}" for r in table.itertuples()
+        f"{r.backend} under {r.fault_class}: "
+        + ("inconclusive" if r.result == "inconclusive" else f"{r.integrity:.3f} n={r.n}")
+        for r in table.itertuples()
     )
     return Section("integrity", "Integrity: backend x fault class", reading).add(
         *_blocks(
-            _plot("integrity", figures.integrity_figure(matrix), f"Integrity heatmap. {alt}"),
+            _plot(
+                "integrity", figures.integrity_figure(matrix, labels), f"Integrity heatmap. {alt}"
+            ),
             Table(
                 "integrity",
                 table,
-                "Runs intact, pass^k where tasks ran more than once, anomalies per verdict",
+                "Runs intact, exposed runs, the exact 95% interval of the evidence, the "
+                "result, pass^k where tasks ran more than once, anomalies per verdict "
+                "(stray effects, non-determinism included)",
                 (*shown, "anomalies", "unknown", "by_verdict"),
             ),
         )
@@ -328,7 +351,11 @@ def bloat_section(results: ResultSet, colours: dict[str, str]) -> Section:
     alt = f"Persisted bytes and history length against steps per run. {reading}"
     return Section("bloat", "State bloat", reading).add(
         *_blocks(
-            _plot("bloat", figures.bloat_figure(results.frame("runs"), colours), alt),
+            _plot(
+                "bloat",
+                figures.bloat_figure(metrics.judged_runs(results.frame("runs")), colours),
+                alt,
+            ),
             Table("bloat", table),
         )
     )

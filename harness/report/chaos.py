@@ -11,6 +11,7 @@ import pandas as pd
 
 from harness.evaluate import recovery_table
 from harness.report.load import Loaded, ResultSet
+from harness.report.metrics import judged_runs
 
 __all__ = [
     "TIMELINE_BINS",
@@ -190,8 +191,9 @@ def _beyond(done: pd.Series, expected: pd.Series) -> pd.Series:
 def wasted_table(results: ResultSet) -> pd.DataFrame:
     """Per (fault class, backend): LLM calls, tokens and tool executions beyond the
     oracle's, counted run by run (a run that stopped early wasted nothing extra).
-    Wasted tokens are the extra calls at that run's average tokens per call."""
-    runs = results.frame("runs")
+    Wasted tokens are the tokens beyond the oracle's calls' (results older than
+    `llm_tokens_expected`: the extra calls at that run's average tokens per call)."""
+    runs = judged_runs(results.frame("runs"))
     columns = [
         "fault_class",
         "backend",
@@ -215,6 +217,10 @@ def wasted_table(results: ResultSet) -> pd.DataFrame:
             0
         )
         indeterminate = group.get("acts_indeterminate", pd.Series(0, index=group.index))
+        if "llm_tokens_expected" in group and group["llm_tokens_expected"].notna().all():
+            wasted_tokens = float(_beyond(group["llm_tokens"], group["llm_tokens_expected"]).sum())
+        else:
+            wasted_tokens = float((extra_calls * per_call).sum())
         rows.append(
             {
                 "fault_class": fault_class,
@@ -224,7 +230,7 @@ def wasted_table(results: ResultSet) -> pd.DataFrame:
                 "llm_calls_expected": int(group["llm_calls_expected"].sum()),
                 "wasted_llm_calls": int(extra_calls.sum()),
                 "llm_tokens": int(group["llm_tokens"].sum()),
-                "wasted_tokens": round(float((extra_calls * per_call).sum())),
+                "wasted_tokens": round(wasted_tokens),
                 "tool_executions": int(group["tool_executions"].sum()),
                 "tool_expected": int(group["tool_expected"].sum()),
                 "wasted_tool_executions": int(

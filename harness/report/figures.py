@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
 from harness.report.metrics import BASELINE_BACKEND
@@ -139,13 +139,18 @@ def _grid(count: int, width: float = 4.6, height: float = 3.4) -> tuple[Figure, 
     return figure, axes[:count]
 
 
-def integrity_figure(matrix: pd.DataFrame) -> Figure | None:
-    """Heatmap backend x fault class of integrity (0..1), every cell labelled."""
+def integrity_figure(matrix: pd.DataFrame, labels: pd.DataFrame | None = None) -> Figure | None:
+    """Heatmap backend x fault class of integrity (0..1), every cell labelled (with
+    `labels`: the rate, its interval and n, or `inconclusive`, hatched grey)."""
     if matrix.empty:
         return None
     with style():
         rows, cols = matrix.shape
-        figure = Figure(figsize=(2.2 + 1.6 * cols, 1.0 + 0.55 * rows), layout="constrained")
+        tall = labels is not None
+        figure = Figure(
+            figsize=(2.2 + 1.7 * cols, 1.0 + (0.95 if tall else 0.55) * rows),
+            layout="constrained",
+        )
         ax = figure.subplots()
         values = matrix.to_numpy(dtype=float)
         image = ax.imshow(
@@ -155,10 +160,18 @@ def integrity_figure(matrix: pd.DataFrame) -> Figure | None:
         ax.set_yticks(range(rows), [str(r) for r in matrix.index])
         ax.grid(False)
         for (i, j), value in np.ndenumerate(values):
-            text = "not run" if np.isnan(value) else f"{value:.3f}"
+            label = labels.iloc[i, j] if labels is not None else None
+            if isinstance(label, str):
+                text = label
+            else:
+                text = "not run" if np.isnan(value) else f"{value:.3f}"
+            if isinstance(label, str) and label.startswith("inconclusive"):
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#dddddd", hatch="//", lw=0)
+                )
             colour = "white" if not np.isnan(value) and value < 0.55 else "black"
-            ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=9)
-        figure.colorbar(image, ax=ax, label="integrity (runs intact / runs)")
+            ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=8)
+        figure.colorbar(image, ax=ax, label="integrity among exposed runs")
         ax.set_xlabel("fault class (scenario)")
         ax.set_ylabel("backend")
     return figure

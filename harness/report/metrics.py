@@ -13,7 +13,9 @@ from typing import Any
 import pandas as pd
 
 from harness.checker import VERDICTS
+from harness.evaluate import NOT_APPLICABLE, with_exposure
 from harness.report.load import ResultSet
+from harness.stats import DEFAULT_CONFIDENCE, integrity_interval
 from harness.workload import task_of
 
 __all__ = [
@@ -25,8 +27,10 @@ __all__ = [
     "durability_table",
     "environment_table",
     "fidelity_table",
+    "integrity_labels",
     "integrity_matrix",
     "integrity_table",
+    "judged_runs",
     "latency_table",
     "quantile_name",
     "runs_table",
@@ -103,20 +107,106 @@ def runs_table(results: ResultSet) -> pd.DataFrame:
 # -- integrity ---------------------------------------------------------------------------
 
 
-def integrity_table(results: ResultSet) -> pd.DataFrame:
-    """Per (fault class, backend): runs, passed, integrity = passed / runs, pass^k over
-    the tasks (each task run `trials` times), anomalies and unknowns per verdict."""
-    runs = results.frame("runs")
+def judged_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """runs.parquet without its stray-effect rows (ledger effects of no judged run)."""
+    if runs.empty or "stray" not in runs:
+        return runs
+    return runs[runs["stray"] != True]  # noqa: E712  (NaN in old tables: judged)
+
+
+def _runs_with_exposure(results: ResultSet) -> pd.DataFrame:
+    """Every directory's runs with `exposed` (computed from its tables when results older
+    than exposure lack it) and `has_faults` (its scenario's faults were recorded)."""
+    frames = []
+    for item in results.items:
+        runs = item.runs
+        if runs.empty:
+            continue
+        if "exposed" not in runs:
+            runs, _ = with_exposure(runs, item.steps, item.faults)
+        faults = item.faults
+        faulted = set(faults["backend"]) if not faults.empty else set()
+        applicable = (
+            set(faults.loc[faults["outcome"] != "skipped", "backend"])
+            if not faults.empty
+            else set()
+        )
+        frames.append(
+            runs.assign(
+                results=item.label,
+                fault_class=item.fault_class,
+                has_faults=runs["backend"].isin(faulted),
+                all_skipped=runs["backend"].isin(faulted - applicable),
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+INTEGRITY_COLUMNS = [
+    *GROUP,
+    "runs",
+    "passed",
+    "integrity",
+    "exposed",
+    "exposed_passed",
+    "exposed_integrity",
+    "n",
+    "lower",
+    "upper",
+    "interval",
+    "result",
+    "trials",
+    "pass_k",
+    "tasks",
+    "tasks_passed",
+    "pass_k_lower",
+    "pass_k_upper",
+    "anomalies",
+    "unknown",
+    "stray_effects",
+]
+
+
+def _result(
+    anomalies: int, strays: int, unknown: int, inconclusive: bool, all_skipped: bool
+) -> str:
+    """As the summary's: fail > unknown > not applicable > inconclusive > pass."""
+    if anomalies or strays:
+        return "fail"
+    if unknown:
+        return "unknown"
+    if inconclusive:
+        return NOT_APPLICABLE if all_skipped else "inconclusive"
+    return "pass"
+
+
+def integrity_table(results: ResultSet, confidence: float = DEFAULT_CONFIDENCE) -> pd.DataFrame:
+    """Per (fault class, backend): runs, passed, integrity = passed / runs; the runs a
+    fault exposed and integrity among them; the evidence (`n`, `lower`, `upper`: the
+    exact two-sided interval over the exposed runs, or over every run when the scenario
+    had no faults); the result (pass, fail, unknown, or inconclusive: faults and no run
+    exposed); pass^k over the tasks (each task run `trials` times) with its interval,
+    anomalies and unknowns per verdict, stray effects (run ids of no judged run)."""
+    everything = _runs_with_exposure(results)
+    if everything.empty:
+        return pd.DataFrame(columns=INTEGRITY_COLUMNS)
+    runs = judged_runs(everything)
     verdicts = verdict_columns(runs)
-    columns = [*GROUP, "runs", "passed", "integrity", "trials", "pass_k", "anomalies", "unknown"]
-    if runs.empty:
-        return pd.DataFrame(columns=columns)
     runs = runs.assign(task=runs["run_id"].map(task_of))
+    strays = everything.drop(runs.index)
     rows = []
     for (fault_class, backend), group in runs.groupby(GROUP, sort=False):
         per_task = group.groupby(["results", "task"])["passed"]
         anomalies = {v: int((group[v] == False).sum()) for v in verdicts}  # noqa: E712
         unknown = {v: int(group[v].isna().sum()) for v in verdicts}
+        faulted = bool(group["has_faults"].any())
+        exposed = group[group["exposed"] == True]  # noqa: E712
+        basis = exposed if faulted else group
+        passed = int(basis["passed"].sum())
+        evidence = integrity_interval(passed, len(basis), confidence)
+        tasks = per_task.all()
+        pass_k = integrity_interval(int(tasks.sum()), len(tasks), confidence)
+        stray = strays[(strays["fault_class"] == fault_class) & (strays["backend"] == backend)]
         rows.append(
             {
                 "fault_class": fault_class,
@@ -124,10 +214,31 @@ def integrity_table(results: ResultSet) -> pd.DataFrame:
                 "runs": len(group),
                 "passed": int(group["passed"].sum()),
                 "integrity": float(group["passed"].mean()),
+                "exposed": len(exposed) if faulted else None,
+                "exposed_passed": int(exposed["passed"].sum()) if faulted else None,
+                "exposed_integrity": float(exposed["passed"].mean())
+                if faulted and len(exposed)
+                else None,
+                "n": evidence.n,
+                "lower": evidence.lower,
+                "upper": evidence.upper,
+                "interval": f"[{evidence.lower:.3f}, {evidence.upper:.3f}]",
+                "result": _result(
+                    sum(anomalies.values()),
+                    len(stray),
+                    int((~group["passed"].astype(bool)).sum()),
+                    faulted and not len(exposed),
+                    bool(group["all_skipped"].all()),
+                ),
                 "trials": int(per_task.size().max()),
-                "pass_k": float(per_task.all().mean()),
+                "pass_k": float(tasks.mean()),
+                "tasks": len(tasks),
+                "tasks_passed": int(tasks.sum()),
+                "pass_k_lower": pass_k.lower,
+                "pass_k_upper": pass_k.upper,
                 "anomalies": sum(anomalies.values()),
                 "unknown": sum(unknown.values()),
+                "stray_effects": len(stray),
                 **{f"anomalies.{v}": n for v, n in anomalies.items()},
                 **{f"unknown.{v}": n for v, n in unknown.items()},
             }
@@ -135,11 +246,47 @@ def integrity_table(results: ResultSet) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def integrity_matrix(table: pd.DataFrame) -> pd.DataFrame:
-    """backend x fault class -> integrity (NaN where that cell did not run)."""
+def integrity_matrix(table: pd.DataFrame, value: str = "evidence") -> pd.DataFrame:
+    """backend x fault class -> integrity (NaN where that cell did not run). `evidence`:
+    among the exposed runs (every run without faults; NaN when inconclusive), the
+    figure the heatmap shows; or any column of `integrity_table`, e.g. `integrity`."""
     if table.empty:
         return pd.DataFrame()
-    matrix = table.pivot(index="backend", columns="fault_class", values="integrity")
+    if value == "evidence":
+        table = table.assign(
+            evidence=[
+                p / n if n else float("nan")
+                for p, n in zip(
+                    table["exposed_passed"].where(table["exposed"].notna(), table["passed"]),
+                    table["n"],
+                    strict=True,
+                )
+            ]
+        )
+    matrix = table.pivot(index="backend", columns="fault_class", values=value)
+    order_rows = list(dict.fromkeys(table["backend"]))
+    order_cols = list(dict.fromkeys(table["fault_class"]))
+    return matrix.reindex(index=order_rows, columns=order_cols)
+
+
+def integrity_labels(table: pd.DataFrame) -> pd.DataFrame:
+    """backend x fault class -> the heatmap's label: the rate, its interval and n, or
+    `inconclusive` (faults, no run exposed); empty where the cell did not run."""
+    if table.empty:
+        return pd.DataFrame()
+    labels = []
+    for row in table.to_dict("records"):
+        if row["result"] == "inconclusive":
+            text = "inconclusive\nn=0 exposed"
+        elif row["result"] == NOT_APPLICABLE:
+            text = "n/a\n(faults skipped)"
+        else:
+            faulted = row["exposed"] is not None and pd.notna(row["exposed"])
+            rate = row["exposed_integrity"] if faulted else row["integrity"]
+            text = f"{rate:.3f}\n[{row['lower']:.2f}, {row['upper']:.2f}]\nn={row['n']}"
+        labels.append(text)
+    table = table.assign(label=labels)
+    matrix = table.pivot(index="backend", columns="fault_class", values="label")
     order_rows = list(dict.fromkeys(table["backend"]))
     order_cols = list(dict.fromkeys(table["fault_class"]))
     return matrix.reindex(index=order_rows, columns=order_cols)
@@ -293,7 +440,7 @@ def fidelity_table(results: ResultSet) -> pd.DataFrame:
 
 def bloat_table(results: ResultSet) -> pd.DataFrame:
     """Per (fault class, backend): what was persisted per step (bytes, history entries)."""
-    runs = results.frame("runs")
+    runs = judged_runs(results.frame("runs"))
     columns = [
         *GROUP,
         "runs",

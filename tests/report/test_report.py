@@ -147,11 +147,20 @@ def test_integrity_matrix_matches_each_summary(report: ReportPaths, runs: Runs) 
             assert round(row["pass_k"], 6) == summary["pass_k"]
             for verdict, count in summary["anomalies"].items():
                 assert row[f"anomalies.{verdict}"] == count
+            evidence = summary["evidence"]  # the exposed runs' interval, or all runs'
+            assert (row["n"], row["result"]) == (evidence["n"], summary["result"])
+            assert row["lower"] == pytest.approx(evidence["lower"])
+            assert row["upper"] == pytest.approx(evidence["upper"])
+            exposure = summary["exposure"]
+            assert row["exposed"] == (None if exposure is None else exposure["exposed_runs"])
             shown = md_row(report, fault_class(path), backend)
+            assert f"[{evidence['lower']:.3f}, {evidence['upper']:.3f}]" in shown
             assert f"| {format_value(row['integrity'], 'integrity')} |" in shown
     assert summary_of(runs.steady)["baseline"]["trials"] == 2, "pass^k is shown for 2 trials"
     assert "pass^k" in md_row(report, "fault class", "backend")
     assert summary_of(runs.faulty)["baseline"]["integrity"] < 1.0, "the faults did damage"
+    alt = data(report)["sections"]["integrity"]["figures"][0]
+    assert " n=" in json.dumps(alt), "the heatmap's cells carry n"
 
 
 def test_latency_quantiles_are_those_of_steps_parquet(report: ReportPaths, runs: Runs) -> None:
@@ -260,7 +269,7 @@ def test_recovery_times_and_wasted_work_match_the_summary(report: ReportPaths, r
             row = wasted[(fault_class(path), backend)]
             assert row["wasted_llm_calls"] == s["wasted"]["llm_calls"]
             assert row["wasted_tool_executions"] == s["wasted"]["tool_executions"]
-            assert row["llm_tokens"] == s["wasted"]["llm_tokens"]
+            assert row["wasted_tokens"] == s["wasted"]["llm_tokens"], "beyond the oracle's"
             assert row["acts_indeterminate"] == s["acts_indeterminate"]
 
 
