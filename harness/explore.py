@@ -62,6 +62,7 @@ ALWAYS_SAFETY = (
     "no_orphan_effect",
     "ledger_agrees",
     "decisions_agree",
+    "no_nondeterminism",
 )
 # Verdicts that only mean something for a run that reached its end.
 COMPLETED_SAFETY = ("no_lost_step", "state_match")

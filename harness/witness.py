@@ -31,6 +31,8 @@ WHY = {
     "not hold: the effect happened, its record was lost",
     "ledger_agrees": "the tool output stored in state differs from what the ledger "
     "recorded: the state kept the result of another execution than the applied one",
+    "no_nondeterminism": "the backend reported non-determinism: replaying the run's "
+    "history did not give the same commands",
     "decisions_agree": "the persisted decision differs from the LLM's answer for that step",
     "no_lost_step": "a step of the oracle is missing from the persisted history of a run "
     "that reports completion: an update was lost (overwritten or never persisted)",
