@@ -13,18 +13,33 @@ import re
 import shlex
 from collections.abc import Sequence
 
-__all__ = ["MASK", "SECRET_OPTIONS", "mask_argv", "mask_command", "mask_dsn", "mask_text"]
+__all__ = [
+    "MASK",
+    "SECRET_OPTIONS",
+    "is_secret_name",
+    "mask_argv",
+    "mask_command",
+    "mask_dsn",
+    "mask_text",
+]
 
 MASK = "***"
 # command-line options whose value is (or holds) a secret
 SECRET_OPTIONS = ("--pg-dsn",)
 
+_SECRET_NAME = re.compile(r"DSN|PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@")
 _PAIR = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|sslpassword|api[_-]?key|token|secret)\s*=\s*)"
     r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&;]+)",
     re.IGNORECASE,
 )
+
+
+def is_secret_name(name: str) -> bool:
+    """An environment variable whose value is a secret (a DSN, a password, a key): it
+    travels in a Kubernetes Secret, never in a manifest's plain `value`."""
+    return bool(_SECRET_NAME.search(name))
 
 
 def _mask_userinfo(match: re.Match[str]) -> str:

@@ -85,7 +85,11 @@ def render(
     import yaml
 
     from harness.platform.kubernetes.guardrails import check_namespace_name
-    from harness.platform.kubernetes.render import render_manifests, write_manifests
+    from harness.platform.kubernetes.render import (
+        render_manifests,
+        secret_references,
+        write_manifests,
+    )
 
     try:
         check_namespace_name(namespace)
@@ -99,6 +103,15 @@ def render(
         )
     except DurabenchError as exc:
         fail(str(exc))
+    for secret, keys in secret_references(objects).items():
+        literals = " ".join(f"--from-literal={key}=..." for key in sorted(keys))
+        console.print(
+            f"note: secret values are read from the Secret {secret!r}, which the manifests "
+            f"do not contain; create it first: kubectl -n {namespace} create secret generic "
+            f"{secret} {literals}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if out_dir is None:
         out.print(yaml.safe_dump_all(objects, sort_keys=False), highlight=False, markup=False)
         return

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.masking import is_secret_name
 from harness.platform.base import ComponentSpec
 from harness.platform.kubernetes.guardrails import (
     COMPONENT_LABEL,
@@ -39,6 +40,8 @@ __all__ = [
     "pod_argv",
     "pod_chaos",
     "pod_disruption_budget",
+    "secret_object",
+    "secret_values",
     "service",
     "volume_claim",
     "workload",
@@ -350,6 +353,30 @@ def pod_chaos(
     }
 
 
+def secret_values(spec: ComponentSpec, services: Mapping[int, str]) -> dict[str, str]:
+    """The component's secret environment values (by `is_secret_name`), as the pod needs
+    them (loopback addresses rewritten to Services)."""
+    return {
+        key: rewrite_addresses(value, services)
+        for key, value in sorted(spec.env.items())
+        if is_secret_name(key)
+    }
+
+
+def secret_object(
+    name: str, namespace: str, labels: Mapping[str, str], values: Mapping[str, str]
+) -> Manifest:
+    """An Opaque Secret holding `values`: created through the API by a run, never written
+    to a file."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, namespace, labels),
+        "type": "Opaque",
+        "stringData": dict(values),
+    }
+
+
 def component_objects(
     spec: ComponentSpec,
     *,
@@ -359,11 +386,13 @@ def component_objects(
     services: Mapping[int, str],
     work_paths: tuple[str, ...] = (),
     name: str | None = None,
+    secrets: str | None = None,
 ) -> list[Manifest]:
     """The Deployment or StatefulSet, and the Service, that run one ComponentSpec, named
     `name` (default: the component's). `work_paths` are directories the argv writes
     into: each gets an emptyDir, or for a server or store a volume claim (its data
-    survives a deleted pod)."""
+    survives a deleted pod). With `secrets`, secret environment values (a DSN) are
+    references into the Secret of that name (`secret_object`), never plain values."""
     name = name or k8s_name(spec.name)
     labels = object_labels(run, name, spec.role)
     container: dict[str, Any] = {
@@ -371,7 +400,9 @@ def component_objects(
         "image": image,
         "command": pod_argv(spec, services),
         "env": [
-            {"name": key, "value": rewrite_addresses(value, services)}
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": secrets, "key": key}}}
+            if secrets is not None and is_secret_name(key)
+            else {"name": key, "value": rewrite_addresses(value, services)}
             for key, value in sorted(spec.env.items())
         ],
     }

@@ -69,6 +69,8 @@ from harness.platform.kubernetes.manifests import (
     object_labels,
     pod_chaos,
     pod_disruption_budget,
+    secret_object,
+    secret_values,
     volume_claim,
 )
 from harness.platform.kubernetes.portforward import PortForward
@@ -255,15 +257,22 @@ class KubernetesPlatform:
                 raise ComponentError(f"component {spec.name!r} is already running")
             if spec.port is not None:
                 self._services[spec.port] = self.object_name(spec.name)
+        services = dict(self._services)
+        secrets = secret_values(spec, services)
+        secret_name = f"{self.object_name(spec.name)}-secrets" if secrets else None
         objects = component_objects(
             spec,
             name=self.object_name(spec.name),
             namespace=self.namespace,
             run=self.run,
             image=spec.image or self.image,
-            services=dict(self._services),
+            services=services,
+            secrets=secret_name,
         )
         objects[0:0] = self._on_volume(spec, objects[0])
+        if secret_name is not None:  # through the API only: no file ever holds it
+            labels = objects[0]["metadata"]["labels"]
+            objects.insert(0, secret_object(secret_name, self.namespace, labels, secrets))
         kind = "StatefulSet" if spec.role in STATEFUL_ROLES else "Deployment"
         component = KubeComponent(spec, kind, self.object_name(spec.name))
         with self._lock:

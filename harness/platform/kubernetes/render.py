@@ -40,6 +40,7 @@ SCENARIO_MOUNT = "/etc/durabench"
 LLM_PORT = 8080
 TOOLS_PORT = 8081
 Manifest = dict[str, Any]
+RENDER_SECRET = "durabench-secrets"  # the Secret a user creates for secret values (a DSN)
 
 
 def _service_specs(scenario_path: str, llm: bool) -> list[ComponentSpec]:
@@ -189,6 +190,8 @@ def render_manifests(
             image=image,
             services=ports,
             work_paths=(WORK_MOUNT,),
+            # a DSN the user gave is read from a Secret they create, never written here
+            secrets=RENDER_SECRET if pg_dsn else None,
         )
         add_volume(
             made[0],
@@ -207,6 +210,19 @@ def render_manifests(
             )
         )
     return objects
+
+
+def secret_references(objects: list[Manifest]) -> dict[str, set[str]]:
+    """Secret name -> the keys the manifests read from it (a DSN, never in a manifest)."""
+    found: dict[str, set[str]] = {}
+    for manifest in objects:
+        template = manifest.get("spec", {}).get("template", {}).get("spec", {})
+        for container in template.get("containers", []):
+            for item in container.get("env", []):
+                ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    found.setdefault(ref["name"], set()).add(ref["key"])
+    return found
 
 
 def write_manifests(objects: list[Manifest], out: Path) -> list[Path]:

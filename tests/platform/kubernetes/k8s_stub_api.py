@@ -17,6 +17,7 @@ as integration tests.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import itertools
 import json
@@ -130,9 +131,10 @@ class StubApiServer:
         if self.pods_on is not None:
             self._set_ready(namespace, name)(False)  # until its probe succeeds
             config_maps = self.objects.get(f"/api/v1/namespaces/{namespace}/configmaps", {})
+            secrets = self.objects.get(f"/api/v1/namespaces/{namespace}/secrets", {})
             self.pods_on.run(
                 name,
-                owner["spec"]["template"],
+                _with_secret_values(owner["spec"]["template"], secrets),
                 {n: dict(c.get("data") or {}) for n, c in config_maps.items()},
                 self._set_ready(namespace, name, locked=True),
             )
@@ -321,6 +323,27 @@ class StubApiServer:
                 pass
 
         return Handler
+
+
+def _with_secret_values(
+    template: dict[str, Any], secrets: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The pod template as the kubelet runs it: `valueFrom.secretKeyRef` env entries
+    resolved from the Secrets created so far (a missing one fails the pod, as in a
+    cluster: the pod is started with the entry left out)."""
+    template = copy.deepcopy(template)
+    for container in template["spec"]["containers"]:
+        resolved = []
+        for item in container.get("env", []):
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                resolved.append(item)
+                continue
+            data = (secrets.get(ref["name"]) or {}).get("stringData") or {}
+            if ref["key"] in data:
+                resolved.append({"name": item["name"], "value": data[ref["key"]]})
+        container["env"] = resolved
+    return template
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:

@@ -54,6 +54,7 @@ def _durabench_objects(stub: StubApiServer) -> list[str]:
             "/poddisruptionbudgets",
             "/persistentvolumeclaims",
             "/configmaps",
+            "/secrets",
             "/leases",
         )
         for name in stub.names(suffix)
@@ -84,6 +85,25 @@ def test_contract_start_creates_labelled_workloads_and_stop_all_deletes_them(
     assert all(r.body["metadata"]["labels"]["durabench.io/run"] == "bench-1" for r in created)
     platform.stop_all()
     assert _durabench_objects(stub) == []
+
+
+def test_contract_a_secret_env_value_travels_in_a_secret_never_in_the_workload(
+    stub: StubApiServer, make_platform: MakePlatform
+) -> None:
+    dsn = "host=127.0.0.1 port=5432 user=u password=pl4ntedS3cret"
+    platform = make_platform()
+    platform.start(replace(WORKER, env={"DURABENCH_WORKER_DSN": dsn, "PLAIN": "1"}))
+    created = {r.body["kind"]: r.body for r in stub.calls("POST")}
+    secret, deployment = created["Secret"], created["Deployment"]
+    assert "pl4ntedS3cret" in secret["stringData"]["DURABENCH_WORKER_DSN"]
+    assert "pl4ntedS3cret" not in str(deployment)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item for item in container["env"]}
+    ref = env["DURABENCH_WORKER_DSN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": secret["metadata"]["name"], "key": "DURABENCH_WORKER_DSN"}
+    assert env["PLAIN"] == {"name": "PLAIN", "value": "1"}
+    platform.stop_all()
+    assert _durabench_objects(stub) == [], "the Secret is deleted with its component"
 
 
 def test_contract_kill_deletes_the_pod_with_grace_zero(

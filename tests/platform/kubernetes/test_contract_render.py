@@ -107,6 +107,19 @@ def test_contract_render_refuses_the_namespaces_run_refuses(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_contract_render_never_writes_a_pg_dsn_password(tmp_path: Path) -> None:
+    out = tmp_path / "manifests"
+    dsn = "postgresql://u:pl4ntedS3cret@db.example:5432/x"
+    args = ["k8s", "render", "smoke", "-b", "pgstore", "--namespace", "durabench-chaos"]
+    result = CliRunner().invoke(cli, [*args, "--pg-dsn", dsn, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "pl4ntedS3cret" not in result.output
+    assert "create secret generic durabench-secrets" in result.output
+    files = list(out.glob("*.yaml"))
+    assert files and all("pl4ntedS3cret" not in f.read_text() for f in files)
+    assert any("secretKeyRef" in f.read_text() for f in files)
+
+
 def test_contract_the_shipped_rbac_validates_and_is_namespaced() -> None:
     rbac = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "rbac.yaml"
     documents = list(yaml.safe_load_all(rbac.read_text()))
