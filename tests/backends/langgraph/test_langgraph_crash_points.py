@@ -18,6 +18,7 @@ import pytest
 
 from backends.base import crash_points_of, load_backend
 from harness.runner import BenchmarkRun
+from tests.backends.crash_support import fired
 from tests.backends.langgraph.support import ExternalFor
 from tests.backends.pgstore.pgstore_support import Outcome
 from tests.conftest import ScenarioFactory
@@ -25,17 +26,6 @@ from tests.conftest import ScenarioFactory
 pytestmark = pytest.mark.integration
 
 STEPS = 2
-
-
-def fired(outcome: Outcome) -> dict[str, str]:
-    """Crash point (point:step) -> the run it killed; every one recorded `ok`."""
-    faults = outcome.table("faults")
-    rows = faults[faults["kind"] == "crash_point"]
-    assert (rows["outcome"] == "ok").all(), rows[["target", "fault_index", "outcome"]]
-    return {
-        f"{row.target}:{row.selected[0].split(':')[1]}": row.selected[0].split(":")[0]
-        for row in rows.itertuples()
-    }
 
 
 def repeated(runs: pd.DataFrame) -> pd.Series:

@@ -12,37 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
-from tests.backends.pgstore.pgstore_support import Outcome, run_bench
+from tests.backends.crash_support import fired, repeated
+from tests.backends.pgstore.pgstore_support import run_bench
 from tests.conftest import ScenarioFactory
 
 pytestmark = pytest.mark.integration
 
 EVERY_OWN_POINT = {"kind": "crash_point", "point": "own", "step": "all"}
 SERIAL: dict[str, Any] = {"steps": 2, "load": {"concurrency": 1}, "faults": [EVERY_OWN_POINT]}
-
-
-def fired(outcome: Outcome) -> dict[str, str]:
-    """Crash point (point:step) -> the run it killed, from faults.parquet; every one `ok`."""
-    faults = outcome.table("faults")
-    rows = faults[faults["kind"] == "crash_point"]
-    assert (rows["outcome"] == "ok").all(), rows[["target", "outcome", "detail"]]
-    return {
-        f"{row.target}:{row.selected[0].split(':')[1]}": row.selected[0].split(":")[0]
-        for row in rows.itertuples()
-    }
-
-
-def repeated(runs: pd.DataFrame, run_id: str) -> tuple[int, int, int]:
-    """(extra LLM calls, extra tool executions, extra applied effects) of one run."""
-    row = runs.loc[run_id]
-    return (
-        int(row["llm_calls"] - row["llm_calls_expected"]),
-        int(row["tool_executions"] - row["tool_expected"]),
-        int(row["tool_applied"] - row["tool_expected"]),
-    )
 
 
 async def test_pgstore_recovers_at_each_of_its_own_boundaries_and_repeats_only_the_rolled_back_act(

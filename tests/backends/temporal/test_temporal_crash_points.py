@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from harness.runner import BenchmarkRun
+from tests.backends.crash_support import fired, repeated
 from tests.backends.pgstore.pgstore_support import Outcome
 from tests.backends.temporal.support import DevServer
 from tests.conftest import ScenarioFactory
@@ -22,26 +22,6 @@ from tests.conftest import ScenarioFactory
 pytestmark = pytest.mark.integration
 
 BACKEND = "temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2"
-
-
-def fired(outcome: Outcome) -> dict[str, str]:
-    """Crash point (point:step) -> the run it killed; every one recorded `ok`."""
-    faults = outcome.table("faults")
-    rows = faults[faults["kind"] == "crash_point"]
-    assert (rows["outcome"] == "ok").all(), rows[["target", "outcome", "detail"]]
-    return {
-        f"{row.target}:{row.selected[0].split(':')[1]}": row.selected[0].split(":")[0]
-        for row in rows.itertuples()
-    }
-
-
-def extra(runs: pd.DataFrame, run_id: str) -> tuple[int, int, int]:
-    row = runs.loc[run_id]
-    return (
-        int(row["llm_calls"] - row["llm_calls_expected"]),
-        int(row["tool_executions"] - row["tool_expected"]),
-        int(row["tool_applied"] - row["tool_expected"]),
-    )
 
 
 async def test_temporal_retries_the_unreported_activity_and_replays_the_rest(
@@ -64,11 +44,11 @@ async def test_temporal_retries_the_unreported_activity_and_replays_the_rest(
         # at-least-once: the effect happened, the completion never reached the server, so
         # the activity ran again with the same idempotency key and the ledger applied it once
         unreported = killed[f"temporal.after_activity_effect:{step}"]
-        assert extra(runs, unreported) == (0, 1, 0)
+        assert repeated(runs, unreported) == (0, 1, 0)
         ledger = outcome.ledger(unreported, step)
         assert ledger["idempotency_key"].nunique() == len(ledger) - 1
         # the step's results were in the history: the replay re-executes no activity
         replayed = killed[f"temporal.before_workflow_task_completion:{step}"]
-        assert extra(runs, replayed) == (0, 0, 0)
+        assert repeated(runs, replayed) == (0, 0, 0)
         # killed as the scheduled reason started, before the LLM call: retried, nothing lost
-        assert extra(runs, killed[f"temporal.after_workflow_task:{step}"]) == (0, 0, 0)
+        assert repeated(runs, killed[f"temporal.after_workflow_task:{step}"]) == (0, 0, 0)
