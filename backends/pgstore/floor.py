@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -170,10 +170,16 @@ async def _insert_run(
             return
 
 
-async def _floor(args: argparse.Namespace) -> None:
+RunDriver = Callable[
+    [Services, AsyncConnection[Any], Scenario, str, Samples], Coroutine[Any, Any, None]
+]
+
+
+async def run_pooled_floor(args: argparse.Namespace, program: str, drive: RunDriver) -> None:
+    """Drive the floor's runs at its concurrency, each on a pooled connection of its own
+    while it runs, and print the figures under `program`'s name."""
     scenario = load_scenario(args.scenario)
     resolve_counts(args, scenario)
-    drive = _events_run if args.mode == "events" else _insert_run
     samples = Samples()
     async with open_http() as http, open_floor_pool(args.concurrency) as free:
         svc = Services(scenario, http, args.llm_url, args.tools_url)
@@ -186,7 +192,14 @@ async def _floor(args: argparse.Namespace) -> None:
                 free.put_nowait(conn)
 
         wall = await closed_loop(floor_run_ids(scenario, args.runs), args.concurrency, one)
-    emit("pgstore" if args.mode == "events" else "postgres-insert", args, samples, wall)
+    emit(program, args, samples, wall)
+
+
+async def _floor(args: argparse.Namespace) -> None:
+    if args.mode == "events":
+        await run_pooled_floor(args, "pgstore", _events_run)
+    else:
+        await run_pooled_floor(args, "postgres-insert", _insert_run)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,15 +23,10 @@ from backends.baseline.floor import (
     Samples,
     Services,
     add_common_arguments,
-    closed_loop,
-    emit,
-    floor_run_ids,
-    open_http,
     plain_step,
-    resolve_counts,
 )
-from backends.pgstore.floor import DSN_ENV, floor_dsn, open_floor_pool
-from harness.scenario import Scenario, load_scenario
+from backends.pgstore.floor import DSN_ENV, floor_dsn, run_pooled_floor
+from harness.scenario import Scenario
 
 __all__ = ["floor_programs", "main"]
 
@@ -74,21 +69,7 @@ async def _run(
 
 
 async def _floor(args: argparse.Namespace) -> None:
-    scenario = load_scenario(args.scenario)
-    resolve_counts(args, scenario)
-    samples = Samples()
-    async with open_http() as http, open_floor_pool(args.concurrency) as free:
-        svc = Services(scenario, http, args.llm_url, args.tools_url)
-
-        async def one(run_id: str) -> None:
-            conn = await free.get()
-            try:
-                await _run(svc, conn, scenario, run_id, samples)
-            finally:
-                free.put_nowait(conn)
-
-        wall = await closed_loop(floor_run_ids(scenario, args.runs), args.concurrency, one)
-    emit("pgstore-naive", args, samples, wall)
+    await run_pooled_floor(args, "pgstore-naive", _run)
 
 
 def main(argv: list[str] | None = None) -> None:
