@@ -65,6 +65,7 @@ __all__ = [
 CHECK_EVERY_S = 2.0  # how often the finished runs are judged while the load runs
 MAX_OCCURRENCES = 2000  # fault occurrences a cycled schedule may hold
 MAX_CYCLES_WITHOUT_BUDGET = 200  # with only --max-runs, how many cycles are planned
+MAX_RUNS_PER_S = 500  # with only --budget: no backend here starts more runs a second
 EXIT_CONFIDENT, EXIT_ANOMALY, EXIT_BUDGET = 0, 6, 4
 
 Stop = Literal["confident", "anomaly", "budget"]
@@ -104,6 +105,15 @@ class Goal:
             )
         if self.max_runs is not None and self.max_runs < 1:
             raise DurabenchError(f"--max-runs must be at least 1, got {self.max_runs}")
+
+    @property
+    def run_bound(self) -> int:
+        """The runs the cycled scenario declares (its run ids are `run-000000` up to
+        this): --max-runs, else what the budget allows at MAX_RUNS_PER_S."""
+        if self.max_runs is not None:
+            return self.max_runs
+        assert self.budget_s is not None
+        return min(1_000_000, max(1, math.ceil(self.budget_s * MAX_RUNS_PER_S)))
 
     @property
     def runs_needed(self) -> int:
@@ -178,6 +188,7 @@ def write_cycled(path: Path, goal: Goal, directory: Path) -> Path:
     data = yaml.safe_load(path.read_text())
     faults = cycled(scenario, goal).faults
     data["faults"] = [f.model_dump(mode="json", exclude_defaults=True) for f in faults]
+    data["runs"] = goal.run_bound  # every run id the driver may start is the scenario's
     directory.mkdir(parents=True, exist_ok=True)
     written = directory / f"{scenario.name}-until.yaml"
     written.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -210,6 +221,7 @@ class UntilConfident:
     stops: dict[str, Stop] = field(default_factory=dict)
     progress: dict[str, _Progress] = field(default_factory=dict)
     elapsed: dict[str, float] = field(default_factory=dict)
+    started: dict[str, int] = field(default_factory=dict)  # runs started, per backend
 
     async def __call__(self, session: BackendSession) -> list[RunTiming]:
         scenario, backend = session.scenario, session.backend
@@ -252,7 +264,7 @@ class UntilConfident:
         index = 0
         try:
             while not stop.is_set():
-                if self.goal.max_runs is not None and index >= self.goal.max_runs:
+                if index >= min(self.goal.max_runs or scenario.runs, scenario.runs):
                     halt("budget")
                     break
                 if self.goal.budget_s is not None and time.time() - began >= self.goal.budget_s:
@@ -278,6 +290,7 @@ class UntilConfident:
             checker.cancel()
         self.stops[session.name] = reason[0] if reason else "budget"
         self.elapsed[session.name] = time.time() - began
+        self.started[session.name] = index
         return timings
 
 
@@ -409,7 +422,17 @@ def write_outcome(
         )
         entry["until_integrity"] = outcomes[name] = outcome
     results.write_json("summary.json", summary)
-    results.update_manifest(until_integrity=asdict(goal))
+    # the scenario declared room for every run the budget allowed; the record says how
+    # many were started (run-000000 on), so the stored results re-judge as any run's
+    started = max(driver.started.values(), default=0)
+    manifest = results.read_json("manifest.json")
+    scenario = {**manifest.get("scenario", {}), "runs": max(1, started)}
+    results.update_manifest(until_integrity=asdict(goal), scenario=scenario)
+    stored = results.path / "scenario.yaml"
+    if stored.exists():
+        data = yaml.safe_load(stored.read_text())
+        data["runs"] = scenario["runs"]
+        stored.write_text(yaml.safe_dump(data, sort_keys=False))
     return outcomes
 
 

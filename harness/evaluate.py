@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import pandas as pd
@@ -38,6 +38,7 @@ __all__ = [
     "start_latencies",
     "steady_steps_per_s",
     "step_table",
+    "stray_effects",
     "summarize",
     "with_exposure",
 ]
@@ -47,6 +48,7 @@ QUANTILES = (0.5, 0.95, 0.99)
 # ramp-up (runs starting, the first steps' start latency) and the drain (the last runs
 # finishing with fewer in flight) are left out of `steady_steps_per_s`.
 STEADY_WINDOW = (0.1, 0.9)
+NO_STRAYS: dict[str, Any] = {"run_ids": 0, "executions": 0, "applied": 0, "examples": []}
 NOT_APPLICABLE = "not applicable"  # every fault of the scenario was skipped for the backend
 FLOOR_MARK = f"{TRIAL_SEPARATOR}floor"  # in the run ids raw floor programs act under
 
@@ -91,36 +93,33 @@ def _is_floor(run_id: str) -> bool:
     return FLOOR_MARK in run_id
 
 
-def _stray_rows(
-    backend: str, judged: set[str], ledger_by_run: dict[str, list[LedgerEntry]]
-) -> list[dict[str, Any]]:
-    """One row per run id the ledger holds effects for that no judged run has: a stray
+def stray_effects(
+    ledger: pd.DataFrame,
+    runs: pd.DataFrame,
+    not_judged: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """backend -> the ledger's effects under run ids that no judged run has: a stray
     effect happened in the world and no run accounts for it (a worker acting on a run
-    that was never started, or under an id it made up). Verdicts stay empty (there is
-    no run to judge); `stray` marks the row, and the summary fails the backend on it."""
-    rows = []
-    for run_id in sorted(set(ledger_by_run) - judged):
-        if _is_floor(run_id):
-            continue
-        entries = ledger_by_run[run_id]
-        examples = [
-            {"step": e.step, "attempt": e.attempt, "key": e.idempotency_key, "tool": e.tool}
-            for e in sorted(entries, key=lambda e: e.seq)[:5]
-        ]
-        rows.append(
-            {
-                "backend": backend,
-                "run_id": run_id,
-                "status": "stray",
-                "stray": True,
-                "tool_executions": len(entries),
-                "tool_applied": sum(1 for e in entries if e.applied),
-                "passed": False,
-                **{name: None for name in VERDICTS},
-                "verdict_detail": json.dumps({"stray_effects": examples}, sort_keys=True),
-            }
-        )
-    return rows
+    that was never started, or under an id it made up). Runs an interrupt cut off
+    (`not_judged`) and the floor programs' runs are not strays."""
+    out: dict[str, dict[str, Any]] = {}
+    if ledger is None or ledger.empty or runs.empty:
+        return out
+    judged = set(zip(runs["backend"].astype(str), runs["run_id"].astype(str), strict=True))
+    for backend, entries in ledger.groupby("backend", sort=False):
+        name = str(backend)
+        skip = set((not_judged or {}).get(name, ()))
+        ids = entries["run_id"].astype(str)
+        accounted = [(name, r) in judged or r in skip or _is_floor(r) for r in ids]
+        stray = entries[[not a for a in accounted]]
+        applied = stray["applied"].astype(bool) if "applied" in stray else pd.Series(dtype=bool)
+        out[name] = {
+            "run_ids": int(stray["run_id"].nunique()),
+            "executions": len(stray),
+            "applied": int(applied.sum()),
+            "examples": [str(r) for r in dict.fromkeys(stray["run_id"].astype(str))][:5],
+        }
+    return out
 
 
 def judge_runs(
@@ -132,9 +131,10 @@ def judge_runs(
     llm_calls: list[dict[str, Any]],
     not_judged: Collection[str] = (),
 ) -> list[dict[str, Any]]:
-    """One row per run: timings, persisted figures, wasted work and every verdict; then
-    one `stray` row per run id with ledger effects and no judged run. `not_judged`: runs
-    that were started but cut off by an interrupt: their effects are not strays.
+    """One row per run: timings, persisted figures, wasted work and every verdict. Stray
+    effects (ledger entries of no judged run) are the summary's (`stray_effects`, from the
+    ledger table); `not_judged` (runs an interrupt cut off) is accepted for callers that
+    name them and changes nothing here.
 
     `persisted` rows carry run_id, state (dict or None), bytes_persisted,
     history_length, started_at, finished_at, finished_in_time, and `inspect_error` when
@@ -215,8 +215,8 @@ def judge_runs(
                 ),
             }
         )
-    judged = {str(item["run_id"]) for item in persisted} | set(not_judged)
-    return rows + _stray_rows(backend, judged, ledger_by_run)
+    del not_judged  # their effects are judged (as not strays) by stray_effects
+    return rows
 
 
 def step_table(steps: pd.DataFrame) -> pd.DataFrame:
@@ -259,33 +259,43 @@ def recovery_table(
     if faults.empty or steps.empty:
         return pd.DataFrame(columns=columns)
     commits = steps[(steps["phase"] == "commit") & (steps["outcome"] == "ok")]
-    rows = []
+    frames = []
     applied = faults[(faults["outcome"] == "ok") & faults["actual_start"].notna()]
-    for fault in applied.to_dict("records"):
-        t0 = float(fault["actual_start"])
-        mine = steps[steps["backend"] == fault["backend"]]
-        started = set(mine.loc[mine["start"] <= t0, "run_id"])
-        own_commits = commits[commits["backend"] == fault["backend"]]
+    for backend, own_faults in applied.groupby("backend", sort=False):
+        mine = steps[steps["backend"] == backend]
+        first = mine.groupby("run_id")["start"].min()
+        own_commits = commits[commits["backend"] == backend].sort_values("end")
         if runs is not None and not runs.empty:
-            own_runs = runs[runs["backend"] == fault["backend"]].set_index("run_id")
-            finished = own_runs["finished_at"].dropna()
+            own_runs = runs[runs["backend"] == backend]
+            finished = own_runs.set_index("run_id")["finished_at"].dropna()
         else:
             finished = own_commits.groupby("run_id")["end"].max()
-        for run_id in sorted(started):
-            if run_id in finished.index and finished[run_id] <= t0:
-                continue  # finished before the fault: not affected
-            after = own_commits[(own_commits["run_id"] == run_id) & (own_commits["end"] > t0)]
-            rows.append(
-                {
-                    "backend": fault["backend"],
-                    "kind": fault["kind"],
-                    "fault_index": fault["fault_index"],
-                    "occurrence": fault["occurrence"],
-                    "run_id": run_id,
-                    "recovery_ms": (float(after["end"].min()) - t0) * 1000 if len(after) else None,
-                }
+        finished = finished[~finished.index.duplicated()].reindex(first.index)
+        for fault in own_faults.to_dict("records"):
+            t0 = float(fault["actual_start"])
+            # started before the fault and not finished by then
+            affected = first.index[(first <= t0) & ~(finished <= t0)]
+            later = own_commits[own_commits["end"] > t0].groupby("run_id")["end"].min()
+            recovery = (later.reindex(sorted(affected)) - t0) * 1000
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "backend": backend,
+                        "kind": fault["kind"],
+                        "fault_index": fault["fault_index"],
+                        "occurrence": fault["occurrence"],
+                        "run_id": recovery.index.astype(str),
+                        "recovery_ms": recovery.to_numpy(),
+                    }
+                )
             )
-    return pd.DataFrame(rows, columns=columns)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(frames, ignore_index=True)
+    table["recovery_ms"] = (
+        table["recovery_ms"].astype(object).where(table["recovery_ms"].notna(), None)
+    )
+    return table[columns]
 
 
 def _fault_summary(recovery: pd.DataFrame, faults: pd.DataFrame) -> dict[str, Any]:
@@ -467,6 +477,8 @@ def summarize(
     faults: pd.DataFrame | None = None,
     floors: pd.DataFrame | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    ledger: pd.DataFrame | None = None,
+    not_judged: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per backend: integrity with its exact interval (over every run, and over the runs a
     fault exposed), pass^k with its interval, the result (pass, fail, unknown or
@@ -474,17 +486,20 @@ def summarize(
     throughput (end to end and steady), latency and overhead percentiles, start latency,
     repeated work, state bloat, per fault kind the recovery times, and (with `floors`,
     and a baseline in the run) the ratios to the backend's own raw floor and to the
-    baseline. `walls` maps backend -> load-phase wall time in seconds."""
+    baseline. `walls` maps backend -> load-phase wall time in seconds. With `ledger`
+    (ledger.parquet), effects under run ids of no judged run are counted as stray
+    effects and fail the backend."""
     per_step = step_table(steps)
     faults = faults if faults is not None else pd.DataFrame()
     if "exposed" not in runs or (not faults.empty and "exposed_runs" not in faults):
         runs, faults = with_exposure(runs, steps, faults)
     recovery = recovery_table(faults, steps, runs)
+    strays = stray_effects(ledger, _judged(runs), not_judged) if ledger is not None else {}
     summary: dict[str, dict[str, Any]] = {}
     for backend, everything in runs.groupby("backend"):
         name = str(backend)
         group = _judged(everything)
-        stray = everything.drop(group.index)
+        stray = strays.get(name, NO_STRAYS)
         own_faults = faults[faults["backend"] == name] if not faults.empty else faults
         mine = per_step[per_step["backend"] == name]
         wall = walls.get(name) or 0.0
@@ -500,7 +515,7 @@ def summarize(
         tasks = group.groupby(group["run_id"].map(task_of))["passed"].all()
         exposure = _exposure_summary(group, own_faults, confidence)
         errors = group["inspect_error"].dropna() if "inspect_error" in group else pd.Series()
-        result, why = _result(group, exposure, len(stray))
+        result, why = _result(group, exposure, int(stray["run_ids"]))
         evidence = (
             exposure["ci"] if exposure is not None else _interval(passed, len(group), confidence)
         )
@@ -520,12 +535,7 @@ def summarize(
             "pass_k_ci": _interval(int(tasks.sum()), len(tasks), confidence),
             "anomalies": {v: int((group[v] == False).sum()) for v in VERDICTS if v in group},  # noqa: E712
             "unknown": {v: int(group[v].isna().sum()) for v in VERDICTS if v in group},
-            "stray_effects": {
-                "run_ids": len(stray),
-                "executions": int(stray["tool_executions"].sum()) if len(stray) else 0,
-                "applied": int(stray["tool_applied"].sum()) if len(stray) else 0,
-                "examples": [str(r) for r in stray["run_id"].head(5)],
-            },
+            "stray_effects": stray,
             "inspect_errors": {
                 "runs": len(errors),
                 "first": str(errors.iloc[0]) if len(errors) else None,

@@ -48,51 +48,71 @@ def fault_label(kind: str, index: int, occurrence: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Run:
-    rows: pd.DataFrame  # this run's phase rows, sorted by start
-    first: float
-    end: float  # last phase end once the run finished; +inf while it had not
+class _Runs:
+    """One backend's phase rows (sorted by start) and, per run, when its first phase
+    started and when it ended (its last phase's end once finished; +inf while not):
+    every question below is a vectorised filter over these, not a loop over runs."""
+
+    rows: pd.DataFrame
+    first: pd.Series
+    end: pd.Series
+
+    def open_during(self, start: float, end: float, rows: pd.DataFrame | None = None) -> pd.Series:
+        rows = self.rows if rows is None else rows
+        return (rows["start"] <= end) & (rows["end"] >= start)
+
+    def workers_named(self, components: list[str]) -> set[str]:
+        return {
+            w for w in self.rows["worker"].unique() if any(_is_worker(c, w) for c in components)
+        }
+
+    def held(self, components: list[str], start: float, end: float) -> set[str]:
+        """Runs with a phase open on one of these workers during [start, end], or whose
+        last phase before `start` ran there and which had not ended by then."""
+        workers = self.workers_named(components)
+        on = self.rows["worker"].isin(workers)
+        held = set(self.rows.loc[on & self.open_during(start, end), "run_id"])
+        before = self.rows[self.rows["start"] <= start]
+        last = before.groupby("run_id", sort=False).tail(1)
+        last = last[last["worker"].isin(workers)]
+        alive = self.end.reindex(last["run_id"]).to_numpy() >= start
+        return held | set(last.loc[alive, "run_id"])
+
+    def phase_open(self, phases: tuple[str, ...] | None, start: float, end: float) -> set[str]:
+        rows = self.rows if phases is None else self.rows[self.rows["phase"].isin(phases)]
+        return set(rows.loc[self.open_during(start, end, rows), "run_id"])
+
+    def in_flight(self, start: float, end: float) -> set[str]:
+        inside = (self.first <= end) & (self.end >= start)
+        return set(self.first.index[inside.to_numpy()])
+
+    def worker_at(self, run_id: str, at: float) -> str | None:
+        mine = self.rows[(self.rows["run_id"] == run_id) & (self.rows["start"] <= at)]
+        return str(mine["worker"].iloc[-1]) if len(mine) else None
 
 
-def _runs_of(steps: pd.DataFrame, runs: pd.DataFrame, backend: str) -> dict[str, _Run]:
-    mine = steps[steps["backend"] == backend] if not steps.empty else steps
-    finished: dict[str, bool] = {}
+def _runs_of(steps: pd.DataFrame, runs: pd.DataFrame, backend: str) -> _Runs:
+    columns = ["run_id", "worker", "phase", "start", "end"]
+    mine = steps[steps["backend"] == backend] if not steps.empty else pd.DataFrame()
+    if mine.empty:
+        empty = pd.Series(dtype=float)
+        return _Runs(pd.DataFrame(columns=columns), empty, empty)
+    rows = mine[columns].astype({"run_id": str, "worker": str}).sort_values("start", kind="stable")
+    grouped = rows.groupby("run_id", sort=False)
+    first, last = grouped["start"].min(), grouped["end"].max()
+    done = pd.Series(bool(runs.empty), index=first.index)
     if not runs.empty and "finished_at" in runs:
         own = runs[runs["backend"] == backend]
-        ends = zip(own["run_id"], own["finished_at"], strict=True)
-        finished = {str(r): f is not None and not pd.isna(f) for r, f in ends}
-    out: dict[str, _Run] = {}
-    if mine.empty:
-        return out
-    for run_id, rows in mine.groupby("run_id", sort=False):
-        ordered = rows.sort_values("start", kind="stable")
-        done = finished.get(str(run_id), bool(runs.empty))
-        end = float(ordered["end"].max()) if done else math.inf
-        out[str(run_id)] = _Run(ordered, float(ordered["start"].min()), end)
-    return out
+        finished = pd.Series(own["finished_at"].notna().to_numpy(), index=own["run_id"].astype(str))
+        finished = finished[~finished.index.duplicated()]
+        done = finished.reindex(first.index, fill_value=False).astype(bool)
+    end = last.where(done, math.inf)
+    return _Runs(rows.reset_index(drop=True), first, end)
 
 
 def _is_worker(component: str, worker: str) -> bool:
     """`pgstore-worker-0` (a component) is the process whose rows say `worker-0`."""
     return component == worker or component.endswith(f"-{worker}")
-
-
-def _held(run: _Run, components: list[str], start: float, end: float) -> bool:
-    rows = run.rows
-    on = rows["worker"].astype(str).map(lambda w: any(_is_worker(c, w) for c in components))
-    if ((rows["start"] <= end) & (rows["end"] >= start) & on).any():
-        return True
-    before = on[rows["start"] <= start]
-    return bool(len(before)) and bool(before.iloc[-1]) and run.end >= start
-
-
-def _phase_open(run: _Run, phases: tuple[str, ...] | None, start: float, end: float) -> bool:
-    rows = run.rows if phases is None else run.rows[run.rows["phase"].isin(phases)]
-    return bool(((rows["start"] <= end) & (rows["end"] >= start)).any())
-
-
-def _in_flight(run: _Run, start: float, end: float) -> bool:
-    return run.first <= end and run.end >= start
 
 
 def _selected(value: object) -> list[str]:
@@ -103,7 +123,7 @@ def _selected(value: object) -> list[str]:
     return [str(v) for v in value]  # type: ignore[attr-defined]
 
 
-def _crash_exposed(fault: dict[str, Any], selected: list[str], runs: dict[str, _Run]) -> set[str]:
+def _crash_exposed(fault: dict[str, Any], selected: list[str], runs: _Runs) -> set[str]:
     """The run a crash point fired in, and (the point kills its worker) every run that
     worker held at that moment: the worker of the fired run's last phase by then."""
     fired = {s.rsplit(":", 2)[0] for s in selected}
@@ -112,19 +132,13 @@ def _crash_exposed(fault: dict[str, Any], selected: list[str], runs: dict[str, _
         return fired
     exposed = set(fired)
     for run_id in fired:
-        run = runs.get(run_id)
-        if run is None:
-            continue
-        before = run.rows[run.rows["start"] <= float(at)]
-        if len(before):
-            worker = str(before["worker"].iloc[-1])
-            exposed |= {
-                r for r, other in runs.items() if _held(other, [worker], float(at), float(at))
-            }
+        worker = runs.worker_at(run_id, float(at))
+        if worker is not None:
+            exposed |= runs.held([worker], float(at), float(at))
     return exposed
 
 
-def _exposed(fault: dict[str, Any], runs: dict[str, _Run]) -> set[str]:
+def _exposed(fault: dict[str, Any], runs: _Runs) -> set[str]:
     kind = str(fault["kind"])
     selected = _selected(fault.get("selected"))
     if kind == "crash_point":
@@ -136,12 +150,10 @@ def _exposed(fault: dict[str, Any], runs: dict[str, _Run]) -> set[str]:
         kind == "pause" and str(fault.get("target") or "worker") == "worker"
     )
     if targets_worker:
-        names = [s.split(":", 1)[0] for s in selected]
-        return {r for r, run in runs.items() if _held(run, names, start, end)}
+        return runs.held([s.split(":", 1)[0] for s in selected], start, end)
     if kind in PHASE_KINDS:
-        phases = PHASE_KINDS[kind]
-        return {r for r, run in runs.items() if _phase_open(run, phases, start, end)}
-    return {r for r, run in runs.items() if _in_flight(run, start, end)}
+        return runs.phase_open(PHASE_KINDS[kind], start, end)
+    return runs.in_flight(start, end)
 
 
 def exposed_runs_by_fault(
@@ -153,7 +165,7 @@ def exposed_runs_by_fault(
     out: dict[FaultKey, frozenset[str]] = {}
     if faults.empty:
         return out
-    cache: dict[str, dict[str, _Run]] = {}
+    cache: dict[str, _Runs] = {}
     for record in faults.to_dict("records"):
         fault = {str(k): v for k, v in record.items()}
         key = (str(fault["backend"]), int(fault["fault_index"]), int(fault["occurrence"]))

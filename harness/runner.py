@@ -860,12 +860,21 @@ class BenchmarkRun:
                     results.write_table(
                         name, cast(list[dict[str, Any]], tables[name].to_dict("records"))
                     )
+            backend_details = results.read_json("manifest.json").get("backend_details", {})
+            cut_off = {
+                name: (details.get("not_judged") or {}).get("run_ids") or []
+                for name, details in backend_details.items()
+            }
             summary = summarize(
-                tables["runs"], tables["steps"], self._walls, tables["faults"], tables["floors"]
+                tables["runs"],
+                tables["steps"],
+                self._walls,
+                tables["faults"],
+                tables["floors"],
+                ledger=tables["ledger"],
+                not_judged=cut_off,
             )
-            for name, details in (
-                results.read_json("manifest.json").get("backend_details", {}).items()
-            ):
+            for name, details in backend_details.items():
                 if name in summary and "not_judged" in details:  # an interrupted backend
                     summary[name]["not_judged"] = details["not_judged"]["runs"]
             results.write_json("summary.json", summary)

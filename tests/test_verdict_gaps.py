@@ -82,7 +82,8 @@ def _rechecked_with(results: Path, tmp_path: Path, edit: str) -> pd.DataFrame:
     if edit == "drop a committed step's effect":
         ledger = pd.read_parquet(copy / "ledger.parquet")
         first = ledger[(ledger["backend"] == "baseline") & ledger["applied"]].index[0]
-        ledger.drop(index=first).to_parquet(copy / "ledger.parquet", index=False)
+        kept = ledger.drop(index=first).to_dict("records")
+        ResultsDir.open(copy).write_table("ledger", kept)  # stamped as the run's own
     else:  # Temporal's report of a replay that took another path
         persisted = [
             json.loads(line) for line in (copy / "persisted.jsonl").read_text().splitlines()

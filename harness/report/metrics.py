@@ -186,14 +186,20 @@ def integrity_table(results: ResultSet, confidence: float = DEFAULT_CONFIDENCE) 
     exact two-sided interval over the exposed runs, or over every run when the scenario
     had no faults); the result (pass, fail, unknown, or inconclusive: faults and no run
     exposed); pass^k over the tasks (each task run `trials` times) with its interval,
-    anomalies and unknowns per verdict, stray effects (run ids of no judged run)."""
+    anomalies and unknowns per verdict, stray effects (run ids of no judged run, from
+    each directory's summary)."""
     everything = _runs_with_exposure(results)
     if everything.empty:
         return pd.DataFrame(columns=INTEGRITY_COLUMNS)
     runs = judged_runs(everything)
     verdicts = verdict_columns(runs)
     runs = runs.assign(task=runs["run_id"].map(task_of))
-    strays = everything.drop(runs.index)
+    strays: dict[tuple[str, str], int] = {}  # (fault class, backend) -> stray run ids
+    for item in results.items:
+        for name, entry in item.summary.items():
+            key = (item.fault_class, str(name))
+            count = int((entry.get("stray_effects") or {}).get("run_ids") or 0)
+            strays[key] = strays.get(key, 0) + count
     rows = []
     for (fault_class, backend), group in runs.groupby(GROUP, sort=False):
         per_task = group.groupby(["results", "task"])["passed"]
@@ -206,7 +212,7 @@ def integrity_table(results: ResultSet, confidence: float = DEFAULT_CONFIDENCE) 
         evidence = integrity_interval(passed, len(basis), confidence)
         tasks = per_task.all()
         pass_k = integrity_interval(int(tasks.sum()), len(tasks), confidence)
-        stray = strays[(strays["fault_class"] == fault_class) & (strays["backend"] == backend)]
+        stray = strays.get((str(fault_class), str(backend)), 0)
         rows.append(
             {
                 "fault_class": fault_class,
@@ -225,7 +231,7 @@ def integrity_table(results: ResultSet, confidence: float = DEFAULT_CONFIDENCE) 
                 "interval": f"[{evidence.lower:.3f}, {evidence.upper:.3f}]",
                 "result": _result(
                     sum(anomalies.values()),
-                    len(stray),
+                    stray,
                     int((~group["passed"].astype(bool)).sum()),
                     faulted and not len(exposed),
                     bool(group["all_skipped"].all()),
@@ -238,7 +244,7 @@ def integrity_table(results: ResultSet, confidence: float = DEFAULT_CONFIDENCE) 
                 "pass_k_upper": pass_k.upper,
                 "anomalies": sum(anomalies.values()),
                 "unknown": sum(unknown.values()),
-                "stray_effects": len(stray),
+                "stray_effects": stray,
                 **{f"anomalies.{v}": n for v, n in anomalies.items()},
                 **{f"unknown.{v}": n for v, n in unknown.items()},
             }
