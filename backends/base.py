@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,6 +291,8 @@ def _import_class(path: str, name: str) -> type[Any]:
     module_name, sep, attr = path.partition(":")
     if not sep or not attr:
         raise BackendError(f"backend {name!r}: an import path must look like package.module:Class")
+    if os.getcwd() not in sys.path:  # a backend in the user's own project, as with `-m`
+        sys.path.append(os.getcwd())  # last: it never shadows an installed package
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # a bad name (ValueError, TypeError) or the module's own failure

@@ -245,9 +245,12 @@ def recheck(results: ResultsDir) -> Recheck:
     ledger_path = str(results.path / "ledger.parquet")
     rows: list[dict[str, Any]] = []
     details = evidence.manifest.get("backend_details", {})
+    cut_off = {
+        name: [str(r) for r in ((d or {}).get("not_judged") or {}).get("run_ids", [])]
+        for name, d in details.items()
+    }
     try:
         for backend in dict.fromkeys(str(p["backend"]) for p in persisted):
-            cut_off = (details.get(backend) or {}).get("not_judged") or {}
             rows.extend(
                 judge_runs(
                     scenario,
@@ -256,12 +259,19 @@ def recheck(results: ResultsDir) -> Recheck:
                     _ledger_dicts(tables["ledger"], backend, ledger_path),
                     steps[steps["backend"] == backend] if not steps.empty else steps,
                     _records(calls[calls["backend"] == backend]) if not calls.empty else [],
-                    [str(r) for r in cut_off.get("run_ids", [])],
                 )
             )
         now = pd.DataFrame(rows)
         walls = {name: _wall(d) for name, d in details.items()}
-        summary = summarize(now, steps, walls, tables["faults"], tables.get("floors"))
+        summary = summarize(
+            now,
+            steps,
+            walls,
+            tables["faults"],
+            tables.get("floors"),
+            ledger=tables["ledger"],  # stray effects are re-counted, not taken on trust
+            not_judged=cut_off,
+        )
     except DurabenchError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
