@@ -118,3 +118,17 @@ def test_the_command_line_refuses_a_bad_option_before_anything_starts(
     assert "Traceback" not in result.stderr
     assert f"option workers={value!r}" in result.stderr and "baseline" in result.stderr
     assert not out.exists(), "nothing may start for a bad backend option"
+
+
+def test_a_backend_by_import_path_is_found_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`durabench run --backend mymod:MyBackend` from the user's project, not installed."""
+    (tmp_path / "my_project_backend.py").write_text(
+        "from backends.baseline import BaselineBackend\n\n"
+        "class MyBackend(BaselineBackend):\n    pass\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".")])
+    backend = load_backend("my_project_backend:MyBackend")
+    assert type(backend).__name__ == "MyBackend"
