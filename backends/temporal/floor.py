@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -220,6 +222,13 @@ def main(argv: list[str] | None = None) -> None:
     from backends.temporal import floor
 
     asyncio.run(floor._floor(args))
+    # The SDK's Rust bridge keeps native threads that can take the GIL while the
+    # interpreter finalizes: a SIGABRT ("PyGILState_Release ... finalizing",
+    # temporalio/sdk-python#300) after the figures were printed. They are flushed: end
+    # the process without finalizing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
