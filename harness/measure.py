@@ -62,9 +62,13 @@ class Recorder:
         self.failpoints = Failpoints.from_environment()
 
     @contextmanager
-    def phase(self, run_id: str, step: int, attempt: int, phase: str) -> Iterator[PhaseRow]:
+    def phase(
+        self, run_id: str, step: int, attempt: int, phase: str, *, ended: float | None = None
+    ) -> Iterator[PhaseRow]:
         """Time the block; an exception marks the row `info` (it may have happened).
-        Phase boundaries are also where configured crash points fire."""
+        Phase boundaries are also where configured crash points fire. `ended` is for a
+        row written after the fact whose end the backend's store knows (when a commit
+        became durable), not the moment the row is written."""
         row = PhaseRow(self.backend, run_id, step, attempt, phase, self.worker, time.time())
         if phase in INVOKED_PHASES:
             # Jepsen-style: the invocation is on record before the side effect can happen,
@@ -80,7 +84,7 @@ class Recorder:
             row.error = row.error or f"{type(exc).__name__}: {exc}"[:500]
             raise
         finally:
-            row.end = time.time()
+            row.end = time.time() if ended is None else ended
             self.write(row)
         if self.failpoints is not None and row.outcome == "ok":
             self.failpoints.hit(f"after_{phase}", run_id, step)

@@ -69,6 +69,8 @@ class AgentActivities:
 
     @activity.defn(name=REASON)
     async def reason(self, req: PhaseInput) -> Decision:
+        if req.committed is not None:  # the previous step, recorded with this activity
+            self._commit_row(req.committed)
         return await heartbeating(agent.reason(self.ctx, req.run_id, req.step, req.attempt))
 
     @activity.defn(name=ACT)
@@ -88,13 +90,20 @@ class AgentActivities:
 
     @activity.defn(name=COMMIT)
     async def commit(self, req: CommitInput) -> CommitAck:
-        """Runs once every result of the step is in the history: the commit row spans
-        from the step's last result leaving a worker to the workflow seeing it recorded."""
-        with self.ctx.recorder.phase(req.run_id, req.step, req.attempts, "commit") as row:
+        """The commit row of a step no activity follows (the last, an abort, an approval)."""
+        self._commit_row(req)
+        return CommitAck(req.step, req.attempts, req.reason_attempt)
+
+    def _commit_row(self, req: CommitInput) -> None:
+        """The commit row spans from the step's last result leaving a worker to the
+        workflow task that saw it recorded in the history."""
+        ended = req.durable_at or None  # a history from before `durable_at` existed
+        with self.ctx.recorder.phase(
+            req.run_id, req.step, req.attempts, "commit", ended=ended
+        ) as row:
             row.start = min(row.start, req.since)
             row.bytes = req.history_bytes
             row.extra = {"history_length": req.history_length}
-        return CommitAck(req.step, req.attempts, req.reason_attempt)
 
     @activity.defn(name=APPROVAL)
     async def approval(self, note: ApprovalNote) -> None:

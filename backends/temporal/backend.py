@@ -405,7 +405,8 @@ class TemporalBackend:
             "activity_policy": policy.__dict__ if policy else None,
             "workflow_task_timeout_s": self.task_timeout_s,
             "sticky_schedule_to_start_s": self.sticky_s,
-            "phases": "reason, act, verify: activities; commit, approval: local activities "
-            "that only write measurement rows once the step's results are in the history",
+            "phases": "reason, act, verify: activities; a step's commit row is written by "
+            "the next reason activity, whose input records it (a local activity when none "
+            "follows); approval: a local activity; measurement rows only",
             "history_limits": HISTORY_LIMITS,
         }

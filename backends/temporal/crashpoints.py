@@ -9,13 +9,15 @@ commands do. The points sit on exactly those edges, seen from the worker:
   server retries the activity after the heartbeat timeout (at-least-once).
 - `temporal.before_workflow_task_completion`: the workflow holds the step's record
   in memory (every result of the step is in the history), and the workflow task that
-  would record its commit marker and schedule the next step has not completed: the
-  task times out and another worker replays the history.
+  would record its commit (with the next step's scheduled reason, or a local-activity
+  marker) has not completed: the task times out and another worker replays the history.
+  It fires in the workflow code itself, never while replaying.
 - `temporal.after_workflow_task`: the workflow task that scheduled step N's reason
   completed (the server holds the command); the worker dies as that activity starts,
   before the LLM call.
 
-The interceptor is installed only when the worker has crash points configured.
+The interceptor and the workflow-side point are armed only when the worker has crash
+points configured.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from backends.temporal.messages import ACT, COMMIT, REASON
+from backends.temporal.messages import ACT, REASON
 from harness.failpoints import BackendCrashPoint
 from harness.measure import Recorder
 
-__all__ = ["CRASH_POINTS", "CrashPointInterceptor"]
+__all__ = ["CRASH_POINTS", "CrashPointInterceptor", "arm_workflow_points", "in_workflow_task"]
 
 AFTER_ACTIVITY_EFFECT = "temporal.after_activity_effect"
 BEFORE_TASK_COMPLETION = "temporal.before_workflow_task_completion"
@@ -58,6 +60,21 @@ CRASH_POINTS = (
 )
 
 
+_workflow_recorder: list[Recorder] = []  # this worker process's, when armed
+
+
+def arm_workflow_points(recorder: Recorder) -> None:
+    """Let workflow code in this process reach the configured crash points."""
+    _workflow_recorder[:] = [recorder]
+
+
+def in_workflow_task(run_id: str, step: int) -> None:
+    """Called by the workflow (outside replay) once step `step` is complete in memory,
+    inside the workflow task that will record its commit."""
+    for recorder in _workflow_recorder:
+        recorder.crash_point(BEFORE_TASK_COMPLETION, run_id, step)
+
+
 class _Inbound(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, recorder: Recorder) -> None:
         super().__init__(next)
@@ -69,8 +86,6 @@ class _Inbound(ActivityInboundInterceptor):
         run_id, step = getattr(request, "run_id", ""), getattr(request, "step", -1)
         if kind == REASON:
             self.recorder.crash_point(AFTER_WORKFLOW_TASK, run_id, step)
-        elif kind == COMMIT:
-            self.recorder.crash_point(BEFORE_TASK_COMPLETION, run_id, step)
         result = await self.next.execute_activity(input)
         if kind == ACT:
             self.recorder.crash_point(AFTER_ACTIVITY_EFFECT, run_id, step)
@@ -78,7 +93,7 @@ class _Inbound(ActivityInboundInterceptor):
 
 
 class CrashPointInterceptor(Interceptor):
-    """Marks Temporal's crash points around the agent's activities (local ones too)."""
+    """Marks Temporal's crash points around the agent's activities."""
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder

@@ -3,9 +3,10 @@
 The history *is* what Temporal persisted. A closed run's state is the workflow
 result recorded in its last event. For an open run (when no worker answers a
 query) or a run the server terminated (e.g. past the history limits), the state
-is rebuilt from recorded facts only: each `commit` local-activity marker names the
-attempts that make up a committed step, and the step's fields are the recorded
-results of those reason, act and verify attempts.
+is rebuilt from recorded facts only: each commit (carried in the input of the next
+step's scheduled reason activity, or a `commit` local-activity marker when no activity
+followed) names the attempts that make up a committed step, and the step's fields are
+the recorded results of those reason, act and verify attempts.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def _results(events: list[HistoryEvent], decode: _Decoder) -> dict[tuple[str, in
     for event in events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
-            scheduled[event.event_id] = (attrs.activity_type.name, decode.first(attrs.input))
+            kind, request = attrs.activity_type.name, decode.first(attrs.input)
+            scheduled[event.event_id] = (kind, request)
+            if kind == REASON and (commit := request.get("committed")):
+                results[(COMMIT, int(commit["step"]), int(commit["attempts"]))] = commit
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             done = event.activity_task_completed_event_attributes
             kind, request = scheduled[done.scheduled_event_id]

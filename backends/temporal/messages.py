@@ -38,7 +38,7 @@ WORKFLOW_NAME = "DurabenchAgent"
 REASON = "durabench.reason"
 ACT = "durabench.act"
 VERIFY = "durabench.verify"
-COMMIT = "durabench.commit"  # local activity: writes the commit measurement row
+COMMIT = "durabench.commit"  # local activity: the commit row when no activity follows
 APPROVAL = "durabench.approval"  # local activity: writes the approval measurement row
 STATE_QUERY = "state"
 VERSION_QUERY = "version"
@@ -74,11 +74,14 @@ class AgentInput:
 
 @dataclass(frozen=True)
 class PhaseInput:
-    """A reason call: which run, step and attempt (the workload is a function of them)."""
+    """A reason call: which run, step and attempt (the workload is a function of them).
+    The first reason of a step carries the previous step's commit (`committed`): the
+    activity writes its commit row, and its scheduled event records the commit."""
 
     run_id: str
     step: int
     attempt: int
+    committed: CommitInput | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class CommitInput:
     since: float  # when the last result of the step left the worker
     history_length: int  # events in the history when the step became durable
     history_bytes: int  # history growth since the previous commit (Temporal's own figure)
+    durable_at: float = 0.0  # workflow time of the task that saw every result recorded
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from temporalio.worker import Worker
 
 from backends.temporal.activities import AgentActivities
 from backends.temporal.connection import ConnectSettings, connect_until_ready
-from backends.temporal.crashpoints import CrashPointInterceptor
+from backends.temporal.crashpoints import CrashPointInterceptor, arm_workflow_points
 from backends.temporal.versioning import WORKFLOW_VERSIONS
 from backends.workercli import WorkerArgs
 from harness.errors import DurabenchError
@@ -92,6 +92,8 @@ async def serve(args: WorkerArgs[TemporalWorkerOptions]) -> None:
     async with aiohttp.ClientSession(connector=connector) as http:
         ctx = args.agent_context(scenario, http)
         crashing = [CrashPointInterceptor(ctx.recorder)] if ctx.recorder.failpoints else []
+        if crashing:
+            arm_workflow_points(ctx.recorder)
         worker = Worker(
             client,
             task_queue=options.task_queue,

@@ -4,9 +4,14 @@ The workflow holds the run's state and composes the phases as activities:
 reason, act and verify run on any worker; each becomes durable when its result
 is recorded in the event history. Once the last result of a step is in the
 history, every field of the step record is durable (the record is a pure
-function of recorded results), so the workflow then runs the `commit` local
-activity, which only writes the commit measurement row: no extra server round
-trip, and the row means exactly "acknowledged as durable".
+function of recorded results). The commit is then carried by the next thing the
+workflow schedules anyway: the next step's reason activity takes it as input
+(`PhaseInput.committed`, recorded in the history with the scheduled event) and
+writes the commit measurement row before its LLM call. Only when no activity
+follows (the last step, an abort, an approval wait) does a `commit` local activity
+write it. The row ends at `workflow.now()` of the task that saw the step's last
+result recorded, as the raw floor's step does, so the measurement costs Temporal
+no extra round trip and means exactly "acknowledged as durable".
 
 Workflow code must be deterministic: no I/O, no clocks but `workflow.now()`.
 The pure workload functions are passed through the sandbox.
@@ -21,6 +26,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    # `import a.b as b`, not `from a import b`: only this form hands the sandboxed
+    # workflow the worker's own module (the one the worker armed), not a fresh copy
+    import backends.temporal.crashpoints as crashpoints
     from backends.temporal.messages import (
         ACT,
         APPROVAL,
@@ -69,7 +77,8 @@ class _ActivityPhases:
 
     async def reason(self, attempt: int) -> Decision:
         self.reason_attempt = attempt
-        return await self.loop._reason(self.spec, self.step, attempt)
+        committed, self.loop._pending_commit = self.loop._pending_commit, None
+        return await self.loop._reason(self.spec, self.step, attempt, committed)
 
     async def act(self, attempt: int, decision: Decision) -> dict[str, Any]:
         return await self.loop._act(self.spec, self.step, attempt, decision)
@@ -93,6 +102,7 @@ class AgentLoop:
         self._answer: str | None = None
         self._approved = False
         self._history_bytes = 0
+        self._pending_commit: CommitInput | None = None  # carried by the next reason
 
     # -- the run --------------------------------------------------------------------
 
@@ -104,6 +114,10 @@ class AgentLoop:
         )
         for step in range(spec.steps):
             move = await self._drive_step(spec, policy, step)
+            if self._pending_commit is not None and (
+                move == "abort" or step == spec.steps - 1 or spec.approval_after_step == step
+            ):
+                await self._commit_locally(spec, self._pending_commit)  # nothing follows
             if move == "abort":
                 self._status = "aborted"
                 return self.snapshot()
@@ -115,20 +129,28 @@ class AgentLoop:
         return self.snapshot()
 
     async def _drive_step(self, spec: AgentInput, policy: VerifyPolicy, step: int) -> str:
-        """One step as the step policy plans it, each phase an activity; then commit."""
+        """One step as the step policy plans it, each phase an activity; then its commit,
+        pending until the next scheduled activity or local activity records it."""
         phases = _ActivityPhases(self, spec, step)
         outcome = await run_step_async(plan_step(policy, step), phases)
         record = outcome.record
         self._steps.append(record.to_dict())
-        await self._commit(spec, step, record.attempts, phases.reason_attempt, phases.verified_at)
+        self._pending_commit = self._commit_of(
+            spec, step, record.attempts, phases.reason_attempt, phases.verified_at
+        )
+        if not workflow.unsafe.is_replaying():  # the task that would record it is open
+            with workflow.unsafe.sandbox_unrestricted():
+                crashpoints.in_workflow_task(spec.run_id, step)
         return outcome.move
 
     # -- phases (activities) ----------------------------------------------------------
 
-    async def _reason(self, spec: AgentInput, step: int, attempt: int) -> Decision:
+    async def _reason(
+        self, spec: AgentInput, step: int, attempt: int, committed: CommitInput | None = None
+    ) -> Decision:
         decision: Decision = await workflow.execute_activity(
             REASON,
-            PhaseInput(spec.run_id, step, attempt),
+            PhaseInput(spec.run_id, step, attempt, committed),
             result_type=Decision,
             start_to_close_timeout=timedelta(seconds=spec.policy.start_to_close_s),
             heartbeat_timeout=timedelta(seconds=spec.policy.heartbeat_s),
@@ -163,24 +185,32 @@ class AgentLoop:
         )
         return result
 
-    async def _commit(
+    def _commit_of(
         self, spec: AgentInput, step: int, attempts: int, reason_attempt: int, since: float
-    ) -> None:
-        """Every result of the step is in the history now: write the commit row."""
+    ) -> CommitInput:
+        """Every result of the step is in the history now: the commit row's facts. It is
+        durable from this task's time (or from verify's end, when a code version verifies
+        in a local activity of this very task)."""
         info = workflow.info()
         size = info.get_current_history_size()
         grown, self._history_bytes = size - self._history_bytes, size
+        return CommitInput(
+            spec.run_id,
+            step,
+            attempts,
+            reason_attempt,
+            since,
+            info.get_current_history_length(),
+            grown,
+            max(workflow.now().timestamp(), since),
+        )
+
+    async def _commit_locally(self, spec: AgentInput, commit: CommitInput) -> None:
+        """No activity follows the step: a local activity writes its commit row."""
+        self._pending_commit = None
         await workflow.execute_local_activity(
             COMMIT,
-            CommitInput(
-                spec.run_id,
-                step,
-                attempts,
-                reason_attempt,
-                since,
-                info.get_current_history_length(),
-                grown,
-            ),
+            commit,
             result_type=CommitAck,
             start_to_close_timeout=timedelta(seconds=spec.policy.local_timeout_s),
             retry_policy=retry_policy_of(spec),

@@ -184,8 +184,9 @@ def print_fidelity(summary: dict[str, dict[str, Any]]) -> None:
         return
     table = _table(
         "cost against the raw floors and the baseline (p50)",
-        ["backend", "step / floor", "overhead / floor", "step / baseline", "overhead / baseline"],
+        ["backend", "step/floor", "overhead/floor", "step/base", "overhead/base"],
     )
+    table.caption = "floor: the backend's own raw SDK program; base: the baseline backend"
     for backend, floor, s in ratios:
         table.add_row(
             backend,
