@@ -94,7 +94,7 @@ async def test_with_floor_puts_ratios_to_the_floor_and_the_baseline_in_the_summa
     summary = results.read_json("summary.json")
     floor = summary["pgstore"]["floor"]
     assert floor["program"] == "pgstore"
-    assert set(floor["programs"]) == {"pgstore", "postgres-insert"}
+    assert set(floor["programs"]) == {"pgstore", "event-log", "postgres-insert"}
     assert floor["step_vs_floor"] > 0 and floor["overhead_vs_floor"] > 0
     assert floor["step_vs_floor"] == pytest.approx(
         summary["pgstore"]["step_latency_ms"]["p50"] / floor["step_p50_ms"], rel=1e-2

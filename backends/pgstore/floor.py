@@ -1,18 +1,23 @@
-"""pgstore's raw floors: its appends per step, and Postgres's one-row committed insert.
+"""pgstore's raw floors: its fenced appends per step, an unfenced event log, and
+Postgres's one-row committed insert.
 
-`pgstore` (the backend's own floor): the same durable appends pgstore makes per step,
-written directly with psycopg on the same server: one committed INSERT into an event
-table after reason (the decision), after act (the tool output) and after verify (the
-verdict and the step record), with the same payloads. No lease, no fencing token, no
-claim queue, no fold: what an event log on Postgres costs at the least.
+`pgstore` (the backend's own floor): the statements pgstore itself runs per step, sent
+directly with psycopg on the same server and tables (`backends.pgstore.store`): the run
+started and leased once, then one fenced APPEND (lease and token checked, sequence
+allocated, events inserted, one statement) after reason, after act, and after verify with
+the step's `step_committed` (and `run_completed` after the last step). No worker, no claim
+loop, no fold, no heartbeats, no measurement rows: the ratio to it is the adapter's cost.
+
+`event-log`: the same events as plain committed INSERTs, with no lease or fencing token:
+what an event log on Postgres costs at the least (the difference is fencing's price).
 
 `postgres-insert` (the absolute floor): one committed single-row INSERT per step.
 
-Both run in their own schema (`floor_<bench id>`), on one autocommit connection per
+All run in their own schema (`floor_<bench id>`), on one autocommit connection per
 run in flight, with the server's durability settings (fsync, synchronous_commit on).
 The DSN comes from `DURABENCH_FLOOR_DSN`, never the command line.
 
-Run as `python -m backends.pgstore.floor --json --mode events|insert --scenario F ...`.
+Run as `python -m backends.pgstore.floor --json --mode fenced|events|insert --scenario F`.
 """
 
 from __future__ import annotations
@@ -42,12 +47,22 @@ from backends.baseline.floor import (
     plain_step,
     resolve_counts,
 )
+from backends.pgstore import store
+from backends.pgstore.fold import Event
 from harness.scenario import Scenario, load_scenario
 from harness.workload import next_move, verify_output
 
 __all__ = ["DSN_ENV", "floor_dsn", "floor_programs", "main", "open_floor_pool"]
 
 DSN_ENV = "DURABENCH_FLOOR_DSN"
+DEFAULT_LEASE_S = 10.0  # pgstore's default `lease_s`
+WORK_CHANNEL = "durabench_floor_work"  # START's notification; nobody listens
+DONE_CHANNEL = "durabench_floor_done"
+LEASE = """
+UPDATE runs SET status = 'leased', token = token + 1, worker = 'floor',
+    lease_until = clock_timestamp() + %(lease)s * interval '1 second'
+WHERE run_id = %(run)s RETURNING token
+"""
 
 DDL = """
 CREATE TABLE IF NOT EXISTS floor_events (
@@ -84,8 +99,10 @@ def floor_dsn(env: BackendEnv) -> str:
 
 def floor_programs(backend: Any, env: BackendEnv) -> list[FloorProgram]:
     dsn = {DSN_ENV: floor_dsn(env)}
+    lease = ("--lease-s", str(getattr(backend, "lease_s", DEFAULT_LEASE_S)))
     return [
-        FloorProgram("pgstore", "backends.pgstore.floor", ("--mode", "events"), dsn),
+        FloorProgram("pgstore", "backends.pgstore.floor", ("--mode", "fenced", *lease), dsn),
+        FloorProgram("event-log", "backends.pgstore.floor", ("--mode", "events"), dsn),
         FloorProgram("postgres-insert", "backends.pgstore.floor", ("--mode", "insert"), dsn),
     ]
 
@@ -98,7 +115,7 @@ async def open_floor_pool(count: int) -> AsyncIterator[asyncio.Queue[AsyncConnec
         raise SystemExit(f"error: set {DSN_ENV} to the floor's DSN")
     conns = [await AsyncConnection.connect(dsn, autocommit=True) for _ in range(count)]
     try:
-        for statement in filter(str.strip, DDL.split(";")):
+        for statement in filter(str.strip, (DDL + ";" + store.DDL).split(";")):
             await conns[0].execute(statement)
         free: asyncio.Queue[AsyncConnection[Any]] = asyncio.Queue()
         for conn in conns:
@@ -112,7 +129,7 @@ async def open_floor_pool(count: int) -> AsyncIterator[asyncio.Queue[AsyncConnec
 async def _events_run(
     svc: Services, conn: AsyncConnection[Any], scenario: Scenario, run_id: str, samples: Samples
 ) -> None:
-    """pgstore's shape: an event appended (and committed) after every phase."""
+    """pgstore's events, unfenced: an event INSERT committed after every phase."""
     seq = 0
 
     async def append(kind: str, step: int, attempt: int, payload: dict[str, Any]) -> None:
@@ -150,6 +167,62 @@ async def _events_run(
         async with conn.transaction():
             await append("verify", step, attempt, {"verified": verified})
             await append("step_committed", step, attempt, {"attempts": attempt})
+        samples.step(run_id, step, started, time.time(), service_ms)
+        if move == "abort":
+            return
+
+
+async def _fenced_run(
+    svc: Services,
+    conn: AsyncConnection[Any],
+    scenario: Scenario,
+    run_id: str,
+    samples: Samples,
+    lease_s: float,
+) -> None:
+    """pgstore's own statements: started and leased once, a fenced append per phase."""
+
+    async def append(*events: Event) -> None:
+        await store.append(conn, run_id, token, list(events), lease_s=lease_s,
+                           done_channel=DONE_CHANNEL)  # fmt: skip
+
+    requested = time.time()
+    await store.start_run(conn, run_id, {}, WORK_CHANNEL)
+    cursor = await conn.execute(LEASE, {"run": run_id, "lease": lease_s})
+    row = await cursor.fetchone()
+    assert row is not None, f"{run_id} was not started"
+    token = int(row[0])
+    for step in range(scenario.steps):
+        started = time.time()
+        if step == 0:
+            samples.start(run_id, requested, started)
+        decision, service_ms = await call_llm(svc, run_id, step, 1)
+        await append(Event("reason", step, 1, {"decision": decision.__dict__}))
+        attempt = 1
+        while True:
+            key = f"{run_id}/{step}/{attempt}"
+            output, tool_ms = await call_tool(svc, run_id, step, attempt, decision)
+            service_ms += tool_ms
+            await append(Event("act", step, attempt, {"key": key, "output": output}))
+            verified = verify_output(decision, output)
+            move = next_move(scenario.verify, verified, attempt)
+            if move in ("commit", "abort"):
+                break
+            await append(Event("verify", step, attempt, {"verified": verified}))
+            attempt += 1
+            if move == "replan":
+                decision, llm_ms = await call_llm(svc, run_id, step, attempt)
+                service_ms += llm_ms
+                await append(Event("reason", step, attempt, {"decision": decision.__dict__}))
+        closing = [
+            Event("verify", step, attempt, {"verified": verified}),
+            Event("step_committed", step, attempt, {"attempts": attempt}),
+        ]
+        if move == "abort":
+            closing.append(Event("run_aborted"))
+        elif step == scenario.steps - 1:
+            closing.append(Event("run_completed"))
+        await append(*closing)
         samples.step(run_id, step, started, time.time(), service_ms)
         if move == "abort":
             return
@@ -196,8 +269,18 @@ async def run_pooled_floor(args: argparse.Namespace, program: str, drive: RunDri
 
 
 async def _floor(args: argparse.Namespace) -> None:
-    if args.mode == "events":
-        await run_pooled_floor(args, "pgstore", _events_run)
+    if args.mode == "fenced":
+        lease_s = args.lease_s
+
+        async def fenced(
+            svc: Services, conn: AsyncConnection[Any], scenario: Scenario, run_id: str,
+            samples: Samples,
+        ) -> None:  # fmt: skip
+            await _fenced_run(svc, conn, scenario, run_id, samples, lease_s)
+
+        await run_pooled_floor(args, "pgstore", fenced)
+    elif args.mode == "events":
+        await run_pooled_floor(args, "event-log", _events_run)
     else:
         await run_pooled_floor(args, "postgres-insert", _insert_run)
 
@@ -205,7 +288,8 @@ async def _floor(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="durabench raw floor: pgstore / Postgres insert")
     add_common_arguments(parser)
-    parser.add_argument("--mode", choices=("events", "insert"), default="events")
+    parser.add_argument("--mode", choices=("fenced", "events", "insert"), default="fenced")
+    parser.add_argument("--lease-s", type=float, default=DEFAULT_LEASE_S)
     asyncio.run(_floor(parser.parse_args(argv)))
 
 
