@@ -26,6 +26,7 @@ import logging
 import time
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -68,6 +69,7 @@ log = logging.getLogger("durabench.dbos")
 WAIT_POLL_S = 0.05  # how often `wait` reads the status of the runs it waits on
 WORKER_READY_TIMEOUT_S = 120.0  # the first worker runs DBOS's migrations
 POOL_SIZE = 4
+SIZE_ATTEMPTS = 5  # the size query is retried past connections a store restart closed
 
 
 class DbosBackendOptions(BackendOptions):
@@ -236,10 +238,10 @@ class DbosBackend:
 
     async def approve(self, run_id: str) -> None:
         """Send the approval message (an idempotency key makes a resend harmless)."""
-        from dbos.error import DBOSNonExistentWorkflowError
+        from dbos import error
 
         workflow_id = self.workflow_id(run_id)
-        with contextlib.suppress(DBOSNonExistentWorkflowError):
+        with contextlib.suppress(error.DBOSNonExistentWorkflowError):
             await self.client.send_async(
                 workflow_id, True, APPROVE_TOPIC, idempotency_key=f"{workflow_id}-approve"
             )
@@ -252,10 +254,17 @@ class DbosBackend:
             "SELECT count(*), coalesce(sum(octet_length(output)), 0) "
             "FROM {}.operation_outputs WHERE workflow_uuid = %s"
         ).format(sql.Identifier(self.schema))
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(query, (workflow_id,))
-            row = await cursor.fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        for attempt in range(SIZE_ATTEMPTS):
+            try:
+                async with self._pool.connection() as conn:
+                    cursor = await conn.execute(query, (workflow_id,))
+                    row = await cursor.fetchone()
+                return (int(row[0]), int(row[1])) if row else (0, 0)
+            except psycopg.OperationalError:  # a connection from before a store restart
+                if attempt + 1 == SIZE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.2)
+        return (0, 0)
 
     async def inspect(self, run_id: str) -> PersistedRun:
         workflow_id = self.workflow_id(run_id)
