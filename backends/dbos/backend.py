@@ -131,9 +131,7 @@ class DbosBackend:
     name = "dbos"
     guarantees = Guarantees(durable=True, stable_act_keys=True)
 
-    def __init__(
-        self, workers: int | None = None, slots: int = 64, poll_s: float = 0.1
-    ) -> None:
+    def __init__(self, workers: int | None = None, slots: int = 64, poll_s: float = 0.1) -> None:
         self._workers_override = workers
         self.slots = slots
         self.poll_s = poll_s

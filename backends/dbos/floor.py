@@ -56,8 +56,8 @@ def floor_programs(backend: Any, env: BackendEnv) -> list[FloorProgram]:
     """The session's Postgres (embedded or --pg-dsn), a system schema of the floor's own."""
     from harness.postgres import backend_dsn, schema_for
 
-    args = ("--schema", schema_for(env, "dbos_floor"))
-    args += ("--slots", str(backend.slots), "--poll-s", repr(backend.poll_s))
+    schema = schema_for(env, "dbos_floor")
+    args = ("--schema", schema, "--slots", str(backend.slots), "--poll-s", repr(backend.poll_s))
     dsn = {DSN_ENV: sqlalchemy_url(backend_dsn(env))}
     return [FloorProgram("dbos", "backends.dbos.floor", args, dsn)]
 

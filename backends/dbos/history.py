@@ -70,9 +70,7 @@ class _RecordedPhases:
         return bool(self.recorded.get(VERIFY, self.step, attempt)["verified"])
 
 
-def state_from_steps(
-    spec: dict[str, Any], recorded: Recorded, dbos_status: str
-) -> RunState:
+def state_from_steps(spec: dict[str, Any], recorded: Recorded, dbos_status: str) -> RunState:
     """The run's state from its recorded outputs and DBOS's workflow status."""
     run_id = str(spec["run_id"])
     policy = VerifyPolicy.model_validate(
@@ -82,7 +80,9 @@ def state_from_steps(
     status: RunStatus = "running" if recorded.outputs else "pending"
     for step in range(int(spec["steps"])):
         try:
-            outcome: StepOutcome = run_step(plan_step(policy, step), _RecordedPhases(recorded, step))
+            outcome: StepOutcome = run_step(
+                plan_step(policy, step), _RecordedPhases(recorded, step)
+            )
         except _NotRecorded:
             break
         steps.append(outcome.record)

@@ -193,7 +193,9 @@ async def agent_workflow(spec: dict[str, Any]) -> dict[str, Any]:
         if spec.get("approval_after_step") == step:
             began = time.time()
             message = await DBOS.recv_async(APPROVE_TOPIC, float(spec["approval_ttl_s"]))
-            approved = await approval_step(run_id, step, record.attempts, began, message is not None)
+            approved = await approval_step(
+                run_id, step, record.attempts, began, message is not None
+            )
             if not approved:
                 return _state(run_id, "expired", steps)
     return _state(run_id, "completed", steps, final_answer(run_id, [s["output"] for s in steps]))

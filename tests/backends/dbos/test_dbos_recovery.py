@@ -61,7 +61,8 @@ async def test_a_worker_killed_mid_run_is_recovered_by_dbos_with_state_match(
     write_scenario: ScenarioFactory, tmp_path: Path, pg_dsn: str
 ) -> None:
     path = write_scenario(
-        **BUSY, faults=[{"kind": "kill", "select": "all", "after_steps": 12, "restart_delay_s": 0.3}]
+        **BUSY,
+        faults=[{"kind": "kill", "select": "all", "after_steps": 12, "restart_delay_s": 0.3}],
     )
     (outcome,) = await run_bench(path, ["dbos"], tmp_path / "r", pg_dsn)
     faults = outcome.table("faults")
@@ -77,7 +78,9 @@ async def test_a_worker_killed_mid_run_is_recovered_by_dbos_with_state_match(
 async def test_a_postgres_restart_loses_nothing(
     write_scenario: ScenarioFactory, tmp_path: Path
 ) -> None:
-    path = write_scenario(**BUSY, faults=[{"kind": "restart", "target": "store", "after_steps": 12}])
+    path = write_scenario(
+        **BUSY, faults=[{"kind": "restart", "target": "store", "after_steps": 12}]
+    )
     (outcome,) = await run_bench(path, ["dbos"], tmp_path / "r")  # the embedded store
     faults = outcome.table("faults")
     restart = faults[faults["kind"] == "restart"]
