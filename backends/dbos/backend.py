@@ -37,9 +37,9 @@ from backends.dbos.settings import (
     APP_VERSION,
     APPLICATION,
     APPROVE_TOPIC,
+    DSN_ENV,
     QUEUE,
     RETRY_SETTINGS,
-    URL_ENV,
     WORKFLOW,
     spec_of,
     sqlalchemy_url,
@@ -181,7 +181,7 @@ class DbosBackend:
             check_connection(env.external.pg_dsn)  # bad --pg-dsn: one clear error, now
         specs = postgres_components(env)
         self.worker_count = self._workers_override or env.scenario.workers
-        url = sqlalchemy_url(worker_dsn(env, backend_dsn(env)))
+        dsn = worker_dsn(env, backend_dsn(env))
         options = DbosWorkerOptions(schema=self.schema, slots=self.slots, poll_s=self.poll_s)
         for index in range(self.worker_count):
             port = free_port()
@@ -193,7 +193,7 @@ class DbosBackend:
                     argv=args.command("backends.dbos.worker"),
                     port=port,
                     health_url=f"http://127.0.0.1:{port}/health",
-                    env={URL_ENV: url},
+                    env={DSN_ENV: dsn},
                     restart=True,
                     ready_timeout_s=WORKER_READY_TIMEOUT_S,
                 )

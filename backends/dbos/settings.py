@@ -28,7 +28,7 @@ __all__ = [
     "QUEUE",
     "REASON",
     "RETRY_SETTINGS",
-    "URL_ENV",
+    "DSN_ENV",
     "VERIFY",
     "WORKFLOW",
     "spec_of",
@@ -44,7 +44,9 @@ ACT = "durabench.act"
 VERIFY = "durabench.verify"
 APPROVAL = "durabench.approval"  # writes the approval measurement row once
 APPROVE_TOPIC = "approve"
-URL_ENV = "DURABENCH_DBOS_URL"  # the system database URL: never in argv (ps, logs)
+# the system database as a libpq DSN, never in argv (ps, logs): the same variable and form
+# as the Postgres stores' workers, so the platforms rewrite and hide it the same way
+DSN_ENV = "DURABENCH_WORKER_DSN"
 # DBOS step retries for the phases that call a service (reason, act): on top of the
 # phase's own transient-HTTP retries, a phase that gave up is retried by DBOS
 RETRY_SETTINGS: dict[str, Any] = {

@@ -13,7 +13,7 @@ recovers anything. It serves `GET /health` once DBOS runs, and on SIGTERM stops
 DBOS (its in-flight workflows stay PENDING for the next start).
 
 Run as `python -m backends.dbos.worker --schema S --port P --scenario F ...`
-(`WorkerArgs`, `DbosWorkerOptions`), the system database URL in `$DURABENCH_DBOS_URL`.
+(`WorkerArgs`, `DbosWorkerOptions`), the system database DSN in `$DURABENCH_WORKER_DSN`.
 """
 
 from __future__ import annotations
@@ -111,15 +111,16 @@ async def serve(args: WorkerArgs[DbosWorkerOptions], url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from backends.dbos.settings import URL_ENV
+    from backends.dbos.settings import DSN_ENV, sqlalchemy_url
 
     args = WorkerArgs.parse(
         DbosWorkerOptions, argv, description="durabench DBOS worker", needs_port=True
     )
-    url = os.environ.get(URL_ENV)
-    if not url:
-        print(f"error: ${URL_ENV} (the DBOS system database URL) is required", file=sys.stderr)
+    dsn = os.environ.get(DSN_ENV)
+    if not dsn:
+        print(f"error: ${DSN_ENV} (the DBOS system database) is required", file=sys.stderr)
         raise SystemExit(2)
+    url = sqlalchemy_url(dsn)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         asyncio.run(serve(args, url))
