@@ -252,6 +252,9 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "langgraph",
         "backends.langgraph.floor",
     ),
+    "dbos": BuiltinBackend(
+        "backends.dbos:DbosBackend", ("dbos", "psycopg"), "dbos", "backends.dbos.floor"
+    ),
 }
 MAX_NAME = 1000  # characters of a backend name
 

