@@ -228,6 +228,9 @@ class BuiltinBackend:
     extra: str = ""
     floor: str = ""
     options: type[BackendOptions] | None = None
+    # module:function listing what else it misses that is not a Python module (an npm
+    # install, a binary), each with how to get it; called only once its module imports
+    tools: str = ""
 
 
 BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
@@ -254,6 +257,11 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
     ),
     "dbos": BuiltinBackend(
         "backends.dbos:DbosBackend", ("dbos", "psycopg"), "dbos", "backends.dbos.floor"
+    ),
+    "cloudflare": BuiltinBackend(
+        "backends.cloudflare:CloudflareBackend",
+        floor="backends.cloudflare.floor",
+        tools="backends.cloudflare.install:missing",
     ),
 }
 MAX_NAME = 1000  # characters of a backend name
@@ -282,7 +290,11 @@ def _importable(module: str) -> bool:
 def _missing(backend: BuiltinBackend) -> list[str]:
     """Modules a built-in backend still misses: its own module, then its dependencies."""
     own = backend.path.partition(":")[0]
-    return [m for m in (own, *backend.requires) if not _importable(m)]
+    missing = [m for m in (own, *backend.requires) if not _importable(m)]
+    if not missing and backend.tools:
+        module, _, function = backend.tools.partition(":")
+        missing = list(getattr(importlib.import_module(module), function)())
+    return missing
 
 
 def available_backends() -> dict[str, list[str]]:

@@ -1,0 +1,3 @@
+"""placeholder"""
+def floor_programs(backend, env): return []
+def main(): pass
