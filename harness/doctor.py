@@ -83,6 +83,20 @@ def _dbos() -> Check:
     return Check("python: dbos", True, f"dbos {importlib.metadata.version('dbos')}")
 
 
+def _wrangler() -> Check:
+    """The cloudflare backend's runtime: wrangler and workerd from `npm ci`, node on PATH."""
+    from backends.cloudflare.install import PACKAGE_DIR, missing, node_binary, npm_version
+
+    problems = missing()
+    if problems:
+        return Check("wrangler (cloudflare)", False, "; ".join(problems), f"cd {PACKAGE_DIR} && npm ci")
+    detail = (
+        f"wrangler {npm_version('wrangler')}, workerd {npm_version('workerd')} "
+        f"(npm ci in {PACKAGE_DIR}), {node_binary()}"
+    )
+    return Check("wrangler (cloudflare)", True, detail)
+
+
 def _docker() -> Check:
     sock = "/var/run/docker.sock"
     if not os.path.exists(sock):
@@ -115,6 +129,15 @@ def _loopback() -> Check:
     return Check("loopback ports", True, "can bind 127.0.0.1", required=True)
 
 
+def _backend_hint(name: str) -> str:
+    from backends.base import BUILTIN_BACKENDS
+
+    builtin = BUILTIN_BACKENDS[name]
+    if builtin.tools and not builtin.extra:
+        return "see the missing items"
+    return f"pip install 'durabench[{name}]'"
+
+
 def run_checks() -> list[Check]:
     checks = [
         _module("aiohttp", "aiohttp", "core", required=True),
@@ -124,6 +147,7 @@ def run_checks() -> list[Check]:
         _postgres(),
         _temporal(),
         _dbos(),
+        _wrangler(),
         _docker(),
     ]
     for name, missing in available_backends().items():
@@ -132,7 +156,7 @@ def run_checks() -> list[Check]:
                 f"backend: {name}",
                 not missing,
                 "ready" if not missing else f"missing {', '.join(missing)}",
-                "" if not missing else f"pip install 'durabench[{name}]'",
+                "" if not missing else _backend_hint(name),
             )
         )
     return checks
