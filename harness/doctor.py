@@ -89,7 +89,9 @@ def _wrangler() -> Check:
 
     problems = missing()
     if problems:
-        return Check("wrangler (cloudflare)", False, "; ".join(problems), f"cd {PACKAGE_DIR} && npm ci")
+        return Check(
+            "wrangler (cloudflare)", False, "; ".join(problems), f"cd {PACKAGE_DIR} && npm ci"
+        )
     detail = (
         f"wrangler {npm_version('wrangler')}, workerd {npm_version('workerd')} "
         f"(npm ci in {PACKAGE_DIR}), {node_binary()}"

@@ -265,7 +265,9 @@ def _installed(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         pass
-    for manifest in sorted(Path(__file__).parent.parent.glob(f"backends/*/node_modules/{package}/package.json")):
+    for manifest in sorted(
+        Path(__file__).parent.parent.glob(f"backends/*/node_modules/{package}/package.json")
+    ):
         with contextlib.suppress(OSError, ValueError):
             found = json.loads(manifest.read_text(encoding="utf-8")).get("version")
             if found:

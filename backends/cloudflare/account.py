@@ -20,6 +20,7 @@ environment: they are never written to a file, an argument, a log or the manifes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -84,7 +85,9 @@ class AccountTarget:
     def secrets(self) -> tuple[str, str]:
         account, token = os.environ.get(self.account_id_env), os.environ.get(self.token_env)
         if not account or not token:
-            raise BackendError(f"cloudflare:account: set {self.account_id_env} and {self.token_env}")
+            raise BackendError(
+                f"cloudflare:account: set {self.account_id_env} and {self.token_env}"
+            )
         return account, token
 
     async def deploy(self, env: Any) -> AccountApi:
@@ -149,7 +152,9 @@ class AccountApi:
                 raise NoInstance(url.rsplit("/", 1)[-1])
             if response.status >= 300 or data.get("success") is False:
                 errors = data.get("errors") or data
-                raise BackendError(f"cloudflare:account: {method} {url}: {response.status} {errors}")
+                raise BackendError(
+                    f"cloudflare:account: {method} {url}: {response.status} {errors}"
+                )
             return data.get("result"), len(raw)
 
     async def create(self, workflow: str, instance: str, params: dict[str, Any]) -> None:
@@ -163,12 +168,12 @@ class AccountApi:
                 continue
             output = entry.get("output")
             if isinstance(output, str):
-                try:
+                with contextlib.suppress(ValueError):
                     output = json.loads(output)
-                except ValueError:
-                    pass
             outputs.append(output)
-        return Snapshot(str(result.get("status")), outputs, result.get("output"), result.get("error"), size)
+        return Snapshot(
+            str(result.get("status")), outputs, result.get("output"), result.get("error"), size
+        )
 
     async def wait(self, workflow: str, instance: str, ms: int) -> Snapshot:
         snapshot = await self.status(workflow, instance)
@@ -177,7 +182,9 @@ class AccountApi:
         return snapshot
 
     async def send_event(self, workflow: str, instance: str, kind: str, payload: Any) -> None:
-        await self._call("POST", self._url(workflow, instance, f"/events/{quote(kind, safe='')}"), payload)
+        await self._call(
+            "POST", self._url(workflow, instance, f"/events/{quote(kind, safe='')}"), payload
+        )
 
     async def terminate(self, workflow: str, instance: str) -> None:
         await self._call("PATCH", self._url(workflow, instance, "/status"), {"status": "terminate"})

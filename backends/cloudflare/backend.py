@@ -41,8 +41,8 @@ from backends.cloudflare.settings import (
     AGENT,
     BASE_CONFIG,
     COMPATIBILITY_DATE,
-    RuntimeOptions,
     TERMINAL_STATUSES,
+    RuntimeOptions,
     instance_id,
     spec_of,
     worker_config,
@@ -323,7 +323,11 @@ class CloudflareBackend:
                     "recover": self.recover,
                     "recovery": "none by the runtime: an instance of a killed runtime stays "
                     "running until something wakes it"
-                    + ("; durabench wakes every open instance after a restart" if self.recover == "wake" else ""),
+                    + (
+                        "; durabench wakes every open instance after a restart"
+                        if self.recover == "wake"
+                        else ""
+                    ),
                     "wakes_sent": self._wakes,
                 }
             )

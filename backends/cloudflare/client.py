@@ -95,7 +95,9 @@ class LocalApi:
         )
 
     async def create(self, workflow: str, instance: str, params: dict[str, Any]) -> None:
-        await self._call("POST", "/instances", {"workflow": workflow, "id": instance, "params": params})
+        await self._call(
+            "POST", "/instances", {"workflow": workflow, "id": instance, "params": params}
+        )
 
     async def _read(self, path: str) -> Snapshot:
         for attempt in range(RETRIES):
@@ -119,7 +121,9 @@ class LocalApi:
         return await self._read(self._path(workflow, instance, f"/wait?ms={ms}"))
 
     async def send_event(self, workflow: str, instance: str, kind: str, payload: Any) -> None:
-        await self._call("POST", self._path(workflow, instance, f"/events/{kind}"), {"payload": payload})
+        await self._call(
+            "POST", self._path(workflow, instance, f"/events/{kind}"), {"payload": payload}
+        )
 
     async def terminate(self, workflow: str, instance: str) -> None:
         await self._call("POST", self._path(workflow, instance, "/terminate"), {})

@@ -79,7 +79,11 @@ async def _floor(args: argparse.Namespace) -> None:
                 samples.start(run_id, requested, float(timings[0]["start"]))
             for t in timings:
                 samples.step(
-                    run_id, int(t["step"]), float(t["start"]), float(t["end"]), float(t["service_ms"])
+                    run_id,
+                    int(t["step"]),
+                    float(t["start"]),
+                    float(t["end"]),
+                    float(t["service_ms"]),
                 )
 
         wall = await closed_loop(floor_run_ids(scenario, args.runs), args.concurrency, one)

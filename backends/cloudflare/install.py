@@ -24,8 +24,8 @@ __all__ = [
     "missing",
     "node_binary",
     "npm_version",
-    "wrangler_cli",
     "workerd_binary",
+    "wrangler_cli",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent

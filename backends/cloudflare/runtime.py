@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import IO, Any
 
 from backends.cloudflare.install import (
@@ -96,7 +97,7 @@ def _control_server(port: int, failpoints: Failpoints | None) -> ThreadingHTTPSe
     has not fired yet (Failpoints.hit kills this process, `_kill_runtime` its tree)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}")
             if failpoints is not None:

@@ -62,6 +62,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph:memory": (),
     "langgraph:postgres": ("postgres",),
     "dbos": ("postgres",),
+    "cloudflare": (),
 }
 SCENARIO: dict[str, Any] = {
     "runs": 4,

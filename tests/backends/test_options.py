@@ -19,6 +19,8 @@ KNOWN = {
     "pgstore": "lease_s, slots, snapshot_every, workers",
     "pgstore-naive": "slots, stale_s, workers",
     "langgraph": "durability, path, workers",
+    "dbos": "poll_s, slots, workers",
+    "cloudflare": "account_id_env, llm_url, poll_ms, recover, token_env, tools_url, workers",
 }
 
 

@@ -35,6 +35,7 @@ MEASURED = (
     "pgstore-naive",
     "temporal",
     "dbos",
+    "cloudflare",
     *(f"langgraph:{s}?durability={m}" for s in ("sqlite", "postgres") for m in MODES),
 )
 CONCURRENCY = (1, 8)

@@ -49,12 +49,26 @@ class StandIn:
             return web.json_response({"success": False, "errors": [{"code": 404}]}, status=404)
         if request.method == "GET":
             steps = [
-                {"name": "reason-0-1", "type": "step", "success": True,
-                 "output": json.dumps({"phase": "reason", "step": 0, "attempt": 1,
-                                       "decision": {"tool": "t", "arguments": {}, "thought": ""}})},
+                {
+                    "name": "reason-0-1",
+                    "type": "step",
+                    "success": True,
+                    "output": json.dumps(
+                        {
+                            "phase": "reason",
+                            "step": 0,
+                            "attempt": 1,
+                            "decision": {"tool": "t", "arguments": {}, "thought": ""},
+                        }
+                    ),
+                },
                 {"name": "approval-0", "type": "waitForEvent", "success": True, "output": {"x": 1}},
-                {"name": "act-0-1", "type": "step", "success": True,
-                 "output": {"phase": "act", "step": 0, "attempt": 1, "key": "k", "output": {}}},
+                {
+                    "name": "act-0-1",
+                    "type": "step",
+                    "success": True,
+                    "output": {"phase": "act", "step": 0, "attempt": 1, "key": "k", "output": {}},
+                },
                 {"name": "act-0-2", "type": "step", "success": False, "output": None},
             ]
             result = {"status": "running", "steps": steps, "output": None, "error": None}
@@ -110,11 +124,13 @@ def _check(server: StandIn) -> None:
         ("PATCH", "/db-x-run-000000/status"),
         ("GET", "/db-x-missing"),
     ]
-    assert server.requests[0][2] == {"instance_id": "db-x-run-000000", "params": {"run_id": "run-000000"}}
+    assert server.requests[0][2] == {
+        "instance_id": "db-x-run-000000",
+        "params": {"run_id": "run-000000"},
+    }
     assert server.requests[2][2] == {"approved": True}
     assert server.requests[3][2] == {"status": "terminate"}
     assert {auth for *_, auth in server.requests} == {f"Bearer {TOKEN}"}
-
 
 
 async def test_account_contract_an_api_error_is_a_backend_error() -> None:
@@ -132,7 +148,9 @@ def test_account_contract_every_missing_setting_is_named_at_once(
 ) -> None:
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
     monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
-    target = AccountTarget("CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "http://127.0.0.1:9", None)
+    target = AccountTarget(
+        "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "http://127.0.0.1:9", None
+    )
     with pytest.raises(BackendError) as caught:
         target.check(None)
     message = str(caught.value)

@@ -51,9 +51,19 @@ def test_digest_moves_and_verdicts_agree_with_the_python_workload(
     from harness.scenario import load_scenario
 
     scenario = load_scenario(write_scenario(runs=4, steps=8))
-    decisions = [decide(scenario, f"run-{r:06d}", s, a) for r in range(4) for s in range(8) for a in (1, 2)]
+    decisions = [
+        decide(scenario, f"run-{r:06d}", s, a) for r in range(4) for s in range(8) for a in (1, 2)
+    ]
     values: list[Any] = [d.arguments for d in decisions]
-    values += [{}, [], "x" * 127, "x" * 128, "x" * 129, "y" * 300, {"b": [1, {"z": None}], "a": True}]
+    values += [
+        {},
+        [],
+        "x" * 127,
+        "x" * 128,
+        "x" * 129,
+        "y" * 300,
+        {"b": [1, {"z": None}], "a": True},
+    ]
     values += ["caf\u00e9", {"k": "\u2603 snow"}]
     policies = [
         {"on_failure": f, "max_attempts": m} for f in ("retry_act", "replan") for m in (1, 3)
@@ -69,8 +79,6 @@ def test_digest_moves_and_verdicts_agree_with_the_python_workload(
         ]
     result = _node(tmp_path, {"values": values, "moves": moves, "verifies": verifies})
     assert result["digests"] == [digest(v) for v in values]
-    expected_moves = [
-        next_move(VerifyPolicy.model_validate(p), v, a) for p, v, a in moves
-    ]
+    expected_moves = [next_move(VerifyPolicy.model_validate(p), v, a) for p, v, a in moves]
     assert result["moves"] == expected_moves
     assert result["verdicts"] == [True, False, False] * 6
