@@ -394,6 +394,7 @@ class RestateBackend:
             "admin": address.admin_url if address else None,
             "service": self.service,
             "deployment_uri": self.deployment_uri,
+            "workers_port": self.shared_port,
             "deployment_id": self.deployment_id,
             "workers": len(self._worker_names),
             "service_policy": self.policy.__dict__,

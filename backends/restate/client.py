@@ -128,12 +128,15 @@ class RestateClient:
         timeouts pass through (the caller decides whether to retry); an error status
         is a RestateHTTPError."""
         data = None if body is None else json.dumps(body).encode()
-        sent = {"content-type": "application/json", "accept": "application/json"}
+        sent = {"accept": "application/json"}
+        if data is not None:  # a handler without input refuses any content type
+            sent["content-type"] = "application/json"
         async with self.http.request(
             method,
             url,
             data=data,
             headers={**sent, **(headers or {})},
+            skip_auto_headers=() if data is not None else ("Content-Type",),
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as answer:
             text = await answer.text()

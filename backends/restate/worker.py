@@ -16,6 +16,7 @@ Run as `python -m backends.restate.worker --service NAME --shared-port P --port 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -134,7 +135,8 @@ async def serve(args: WorkerArgs[RestateWorkerOptions]) -> None:
             )
         finally:
             ctx.recorder.close()
-            shared.close()
+            with contextlib.suppress(OSError):  # hypercorn closed it already
+                shared.close()
 
 
 def main(argv: list[str] | None = None) -> None:

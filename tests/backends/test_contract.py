@@ -61,6 +61,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph:sqlite": (),
     "langgraph:memory": (),
     "langgraph:postgres": ("postgres",),
+    "restate": (),  # its own embedded server per test (a second or two to start)
 }
 SCENARIO: dict[str, Any] = {
     "runs": 4,
