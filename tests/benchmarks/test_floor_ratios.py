@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 MODES = ("exit", "async", "sync")  # LangGraph durability modes
 
 # behaviour (benchmarks disabled): one cell per backend family
-BACKENDS = ("baseline", "pgstore", "pgstore-naive", "temporal", "langgraph:sqlite")
+BACKENDS = ("baseline", "pgstore", "pgstore-naive", "temporal", "langgraph:sqlite", "restate")
 # measured (--benchmark-enable): every LangGraph saver x durability mode as well
 MEASURED = (
     "baseline",
@@ -35,6 +35,7 @@ MEASURED = (
     "pgstore-naive",
     "temporal",
     *(f"langgraph:{s}?durability={m}" for s in ("sqlite", "postgres") for m in MODES),
+    "restate",
 )
 CONCURRENCY = (1, 8)
 ROUNDS = 3
