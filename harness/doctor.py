@@ -83,6 +83,16 @@ def _dbos() -> Check:
     return Check("python: dbos", True, f"dbos {importlib.metadata.version('dbos')}")
 
 
+def _restate() -> Check:
+    """The restate-server binary, found the way the restate backend finds it."""
+    from backends.restate.server import INSTALL_HINT, find_restate_server, restate_version
+
+    found = find_restate_server()
+    if found is None:
+        return Check("restate-server", False, "not found", INSTALL_HINT)
+    return Check("restate-server", True, f"{restate_version(found)} ({found})")
+
+
 def _docker() -> Check:
     sock = "/var/run/docker.sock"
     if not os.path.exists(sock):
@@ -115,6 +125,12 @@ def _loopback() -> Check:
     return Check("loopback ports", True, "can bind 127.0.0.1", required=True)
 
 
+def _install_hint(name: str, missing: list[str]) -> str:
+    if any("restate-server" in m for m in missing):
+        return "npm ci --ignore-scripts (in the durabench checkout)"
+    return f"pip install 'durabench[{name}]'"
+
+
 def run_checks() -> list[Check]:
     checks = [
         _module("aiohttp", "aiohttp", "core", required=True),
@@ -124,6 +140,7 @@ def run_checks() -> list[Check]:
         _postgres(),
         _temporal(),
         _dbos(),
+        _restate(),
         _docker(),
     ]
     for name, missing in available_backends().items():
@@ -132,7 +149,7 @@ def run_checks() -> list[Check]:
                 f"backend: {name}",
                 not missing,
                 "ready" if not missing else f"missing {', '.join(missing)}",
-                "" if not missing else f"pip install 'durabench[{name}]'",
+                "" if not missing else _install_hint(name, missing),
             )
         )
     return checks

@@ -62,6 +62,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph:memory": (),
     "langgraph:postgres": ("postgres",),
     "dbos": ("postgres",),
+    "restate": (),  # its own embedded server per test (a second or two to start)
 }
 SCENARIO: dict[str, Any] = {
     "runs": 4,

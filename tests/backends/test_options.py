@@ -19,6 +19,8 @@ KNOWN = {
     "pgstore": "lease_s, slots, snapshot_every, workers",
     "pgstore-naive": "slots, stale_s, workers",
     "langgraph": "durability, path, workers",
+    "restate": "abort_timeout_s, inactivity_timeout_s, partitions, retry_initial_s, retry_max_s, "
+    "workers",
 }
 
 
