@@ -228,6 +228,7 @@ class BuiltinBackend:
     extra: str = ""
     floor: str = ""
     options: type[BackendOptions] | None = None
+    stage: str = ""  # an integration's release stage when not stable ("experimental", ...)
 
 
 BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
@@ -251,6 +252,12 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         ("langgraph",),
         "langgraph",
         "backends.langgraph.floor",
+    ),
+    "pydantic-ai": BuiltinBackend(
+        "backends.pydantic_ai.backend:PydanticAITemporalBackend",
+        ("pydantic_ai", "temporalio"),
+        "pydantic-ai",
+        "backends.temporal.floor",
     ),
 }
 MAX_NAME = 1000  # characters of a backend name

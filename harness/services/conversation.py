@@ -59,10 +59,10 @@ ABORTED_PREFIX = "aborted:"
 PositionKind = Literal["reason", "retry_act", "final", "aborted"]
 
 
-def task_prompt(scenario: Scenario, run_id: str) -> str:
+def task_prompt(scenario_name: str, steps: int, run_id: str) -> str:
     """The user message that starts a framework agent's run."""
     return (
-        f"[{RUN_TAG} {run_id}] {scenario.name}: carry out the {scenario.steps}-step task, "
+        f"[{RUN_TAG} {run_id}] {scenario_name}: carry out the {steps}-step task, "
         "one tool call per step; state the step and attempt each call is for; "
         "finish with the summary."
     )
@@ -116,10 +116,23 @@ def verdict_text(verdict: Verdict) -> str:
     return f"{VERDICT_TAG} {json.dumps(verdict.to_dict(), sort_keys=True, separators=(',', ':'))}"
 
 
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
 def parse_verdicts(text: str) -> list[Verdict]:
-    """Every verdict in a text, in order (frameworks may wrap the text in their own)."""
+    """Every verdict in a text, in order, also where a framework wrapped the text in
+    JSON of its own (`{"error": "durabench-verdict {...}"}`: the tag's JSON escaped)."""
     decoder = json.JSONDecoder()
     found: list[Verdict] = []
+    escaped = False
     at = text.find(VERDICT_TAG)
     while at >= 0:
         begin = at + len(VERDICT_TAG)
@@ -134,10 +147,16 @@ def parse_verdicts(text: str) -> list[Verdict]:
                     dict(data["output"]),
                 )
             )
-        except (ValueError, KeyError, TypeError):
-            end = begin
+        except (ValueError, KeyError, TypeError, IndexError):
+            end, escaped = begin, True
         at = text.find(VERDICT_TAG, end)
-    return found
+    if found or not escaped:
+        return found
+    try:
+        wrapped = json.loads(text)
+    except ValueError:
+        return found
+    return [v for inner in _strings(wrapped) if inner != text for v in parse_verdicts(inner)]
 
 
 def message_text(message: Mapping[str, Any]) -> str:
@@ -247,6 +266,7 @@ class Position:
     kind: PositionKind
     reason_attempt: int = 1  # the attempt whose decision a retried act repeats
     outputs: tuple[dict[str, Any], ...] = field(default=())  # committed outputs, in order
+    last: Verdict | None = None  # the verdict the conversation ends on
 
 
 def infer_position(scenario: Scenario, messages: Sequence[Mapping[str, Any]]) -> Position:
@@ -256,19 +276,19 @@ def infer_position(scenario: Scenario, messages: Sequence[Mapping[str, Any]]) ->
     if not conv.verdicts:
         return Position(conv.run_id, 0, 1, "reason")
     last = conv.verdicts[-1][0]
+    run_id = conv.run_id
     if last.move == "commit":
-        if last.step + 1 >= scenario.steps:
-            return Position(conv.run_id, last.step + 1, 1, "final", outputs=outputs)
-        return Position(conv.run_id, last.step + 1, 1, "reason", outputs=outputs)
+        kind: PositionKind = "final" if last.step + 1 >= scenario.steps else "reason"
+        return Position(run_id, last.step + 1, 1, kind, outputs=outputs, last=last)
     if last.move == "abort":
-        return Position(conv.run_id, last.step, last.attempt, "aborted", outputs=outputs)
+        return Position(run_id, last.step, last.attempt, "aborted", outputs=outputs, last=last)
     if last.move == "replan":
-        return Position(conv.run_id, last.step, last.attempt + 1, "reason", outputs=outputs)
+        return Position(run_id, last.step, last.attempt + 1, "reason", outputs=outputs, last=last)
     reason_attempt = 1  # retry_act: the decision of the step's last reason stays
     for verdict, _ in conv.verdicts:
         if verdict.step == last.step and verdict.move == "replan":
             reason_attempt = verdict.attempt + 1
-    return Position(conv.run_id, last.step, last.attempt + 1, "retry_act", reason_attempt, outputs)
+    return Position(run_id, last.step, last.attempt + 1, "retry_act", reason_attempt, outputs, last)
 
 
 def closing_text(position: Position) -> str:

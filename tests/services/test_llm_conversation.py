@@ -44,7 +44,7 @@ def tools_of(scenario: Scenario) -> list[dict[str, Any]]:
 def opening(scenario: Scenario, run_id: str = RUN_ID) -> list[dict[str, Any]]:
     return [
         {"role": "system", "content": "You are a procurement agent."},
-        {"role": "user", "content": task_prompt(scenario, run_id)},
+        {"role": "user", "content": task_prompt(scenario.name, scenario.steps, run_id)},
     ]
 
 
