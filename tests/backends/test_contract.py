@@ -61,6 +61,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph:sqlite": (),
     "langgraph:memory": (),
     "langgraph:postgres": ("postgres",),
+    "pydantic-ai:temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2": ("temporal",),
 }
 SCENARIO: dict[str, Any] = {
     "runs": 4,
