@@ -259,6 +259,12 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "pydantic-ai",
         "backends.temporal.floor",
     ),
+    "openai-agents": BuiltinBackend(
+        "backends.openai_agents.backend:OpenAIAgentsTemporalBackend",
+        ("agents", "temporalio.openai_agents"),
+        "openai-agents",
+        "backends.temporal.floor",
+    ),
 }
 MAX_NAME = 1000  # characters of a backend name
 

@@ -62,6 +62,7 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph:memory": (),
     "langgraph:postgres": ("postgres",),
     "pydantic-ai:temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2": ("temporal",),
+    "openai-agents:temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2": ("temporal",),
 }
 SCENARIO: dict[str, Any] = {
     "runs": 4,
