@@ -265,6 +265,12 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "openai-agents",
         "backends.temporal.floor",
     ),
+    "deepagents": BuiltinBackend(
+        "backends.deepagents.backend:DeepAgentsBackend",
+        ("deepagents", "langchain_openai", "langgraph"),
+        "deepagents",
+        "backends.langgraph.floor",
+    ),
 }
 MAX_NAME = 1000  # characters of a backend name
 
