@@ -258,18 +258,21 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         ("pydantic_ai", "temporalio"),
         "pydantic-ai",
         "backends.temporal.floor",
+        stage="stable (pydantic-ai-slim; TemporalDurability, TemporalAgent deprecated)",
     ),
     "openai-agents": BuiltinBackend(
         "backends.openai_agents.backend:OpenAIAgentsTemporalBackend",
         ("agents", "temporalio.openai_agents"),
         "openai-agents",
         "backends.temporal.floor",
+        stage="stable (temporalio-openai-agents; its streaming is experimental, not used)",
     ),
     "deepagents": BuiltinBackend(
         "backends.deepagents.backend:DeepAgentsBackend",
         ("deepagents", "langchain_openai", "langgraph"),
         "deepagents",
         "backends.langgraph.floor",
+        stage="beta (deepagents 0.x: Development Status 4 - Beta)",
     ),
 }
 MAX_NAME = 1000  # characters of a backend name
