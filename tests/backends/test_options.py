@@ -19,6 +19,9 @@ KNOWN = {
     "pgstore": "lease_s, slots, snapshot_every, workers",
     "pgstore-naive": "slots, stale_s, workers",
     "langgraph": "durability, path, workers",
+    "pydantic-ai": "heartbeat_s, sticky_s, task_timeout_s, workers",
+    "openai-agents": "heartbeat_s, sticky_s, task_timeout_s, workers",
+    "deepagents": "durability, path, workers",
 }
 
 
