@@ -233,6 +233,7 @@ class BuiltinBackend:
     # "module:function" giving what the backend still misses outside Python (a server
     # binary), for the list of available backends; loading it raises the install hint
     tools: str = ""
+    stage: str = ""  # an integration's release stage when not stable ("experimental", ...)
 
 
 BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
@@ -266,6 +267,27 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "restate",
         "backends.restate.floor",
         tools="backends.restate.server:missing_server",
+    ),
+    "pydantic-ai": BuiltinBackend(
+        "backends.pydantic_ai.backend:PydanticAITemporalBackend",
+        ("pydantic_ai", "temporalio"),
+        "pydantic-ai",
+        "backends.temporal.floor",
+        stage="stable (pydantic-ai-slim; TemporalDurability, TemporalAgent deprecated)",
+    ),
+    "openai-agents": BuiltinBackend(
+        "backends.openai_agents.backend:OpenAIAgentsTemporalBackend",
+        ("agents", "temporalio.openai_agents"),
+        "openai-agents",
+        "backends.temporal.floor",
+        stage="stable (temporalio-openai-agents; its streaming is experimental, not used)",
+    ),
+    "deepagents": BuiltinBackend(
+        "backends.deepagents.backend:DeepAgentsBackend",
+        ("deepagents", "langchain_openai", "langgraph"),
+        "deepagents",
+        "backends.langgraph.floor",
+        stage="beta (deepagents 0.x: Development Status 4 - Beta)",
     ),
 }
 MAX_NAME = 1000  # characters of a backend name

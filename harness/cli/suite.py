@@ -30,11 +30,17 @@ __all__ = ["SUITE_LANGGRAPH", "suite", "suite_backends"]
 # LangGraph runs in the suite in its durable mode: `async` (its default) may legitimately
 # lose the steps it had not yet checkpointed; `sync` is the mode that promises to hold.
 SUITE_LANGGRAPH = "langgraph:sqlite?durability=sync"
+# the framework backends by the names their results carry (the substrate made explicit)
+SUITE_NAMES = {
+    "langgraph": SUITE_LANGGRAPH,
+    "pydantic-ai": "pydantic-ai:temporal",
+    "openai-agents": "openai-agents:temporal",
+}
 
 
 def suite_backends() -> list[str]:
     """Every installed built-in backend, LangGraph as SUITE_LANGGRAPH."""
-    return [SUITE_LANGGRAPH if n == "langgraph" else n for n in installed_backends()]
+    return [SUITE_NAMES.get(n, n) for n in installed_backends()]
 
 
 @click.command()

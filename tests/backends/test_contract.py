@@ -63,6 +63,10 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph:postgres": ("postgres",),
     "dbos": ("postgres",),
     "restate": (),  # its own embedded server per test (a second or two to start)
+    "pydantic-ai:temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2": ("temporal",),
+    "openai-agents:temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2": ("temporal",),
+    "deepagents:sqlite": (),
+    "deepagents:postgres": ("postgres",),
 }
 SCENARIO: dict[str, Any] = {
     "runs": 4,

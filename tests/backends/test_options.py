@@ -21,6 +21,9 @@ KNOWN = {
     "langgraph": "durability, path, workers",
     "restate": "abort_timeout_s, inactivity_timeout_s, partitions, retry_initial_s, retry_max_s, "
     "workers",
+    "pydantic-ai": "heartbeat_s, sticky_s, task_timeout_s, workers",
+    "openai-agents": "heartbeat_s, sticky_s, task_timeout_s, workers",
+    "deepagents": "durability, path, workers",
 }
 
 
