@@ -10,6 +10,7 @@ was measured is written even when the run is interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -161,8 +162,15 @@ async def await_run(scenario: Scenario, backend: Backend, run_id: str, started: 
         remaining = scenario.deadline_s - (time.time() - started)
         done = await backend.wait(run_id, max(0.0, remaining))
     finally:
-        if approver is not None:
+        if approver is not None and not approver.done():
             approver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await approver
+    if approver is not None and not approver.cancelled() and approver.exception() is not None:
+        # the approval never reached the run: it would expire and be judged as the
+        # backend's loss, so the adapter's failure is reported as what it is
+        error = approver.exception()
+        raise BackendError(f"{run_id}: the approval could not be delivered: {error}") from error
     finished = time.time()
     in_time = done and finished - started <= scenario.deadline_s
     return RunTiming(run_id, started, finished if done else None, in_time)
