@@ -28,7 +28,7 @@ from harness.cli.common import (
     out_option,
     stop_on_signals,
 )
-from harness.cli.tables import print_summary
+from harness.cli.tables import print_results_headline, print_summary
 from harness.errors import DurabenchError
 
 __all__ = ["load_command", "parse_run_time", "parse_shape_option", "sweep_command"]
@@ -259,6 +259,7 @@ def load_command(
     print_summary(results.read_json("summary.json"))
     _print_locust(results.read_json("load.json"))
     out.print(f"results: {results.path}")
+    print_results_headline(results.path)
 
 
 def _print_locust(load: dict[str, Any]) -> None:

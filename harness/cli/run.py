@@ -23,7 +23,7 @@ from harness.cli.common import (
     stop_on_signals,
 )
 from harness.cli.k8s import kube_target
-from harness.cli.tables import print_summary
+from harness.cli.tables import print_results_headline, print_summary
 from harness.cli.until import (
     goal_from,
     print_until,
@@ -170,6 +170,7 @@ def run(
     if outcomes is not None:
         print_until(outcomes)
     out.print(f"results: {results.path}")
+    print_results_headline(results.path)
     misbehaved = [b for b, s in summary.items() if (s.get("inspect_errors") or {}).get("runs")]
     if misbehaved:
         fail(

@@ -20,7 +20,7 @@ from harness.cli.common import (
     out_option,
     stop_on_signals,
 )
-from harness.cli.tables import print_matrix
+from harness.cli.tables import print_headline, print_matrix
 from harness.cli.until import goal_from, until_options
 from harness.errors import DurabenchError
 
@@ -148,4 +148,7 @@ def suite(
     if quick:
         out.print(QUICK_NOTE, style="yellow", highlight=False)
     out.print(f"suite: {result.path}")
+    from harness.headline import headline_lines, outcome_from_cell
+
+    print_headline(headline_lines(outcome_from_cell(c) for c in result.cells))
     sys.exit(result.exit_code)
