@@ -288,7 +288,7 @@ def headline_lines(outcomes: Iterable[Outcome]) -> list[str]:
         first += f" ({', '.join(dict.fromkeys(o.backend for o in lossy))})"
     if failed and len(failed) != len(lossy):
         first += f"; {len(failed)} failed {'its' if len(failed) == 1 else 'their'} expectation"
-    first += f"; {len(held)} held, {len(skipped)} inconclusive"
+    first += f"; {len(held)} held, {len(skipped)} not tested (inconclusive or not applicable)"
     if errors:
         first += f", {len(errors)} not judged"
     worst = _pick_worst(cells)

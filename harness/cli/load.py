@@ -18,6 +18,7 @@ import click
 from pydantic import ValidationError
 from rich.table import Table
 
+from harness.cli.ci import ci_options, write_ci
 from harness.cli.common import (
     console,
     execute_bench,
@@ -172,6 +173,7 @@ def parse_shape_option(text: str) -> Any:
 )
 @out_option()
 @external_options
+@ci_options
 def load_command(
     scenario: str | None,
     backends: tuple[str, ...],
@@ -195,6 +197,8 @@ def load_command(
     master_host: str,
     timeout_s: float | None,
     out_dir: Path,
+    junit: Path | None,
+    summary_md: Path | None,
     **services: Any,
 ) -> None:
     """Drive SCENARIO's agent runs on each backend with Locust (local, or distributed with
@@ -260,6 +264,10 @@ def load_command(
     _print_locust(results.read_json("load.json"))
     out.print(f"results: {results.path}")
     print_results_headline(results.path)
+    from harness.headline import outcomes_from_results
+
+    outcomes = outcomes_from_results(results.path)
+    write_ci(junit, summary_md, f"durabench load {scenario}", outcomes, results=str(results.path))
 
 
 def _print_locust(load: dict[str, Any]) -> None:

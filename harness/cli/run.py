@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.cli.ci import ci_options, write_ci
 from harness.cli.common import (
     backends_option,
     console,
@@ -114,6 +115,7 @@ def _progress() -> tuple[Progress, Any]:
     help="After each backend's load, run its raw floor on the same servers (floors.parquet); "
     "the summary then gives step and overhead as a ratio to that floor.",
 )
+@ci_options
 def run(
     scenario: str,
     backends: tuple[str, ...],
@@ -124,6 +126,8 @@ def run(
     kube_namespace: str | None,
     kube_dry_run: bool,
     with_floor: bool,
+    junit: Path | None,
+    summary_md: Path | None,
     **services: Any,
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
@@ -171,6 +175,15 @@ def run(
         print_until(outcomes)
     out.print(f"results: {results.path}")
     print_results_headline(results.path)
+    from harness.headline import outcomes_from_results
+
+    write_ci(
+        junit,
+        summary_md,
+        f"durabench run {scenario}",
+        outcomes_from_results(results.path),
+        results=str(results.path),
+    )
     misbehaved = [b for b, s in summary.items() if (s.get("inspect_errors") or {}).get("runs")]
     if misbehaved:
         fail(

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from harness.cli.ci import ci_options, write_ci
 from harness.cli.common import (
     backends_option,
     console,
@@ -63,12 +64,15 @@ def suite_backends() -> list[str]:
 )
 @out_option("Directory that receives suite-<time>/ (known-<time>/ with --known).")
 @until_options
+@ci_options
 def suite(
     backends: tuple[str, ...],
     quick: bool,
     only: tuple[str, ...],
     known: bool,
     out_dir: Path,
+    junit: Path | None,
+    summary_md: Path | None,
     **until: Any,
 ) -> None:
     """Run the standard chaos suite: every backend under every fault class
@@ -150,5 +154,8 @@ def suite(
     out.print(f"suite: {result.path}")
     from harness.headline import headline_lines, outcome_from_cell
 
-    print_headline(headline_lines(outcome_from_cell(c) for c in result.cells))
+    outcomes = [outcome_from_cell(c) for c in result.cells]
+    print_headline(headline_lines(outcomes))
+    title = "durabench suite" + (" --quick" if quick else "")
+    write_ci(junit, summary_md, title, outcomes, results=str(result.path))
     sys.exit(result.exit_code)
