@@ -11,6 +11,7 @@ import click
 from harness.cli.ci import ci_options, write_ci
 from harness.cli.common import console, fail, out, out_option, stop_on_signals
 from harness.errors import DurabenchError
+from harness.progress import CellProgress
 
 __all__ = ["explore", "parse_budget"]
 
@@ -99,6 +100,14 @@ def explore(
 
     seconds = parse_budget(budget)
     stop_on_signals()
+    bar = CellProgress(console, "trials", trials, budget_s=seconds)
+
+    def progress(line: str) -> None:
+        if line.startswith("trial "):
+            bar.advance(line, markup=False, soft_wrap=True)
+        else:
+            bar.note(line, markup=False, soft_wrap=True)
+
     try:
         exploration = Exploration(
             resolve_scenario_path(scenario),
@@ -111,11 +120,10 @@ def explore(
             reruns=reruns,
             shrink_trials=shrink_trials,
             max_findings=max_findings,
-            progress=lambda line: console.print(
-                line, highlight=False, markup=False, soft_wrap=True
-            ),
+            progress=progress,
         )
-        record = exploration.run()
+        with bar:
+            record = exploration.run()
     except DurabenchError as exc:
         fail(str(exc), 1)
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ from harness.cli.common import (
 )
 from harness.cli.tables import print_results_headline, print_summary
 from harness.errors import DurabenchError
+from harness.progress import CellProgress, run_progress
 
 __all__ = ["load_command", "parse_run_time", "parse_shape_option", "sweep_command"]
 
@@ -249,17 +250,19 @@ def load_command(
             timeout_s=timeout_s,
         )
         driver = LocustDriver(plan)
+        progress, report = run_progress(console)
         bench = BenchmarkRun(
             Path(scenario),
             list(backends),
             out_dir,
+            progress=report,
             external=external_from(services),
             driver=driver,
         )
     except DurabenchError as exc:
         fail(str(exc))
     stop_on_signals()
-    results = execute_bench(bench)
+    results = execute_bench(bench, progress)
     print_summary(results.read_json("summary.json"))
     _print_locust(results.read_json("load.json"))
     out.print(f"results: {results.path}")
@@ -349,23 +352,25 @@ def sweep_command(
             if cell.status == "ok"
             else f"[red]failed: {cell.error}[/]"
         )
-        console.print(f"{cell.backend:<24} c={cell.concurrency:<4} steps={cell.steps:<5} {what}")
+        bar.advance(f"{cell.backend:<24} c={cell.concurrency:<4} steps={cell.steps:<5} {what}")
 
     stop_on_signals()
     options = {"external": external_from(services)}
+    bar = CellProgress(console, "sweep cells", len(grid_c) * len(grid_s) * len(backends))
     try:
-        result = asyncio.run(
-            run_sweep(
-                scenario,
-                list(backends),
-                grid_c,
-                grid_s,
-                out_dir,
-                runs=runs,
-                on_cell=show,
-                bench_options=options,
+        with bar:
+            result = asyncio.run(
+                run_sweep(
+                    scenario,
+                    list(backends),
+                    grid_c,
+                    grid_s,
+                    out_dir,
+                    runs=runs,
+                    on_cell=show,
+                    bench_options=options,
+                )
             )
-        )
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except DurabenchError as exc:

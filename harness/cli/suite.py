@@ -24,6 +24,7 @@ from harness.cli.common import (
 from harness.cli.tables import print_headline, print_matrix
 from harness.cli.until import goal_from, until_options
 from harness.errors import DurabenchError
+from harness.progress import CellProgress
 
 __all__ = ["SUITE_LANGGRAPH", "suite", "suite_backends"]
 
@@ -102,7 +103,7 @@ def suite(
         goal = goal_from(until)
         for name in names:
             load_backend(name)
-        chaos_scenarios(list(only) or None, quick=quick)
+        classes = chaos_scenarios(list(only) or None, quick=quick)
     except DurabenchError as exc:
         fail(str(exc))
     log_to(out_dir)
@@ -131,19 +132,22 @@ def suite(
         until = ""
         if cell.until is not None:
             until = f"; until: {cell.until}, lower bound {fmt(cell.until_lower_bound, 4)}"
-        console.print(
+        bar.advance(
             f"{cell.fault_class} x {cell.backend}: {evidence}, integrity {fmt(rate, 3)}{ci} "
             f"(all runs {fmt(cell.integrity, 3)}; expected >= {fmt(cell.expected_integrity)})"
-            f"{until} {mark}",
-            highlight=False,
+            f"{until} {mark}"
         )
 
     if quick:
         console.print(QUICK_NOTE, highlight=False)
+    bar = CellProgress(console, "suite cells", len(classes) * len(names))
     try:
-        result = asyncio.run(
-            run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show, goal=goal)
-        )
+        with bar:
+            result = asyncio.run(
+                run_suite(
+                    names, out_dir, quick=quick, only=list(only) or None, on_cell=show, goal=goal
+                )
+            )
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except DurabenchError as exc:
