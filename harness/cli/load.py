@@ -29,6 +29,7 @@ from harness.cli.common import (
     out_option,
     stop_on_signals,
 )
+from harness.cli.live import metrics_option, metrics_served
 from harness.cli.tables import print_results_headline, print_summary
 from harness.errors import DurabenchError
 from harness.progress import CellProgress, run_progress
@@ -175,6 +176,7 @@ def parse_shape_option(text: str) -> Any:
 @out_option()
 @external_options
 @ci_options
+@metrics_option
 def load_command(
     scenario: str | None,
     backends: tuple[str, ...],
@@ -200,6 +202,7 @@ def load_command(
     out_dir: Path,
     junit: Path | None,
     summary_md: Path | None,
+    metrics_port: int | None,
     **services: Any,
 ) -> None:
     """Drive SCENARIO's agent runs on each backend with Locust (local, or distributed with
@@ -262,7 +265,8 @@ def load_command(
     except DurabenchError as exc:
         fail(str(exc))
     stop_on_signals()
-    results = execute_bench(bench, progress)
+    with metrics_served(metrics_port):
+        results = execute_bench(bench, progress)
     print_summary(results.read_json("summary.json"))
     _print_locust(results.read_json("load.json"))
     out.print(f"results: {results.path}")

@@ -24,6 +24,7 @@ from harness.cli.common import (
     stop_on_signals,
 )
 from harness.cli.k8s import kube_target
+from harness.cli.live import metrics_option, metrics_served
 from harness.cli.tables import print_results_headline, print_summary
 from harness.cli.until import (
     goal_from,
@@ -116,6 +117,7 @@ def _progress() -> tuple[Progress, Any]:
     "the summary then gives step and overhead as a ratio to that floor.",
 )
 @ci_options
+@metrics_option
 def run(
     scenario: str,
     backends: tuple[str, ...],
@@ -128,6 +130,7 @@ def run(
     with_floor: bool,
     junit: Path | None,
     summary_md: Path | None,
+    metrics_port: int | None,
     **services: Any,
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
@@ -164,7 +167,8 @@ def run(
     except DurabenchError as exc:
         fail(str(exc))
     log_to(out_dir)
-    results = execute_bench(bench, progress)
+    with metrics_served(metrics_port):
+        results = execute_bench(bench, progress)
     if bench.dry_run:
         out.print("dry run: nothing was created or run; the API calls above are the plan")
         return

@@ -21,6 +21,7 @@ from harness.cli.common import (
     out_option,
     stop_on_signals,
 )
+from harness.cli.live import metrics_option, metrics_served
 from harness.cli.tables import print_headline, print_matrix
 from harness.cli.until import goal_from, until_options
 from harness.errors import DurabenchError
@@ -66,6 +67,7 @@ def suite_backends() -> list[str]:
 @out_option("Directory that receives suite-<time>/ (known-<time>/ with --known).")
 @until_options
 @ci_options
+@metrics_option
 def suite(
     backends: tuple[str, ...],
     quick: bool,
@@ -74,6 +76,7 @@ def suite(
     out_dir: Path,
     junit: Path | None,
     summary_md: Path | None,
+    metrics_port: int | None,
     **until: Any,
 ) -> None:
     """Run the standard chaos suite: every backend under every fault class
@@ -142,7 +145,7 @@ def suite(
         console.print(QUICK_NOTE, highlight=False)
     bar = CellProgress(console, "suite cells", len(classes) * len(names))
     try:
-        with bar:
+        with bar, metrics_served(metrics_port):
             result = asyncio.run(
                 run_suite(
                     names, out_dir, quick=quick, only=list(only) or None, on_cell=show, goal=goal
