@@ -105,3 +105,31 @@ def test_a_port_in_use_is_one_clear_error() -> None:
     port = free_port()
     with serve_metrics(port), pytest.raises(DurabenchError, match=f"--metrics-port {port}"):
         serve_metrics(port).__enter__()
+
+
+def test_the_dashboard_and_scrape_config_name_only_what_the_endpoint_serves() -> None:
+    import re
+
+    import yaml
+
+    from harness.metrics import LiveMetrics
+
+    deploy = Path(__file__).resolve().parent.parent / "deploy" / "grafana"
+    served: set[str] = set()
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    for family in LiveMetrics().collect():
+        served |= {family.name + s for s in suffixes[family.type]}
+    dashboard = json.loads((deploy / "dashboard.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    annotations = [a for a in dashboard["annotations"]["list"] if "expr" in a]
+    assert annotations and "durabench_active_faults" in annotations[0]["expr"], "fault windows"
+    named = {
+        n
+        for q in queries + [a["expr"] for a in annotations]
+        for n in re.findall(r"durabench_\w+", q)
+    }
+    assert named and named <= served, named - served
+    assert {"durabench_committed_steps_total", "durabench_step_latency_seconds_bucket"} <= named
+    scrape = yaml.safe_load((deploy / "prometheus.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:9464"]

@@ -115,3 +115,20 @@ def test_the_pytest_example_runs_as_written(pytester: pytest.Pytester) -> None:
     )
     result.assert_outcomes(passed=2)
     assert any(line.startswith("durabench: 2 run(s) in 2 test(s)") for line in result.outlines)
+
+
+@pytest.mark.integration
+def test_the_metrics_command_serves_while_it_runs(tmp_path: Path) -> None:
+    from tests.test_cli import durabench
+
+    (command,) = [
+        line
+        for block in section_blocks("Metrics and dashboard (Prometheus, Grafana)")
+        for line in block.split("\n")
+    ]
+    args = shlex.split(command)
+    assert args[:2] == ["durabench", "run"] and "--metrics-port" in args
+    done = durabench(*args[1:], "--out", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    port = args[args.index("--metrics-port") + 1]
+    assert f"metrics: http://127.0.0.1:{port}/metrics" in done.stderr
