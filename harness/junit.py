@@ -4,8 +4,8 @@ A cell fails when it missed its expectation, or has none and lost or duplicated
 something (harness/headline.py: `Outcome.failed`); the failure carries the anomaly
 counts, the first anomalous run and its witness (harness/witness.py), and the command
 that reproduces it. An inconclusive or not-applicable cell is skipped with the reason;
-a cell the harness could not judge is a failure of type `harness-error` (the schema
-CI systems read, Jenkins xUnit's junit-10.xsd, has no per-case `<error>` element).
+a cell the harness could not judge is a failure of type `harness-error` (the one
+outcome every JUnit reader shows as a failed case; some drop a per-case `<error>`).
 An explore finding is a failing case with its explanation and minimal reproducer.
 """
 
@@ -190,7 +190,7 @@ def junit_xml(
     properties: dict[str, str] | None = None,
     headline: list[str] | None = None,
 ) -> str:
-    """`<testsuites>` with one `<testsuite>`, valid against junit-10.xsd."""
+    """`<testsuites>` with one `<testsuite>`, the structure CI systems read."""
     cases = list(cases)
     failures = sum(c.failure is not None for c in cases)
     skipped = sum(c.skipped is not None for c in cases)

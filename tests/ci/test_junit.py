@@ -1,6 +1,6 @@
 """`--junit` and `--summary-md` as a CI system reads them: the JUnit file of a real suite
-with a failing and an inconclusive cell is valid against Jenkins xUnit's junit-10.xsd
-(xmlschema) and reads back with a JUnit parser (junitparser) with the right failures,
+with a failing and an inconclusive cell is valid against the JUnit structure CI systems
+read (junit.xsd, with xmlschema) and reads back with a JUnit parser (junitparser) with the right failures,
 skips and counts; the Markdown summary carries the same headline."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from harness.headline import Outcome
 from harness.junit import case_from_outcome, junit_xml
 from tests.test_cli import durabench
 
-SCHEMA = xmlschema.XMLSchema(Path(__file__).with_name("junit-10.xsd"))
+SCHEMA = xmlschema.XMLSchema(Path(__file__).with_name("junit.xsd"))
 
 
 def cases_of(path: Path) -> dict[tuple[str, str], Any]:
@@ -144,3 +144,14 @@ def test_cells_not_judged_fail_as_harness_errors_and_text_stays_valid_xml() -> N
     assert 'type="harness-error"' in text and "\x00" not in text
     assert '<skipped message="inconclusive: nothing tested: its faults exposed no run"' in text
     assert text.count("<failure") == 1, "an expectation met passes despite its anomaly"
+
+
+def test_the_schema_refuses_what_ci_readers_refuse() -> None:
+    """The validation can fail: two outcomes on one case, a negative count, a case with
+    no classname are each refused."""
+    case = '<testcase classname="c" name="n" time="0.1">{}</testcase>'
+    suite = '<testsuites><testsuite name="s" tests="{}">{}</testsuite></testsuites>'
+    assert SCHEMA.is_valid(suite.format(1, case.format("<skipped/>")))
+    assert not SCHEMA.is_valid(suite.format(1, case.format("<skipped/><failure/>")))
+    assert not SCHEMA.is_valid(suite.format(-1, case.format("")))
+    assert not SCHEMA.is_valid(suite.format(1, '<testcase name="n"/>'))
