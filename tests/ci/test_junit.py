@@ -1,7 +1,7 @@
 """`--junit` and `--summary-md` as a CI system reads them: the JUnit file of a real suite
 with a failing and an inconclusive cell is valid against the JUnit structure CI systems
-read (junit.xsd, with xmlschema) and reads back with a JUnit parser (junitparser) with the right failures,
-skips and counts; the Markdown summary carries the same headline."""
+read (junit.xsd, with xmlschema) and reads back with a JUnit parser (junitparser) with
+the right failures, skips and counts; the Markdown summary carries the same headline."""
 
 from __future__ import annotations
 
