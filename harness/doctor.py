@@ -99,6 +99,16 @@ def _wrangler() -> Check:
     return Check("wrangler (cloudflare)", True, detail)
 
 
+def _restate() -> Check:
+    """The restate-server binary, found the way the restate backend finds it."""
+    from backends.restate.server import INSTALL_HINT, find_restate_server, restate_version
+
+    found = find_restate_server()
+    if found is None:
+        return Check("restate-server", False, "not found", INSTALL_HINT)
+    return Check("restate-server", True, f"{restate_version(found)} ({found})")
+
+
 def _docker() -> Check:
     sock = "/var/run/docker.sock"
     if not os.path.exists(sock):
@@ -131,12 +141,11 @@ def _loopback() -> Check:
     return Check("loopback ports", True, "can bind 127.0.0.1", required=True)
 
 
-def _backend_hint(name: str) -> str:
-    from backends.base import BUILTIN_BACKENDS
-
-    builtin = BUILTIN_BACKENDS[name]
-    if builtin.tools and not builtin.extra:
-        return "see the missing items"
+def _install_hint(name: str, missing: list[str]) -> str:
+    if name == "cloudflare":
+        return "cd backends/cloudflare && npm ci"
+    if any("restate-server" in m for m in missing):
+        return "npm ci --ignore-scripts (in the durabench checkout)"
     return f"pip install 'durabench[{name}]'"
 
 
@@ -149,6 +158,7 @@ def run_checks() -> list[Check]:
         _postgres(),
         _temporal(),
         _dbos(),
+        _restate(),
         _wrangler(),
         _docker(),
     ]
@@ -158,7 +168,7 @@ def run_checks() -> list[Check]:
                 f"backend: {name}",
                 not missing,
                 "ready" if not missing else f"missing {', '.join(missing)}",
-                "" if not missing else _backend_hint(name),
+                "" if not missing else _install_hint(name, missing),
             )
         )
     return checks

@@ -37,6 +37,7 @@ from backends.cloudflare.client import InstanceApi, LocalApi, NoInstance, Snapsh
 from backends.cloudflare.crashpoints import CRASH_POINTS
 from backends.cloudflare.history import Recorded, state_from_outputs
 from backends.cloudflare.install import PACKAGE_DIR, npm_version
+from backends.cloudflare.install import missing as missing_install
 from backends.cloudflare.settings import (
     AGENT,
     BASE_CONFIG,
@@ -162,6 +163,9 @@ class CloudflareBackend:
         if self.account is not None:
             self.account.check(env)
             return []
+        problems = missing_install()
+        if problems:
+            raise BackendError(f"backend 'cloudflare' needs {'; '.join(problems)}")
         if env.scenario.llm.base_url is not None and env.scenario.llm.api_key_env:
             import os
 

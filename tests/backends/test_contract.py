@@ -62,6 +62,11 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "langgraph:memory": (),
     "langgraph:postgres": ("postgres",),
     "dbos": ("postgres",),
+    "restate": (),  # its own embedded server per test (a second or two to start)
+    "pydantic-ai:temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2": ("temporal",),
+    "openai-agents:temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2": ("temporal",),
+    "deepagents:sqlite": (),
+    "deepagents:postgres": ("postgres",),
     "cloudflare": (),
 }
 SCENARIO: dict[str, Any] = {

@@ -27,7 +27,15 @@ pytestmark = pytest.mark.integration
 MODES = ("exit", "async", "sync")  # LangGraph durability modes
 
 # behaviour (benchmarks disabled): one cell per backend family
-BACKENDS = ("baseline", "pgstore", "pgstore-naive", "temporal", "langgraph:sqlite", "dbos")
+BACKENDS = (
+    "baseline",
+    "pgstore",
+    "pgstore-naive",
+    "temporal",
+    "langgraph:sqlite",
+    "dbos",
+    "restate",
+)
 # measured (--benchmark-enable): every LangGraph saver x durability mode as well
 MEASURED = (
     "baseline",
@@ -37,6 +45,7 @@ MEASURED = (
     "dbos",
     "cloudflare",
     *(f"langgraph:{s}?durability={m}" for s in ("sqlite", "postgres") for m in MODES),
+    "restate",
 )
 CONCURRENCY = (1, 8)
 ROUNDS = 3
