@@ -44,7 +44,7 @@ VICTIM = f"{BACKEND}-worker-0"
 
 
 def _extra(runs: pd.DataFrame, run_id: str) -> dict[str, object]:
-    extra: dict[str, object] = json.loads(runs.loc[run_id, "backend_extra"])
+    extra: dict[str, object] = json.loads(str(runs.loc[run_id, "backend_extra"]))
     return extra
 
 
