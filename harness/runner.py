@@ -60,6 +60,7 @@ from harness.scenario import Scenario, load_scenario, resolve_scenario_path
 from harness.workload import seeded_rng
 
 __all__ = [
+    "SESSION_OBSERVERS",
     "BackendSession",
     "BenchmarkRun",
     "LoadDriver",
@@ -78,6 +79,8 @@ INSPECT_CONCURRENCY = 64
 INTERRUPT_INSPECT_S = 20.0  # on an interrupt, how long the finished runs may take to inspect
 COLLECT_TIMEOUT_S = 120.0  # reading a service's records (the ledger, the LLM call log)
 ProgressFn = Callable[[str, int, int], None]  # (backend, runs finished, runs total)
+# called with each BackendSession as it opens (live metrics, harness/metrics.py)
+SESSION_OBSERVERS: list[Callable[[BackendSession], None]] = []
 
 
 @dataclass(frozen=True)
@@ -655,6 +658,8 @@ async def open_session(
             progress,
             notify,
         )
+        for observe in list(SESSION_OBSERVERS):
+            observe(session)
         try:
             yield session
         finally:

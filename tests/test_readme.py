@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["pytester"]
 
 
 def quickstart_commands() -> list[str]:
@@ -66,3 +68,67 @@ def test_each_fidelity_command_runs_as_written(command: str, tmp_path: Path) -> 
         assert all(entry["floor"]["step_vs_floor"] > 0 for entry in summary.values())
     else:
         assert (results / "floors.parquet").is_file()
+
+
+def section_blocks(title: str, language: str = "bash") -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.+?)\n```", section, flags=re.S)
+
+
+def ci_commands() -> list[str]:
+    return [
+        line for b in section_blocks("CI: JUnit XML and job summaries") for line in b.split("\n")
+    ]
+
+
+def test_the_ci_suite_command_is_the_one_the_junit_test_runs() -> None:
+    """tests/ci/test_junit.py runs the README's suite command and reads its JUnit back."""
+    suite = ci_commands()[0]
+    assert suite.startswith("durabench suite ") and "--junit junit.xml" in suite
+    flat = " ".join((REPO / "tests" / "ci" / "test_junit.py").read_text().split())
+    for arg in shlex.split(suite)[1:]:
+        if not arg.endswith((".xml", ".md")):
+            assert f'"{arg}"' in flat, arg
+
+
+@pytest.mark.integration
+def test_the_ci_run_command_writes_junit_as_written(tmp_path: Path) -> None:
+    from tests.test_cli import durabench
+
+    args = shlex.split(ci_commands()[1])
+    assert args[:2] == ["durabench", "run"]
+    done = durabench(*args[1:], "--out", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    junit = (tmp_path / "junit.xml").read_text()
+    assert '<testcase classname="durabench.smoke_no_faults" name="baseline"' in junit
+    assert done.stdout.splitlines()[-3].startswith("PASS: 0 of 1 cell lost or duplicated work")
+
+
+@pytest.mark.integration
+def test_the_pytest_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    (example,) = section_blocks("pytest: durability assertions in your own suite", "python")
+    pytester.makepyfile(test_example=example)
+    shutil.copytree(REPO / "scenarios", pytester.path / "scenarios")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:durabench", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=2)
+    assert any(line.startswith("durabench: 2 run(s) in 2 test(s)") for line in result.outlines)
+
+
+@pytest.mark.integration
+def test_the_metrics_command_serves_while_it_runs(tmp_path: Path) -> None:
+    from tests.test_cli import durabench
+
+    (command,) = [
+        line
+        for block in section_blocks("Metrics and dashboard (Prometheus, Grafana)")
+        for line in block.split("\n")
+    ]
+    args = shlex.split(command)
+    assert args[:2] == ["durabench", "run"] and "--metrics-port" in args
+    done = durabench(*args[1:], "--out", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    port = args[args.index("--metrics-port") + 1]
+    assert f"metrics: http://127.0.0.1:{port}/metrics" in done.stderr

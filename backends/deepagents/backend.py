@@ -18,13 +18,9 @@ from typing import Any
 from backends.base import BackendEnv, Guarantees
 from backends.framework.temporal import package_versions
 from backends.langgraph.backend import LangGraphBackend, LangGraphBackendOptions
-from backends.langgraph.store import DSN_ENV
-from backends.langgraph.worker import LangGraphWorkerOptions
-from backends.workercli import WorkerArgs
 from harness.errors import BackendError
 from harness.failpoints import BackendCrashPoint
-from harness.platform.base import ComponentSpec, free_port
-from harness.postgres import worker_dsn
+from harness.platform.base import ComponentSpec
 from harness.services.conversation import fold_conversation
 from harness.state import PersistedRun, RunState
 
@@ -38,6 +34,8 @@ class DeepAgentsBackend(LangGraphBackend):
     """`deepagents[:sqlite|postgres][?durability=sync|async|exit&workers=N&path=F]`."""
 
     Options = LangGraphBackendOptions
+    WORKER_MODULE = "backends.deepagents.worker"
+    COMPONENT_PREFIX = "deepagents"
     guarantees = Guarantees(durable=True, stable_act_keys=True)
 
     def __init__(
@@ -72,34 +70,7 @@ class DeepAgentsBackend(LangGraphBackend):
                 f"{self.name}: the scenario asks for a human approval, which this framework "
                 "backend does not model; run it on langgraph, temporal or pgstore"
             )
-        store, specs = self._resolve_store(env)
-        self._store = store
-        count = self._workers_override or env.scenario.workers
-        for index in range(count):
-            port = free_port()
-            slot = f"worker-{index}"
-            self._worker_urls[slot] = f"http://127.0.0.1:{port}"
-            options = LangGraphWorkerOptions(
-                variant=self.variant,
-                durability=self.durability,
-                sqlite_path=store.sqlite_path,
-                claims_path=store.claims_path,
-                schema=store.schema,
-            )
-            worker = WorkerArgs.for_env(env, self.name, slot, options, port)
-            specs.append(
-                ComponentSpec(
-                    name=f"deepagents-{self.variant}-worker-{index}",
-                    role="worker",
-                    argv=worker.command("backends.deepagents.worker"),
-                    port=port,
-                    health_url=f"http://127.0.0.1:{port}/health",
-                    env={DSN_ENV: worker_dsn(env, store.dsn)} if store.dsn else {},
-                    restart=True,
-                    ready_timeout_s=60.0,
-                )
-            )
-        return specs
+        return super().components(env)
 
     async def setup(self, env: BackendEnv) -> None:
         from backends.deepagents.agent import build_agent

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -29,7 +28,6 @@ from backends.framework.runtime import WorkerRuntime, configure
 from backends.langgraph.graph import thread_config
 from backends.langgraph.queue import Claim
 from backends.langgraph.signals import FINISHED_ROUTE, WAKE_ROUTE, finished_handler
-from backends.langgraph.store import DSN_ENV, StoreSpec
 from backends.langgraph.variants import open_claims, open_saver
 from backends.langgraph.worker import RUNNER_KEY, LangGraphWorkerOptions, ThreadRunner, _log, _wake
 from backends.workercli import WorkerArgs
@@ -92,13 +90,7 @@ def build_app(worker: WorkerArgs[LangGraphWorkerOptions]) -> web.Application:
     app = web.Application()
     add_common_routes(app)
     options = worker.options
-    store = StoreSpec(
-        variant=options.variant,
-        sqlite_path=options.sqlite_path,
-        claims_path=options.claims_path,
-        dsn=os.environ.get(DSN_ENV),
-        schema=options.schema,
-    )
+    store = options.store()
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         scenario = load_scenario(worker.scenario)

@@ -7,7 +7,6 @@ notice, through heartbeat and workflow-task timeouts, as for the hand-written wo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -17,12 +16,12 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from temporalio.worker import Worker
 
 from backends.framework.runtime import WorkerRuntime, configure
 from backends.framework.temporal import FrameworkWorkerOptions, connect_with_plugins
 from backends.temporal.connection import connect_until_ready
+from backends.temporal.worker import run_until_stopped
 from backends.workercli import WorkerArgs
 from harness.errors import DurabenchError
 from harness.scenario import load_scenario
@@ -44,10 +43,6 @@ class WorkerParts:
 
 
 Build = Callable[[WorkerRuntime, FrameworkWorkerOptions], WorkerParts]
-
-
-async def _health(_: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
 
 
 async def serve(args: WorkerArgs[FrameworkWorkerOptions], build: Build) -> None:
@@ -80,25 +75,9 @@ async def serve(args: WorkerArgs[FrameworkWorkerOptions], build: Build) -> None:
             graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
             identity=f"{args.worker_id}@{os.getpid()}",
         )
-        health = web.Application()
-        health.router.add_get("/health", _health)
-        runner = web.AppRunner(health, access_log=None)
-        await runner.setup()
-        running = asyncio.create_task(worker.run())
         try:
-            await web.TCPSite(runner, args.host, args.port).start()
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not running.done():
-                await worker.shutdown()
-            await running
+            await run_until_stopped(worker, stop, args.host, args.port)
         finally:
-            if not running.done():
-                running.cancel()
-                with contextlib.suppress(BaseException):
-                    await running
-            await runner.cleanup()
             runtime.context.recorder.close()
 
 
