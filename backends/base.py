@@ -275,6 +275,14 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "backends.temporal.floor",
         stage="stable (pydantic-ai-slim; TemporalDurability, TemporalAgent deprecated)",
     ),
+    # a variant on another substrate is an entry of its own (`family:variant`, its own class)
+    "pydantic-ai:dbos": BuiltinBackend(
+        "backends.pydantic_ai.dbos_backend:PydanticAIDbosBackend",
+        ("pydantic_ai", "dbos", "psycopg"),
+        "pydantic-ai",
+        "backends.dbos.floor",
+        stage="stable (pydantic-ai-slim; DBOSDurability, DBOSAgent deprecated)",
+    ),
     "openai-agents": BuiltinBackend(
         "backends.openai_agents.backend:OpenAIAgentsTemporalBackend",
         ("agents", "temporalio.openai_agents"),
@@ -377,6 +385,8 @@ def load_backend(name: str) -> Backend:
         raise BackendError(f"backend name of {len(name)} characters: at most {MAX_NAME}")
     base, options = _split_options(name)
     family, _, variant = base.partition(":")
+    if variant and base in BUILTIN_BACKENDS:  # a variant with a class of its own
+        family, variant = base, ""
     builtin = BUILTIN_BACKENDS.get(family)
     if builtin is not None:
         missing = _missing(builtin)

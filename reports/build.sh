@@ -13,7 +13,8 @@ out=reports/latest
 "$python" -m harness.cli run scenarios/procurement.yaml --out "$work/steady"
 "$python" -m harness.cli run fidelity --with-floor -b baseline -b pgstore -b pgstore-naive \
     -b temporal -b langgraph:sqlite -b 'langgraph:sqlite?durability=sync' -b langgraph:postgres \
-    -b dbos -b restate -b pydantic-ai:temporal -b openai-agents:temporal -b deepagents -b cloudflare \
+    -b dbos -b restate -b pydantic-ai:temporal -b pydantic-ai:dbos -b openai-agents:temporal \
+    -b deepagents -b cloudflare \
     --out "$work/fidelity"
 # exit code 1 = an expectation was not met, 4 = a cell was inconclusive (its faults
 # exposed no run): findings for the report, not errors

@@ -60,7 +60,7 @@ from harness.postgres import (
     wait_ready_async,
     worker_dsn,
 )
-from harness.state import PersistedRun
+from harness.state import PersistedRun, RunState
 
 __all__ = ["DbosBackend", "DbosBackendOptions"]
 
@@ -130,6 +130,8 @@ class DbosBackend:
 
     name = "dbos"
     guarantees = Guarantees(durable=True, stable_act_keys=True)
+    worker_module = "backends.dbos.worker"  # what a worker process runs (`python -m`)
+    workflow_name = WORKFLOW  # the workflow `start` enqueues
 
     def __init__(self, workers: int | None = None, slots: int = 64, poll_s: float = 0.1) -> None:
         self._workers_override = workers
@@ -190,7 +192,7 @@ class DbosBackend:
                 ComponentSpec(
                     name=f"{self.name}-worker-{index}",
                     role="worker",
-                    argv=args.command("backends.dbos.worker"),
+                    argv=args.command(self.worker_module),
                     port=port,
                     health_url=f"http://127.0.0.1:{port}/health",
                     env={DSN_ENV: dsn},
@@ -221,7 +223,7 @@ class DbosBackend:
 
     async def start(self, run: RunSpec) -> None:
         options: dict[str, Any] = {
-            "workflow_name": WORKFLOW,
+            "workflow_name": self.workflow_name,
             "queue_name": QUEUE,
             "workflow_id": self.workflow_id(run.run_id),
             "app_version": APP_VERSION,
@@ -273,8 +275,7 @@ class DbosBackend:
             return PersistedRun(run_id, None, 0, 0, extra={"error": "no such workflow"})
         status = statuses[0]
         steps = await self.client.list_workflow_steps_async(workflow_id)
-        recorded = Recorded(steps)
-        state = state_from_steps(self.spec(run_id), recorded, str(status.status))
+        state, errors = self.state_from_steps(run_id, steps, str(status.status))
         length, size = await self._sizes(workflow_id)
         extra: dict[str, Any] = {
             "dbos_status": str(status.status),
@@ -283,11 +284,18 @@ class DbosBackend:
         }
         if status.error is not None:
             extra["reason"] = str(status.error)[:500]
-        if recorded.errors:
-            extra["step_errors"] = recorded.errors[:10]
+        if errors:
+            extra["step_errors"] = errors[:10]
         if isinstance(status.output, dict):
             extra["output_agrees"] = status.output == state.to_dict()
         return PersistedRun(run_id, state, size, length, extra)
+
+    def state_from_steps(
+        self, run_id: str, steps: list[Any], dbos_status: str
+    ) -> tuple[RunState, list[str]]:
+        """The run's state from its recorded steps, and the errors they recorded."""
+        recorded = Recorded(steps)
+        return state_from_steps(self.spec(run_id), recorded, dbos_status), recorded.errors
 
     async def _open_runs(self) -> list[Any]:
         return list(

@@ -23,16 +23,18 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
 from backends.workercli import WorkerArgs
+from harness.agent import AgentContext
 from harness.errors import DurabenchError
 from harness.scenario import load_scenario
 
-__all__ = ["DbosWorkerOptions", "dbos_config", "main", "serve"]
+__all__ = ["Bind", "DbosWorkerOptions", "bind_workflow", "dbos_config", "main", "serve"]
 
 log = logging.getLogger("durabench.dbos.worker")
 
@@ -66,11 +68,22 @@ async def _health(_: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def serve(args: WorkerArgs[DbosWorkerOptions], url: str) -> None:
-    """Run DBOS until SIGTERM/SIGINT."""
+def bind_workflow(args: WorkerArgs[DbosWorkerOptions], ctx: AgentContext) -> None:
+    """Register the hand-written workflow and give its steps this process's context."""
+    from backends.dbos import crashpoints, workflow
+
+    workflow.bind(ctx)
+    if ctx.recorder.failpoints is not None:
+        crashpoints.install(ctx.recorder)
+
+
+Bind = Callable[[WorkerArgs[DbosWorkerOptions], AgentContext], None]
+
+
+async def serve(args: WorkerArgs[DbosWorkerOptions], url: str, bind: Bind = bind_workflow) -> None:
+    """Run DBOS until SIGTERM/SIGINT; `bind` registers the workflows (before DBOS launches)."""
     from dbos import DBOS, DBOSConfig
 
-    from backends.dbos import crashpoints, workflow
     from backends.dbos.settings import QUEUE
 
     options = args.options
@@ -82,9 +95,7 @@ async def serve(args: WorkerArgs[DbosWorkerOptions], url: str) -> None:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         ctx = args.agent_context(scenario, http)
-        workflow.bind(ctx)
-        if ctx.recorder.failpoints is not None:
-            crashpoints.install(ctx.recorder)
+        bind(args, ctx)
         config: DBOSConfig = dbos_config(url, options.schema, args.worker_id)  # type: ignore[assignment]
         DBOS(config=config)
         DBOS.launch()  # in this loop's thread: DBOS runs the dequeued workflows on this loop
@@ -110,12 +121,14 @@ async def serve(args: WorkerArgs[DbosWorkerOptions], url: str) -> None:
             ctx.recorder.close()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(
+    argv: list[str] | None = None,
+    bind: Bind = bind_workflow,
+    description: str = "durabench DBOS worker",
+) -> None:
     from backends.dbos.settings import DSN_ENV, sqlalchemy_url
 
-    args = WorkerArgs.parse(
-        DbosWorkerOptions, argv, description="durabench DBOS worker", needs_port=True
-    )
+    args = WorkerArgs.parse(DbosWorkerOptions, argv, description=description, needs_port=True)
     dsn = os.environ.get(DSN_ENV)
     if not dsn:
         print(f"error: ${DSN_ENV} (the DBOS system database) is required", file=sys.stderr)
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     url = sqlalchemy_url(dsn)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(serve(args, url))
+        asyncio.run(serve(args, url, bind))
     except DurabenchError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
-from importlib import metadata
 from typing import Any
 
 from temporalio.client import Client
@@ -24,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from backends.base import BackendEnv, Guarantees, RunSpec
 from backends.framework.messages import STATE_QUERY, FrameworkInput
+from backends.framework.versions import package_versions
 from backends.options import BackendOptions, Seconds, Workers
 from backends.temporal.backend import (
     DEFAULT_HEARTBEAT_S,
@@ -67,17 +67,6 @@ class FrameworkWorkerOptions(TemporalWorkerOptions):
 
     heartbeat_s: float = DEFAULT_HEARTBEAT_S
     start_to_close_s: float = 120.0
-
-
-def package_versions(*names: str) -> dict[str, str | None]:
-    """Installed versions of the framework and integration packages, for the manifest."""
-    found: dict[str, str | None] = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 class FrameworkTemporalBackend(TemporalBackend):

@@ -1,28 +1,29 @@
-"""The RAV workload as a Pydantic AI agent, made durable with the `TemporalDurability`
-capability (Pydantic AI's Temporal integration; the older `TemporalAgent` wrapper is
-deprecated in favour of it).
+"""The RAV workload as a Pydantic AI agent, the part every durable substrate shares
+(`temporal_agent.py` and `dbos_workflow.py` attach their integration's capability).
 
 One tool per scenario tool, each the workload's tool body (`backends.framework.tool`):
 an act with the stable key of the plan position the call states, then the verify check
 *in Pydantic AI's idiom*: a verdict the step policy answers with `retry_act` or
 `replan` raises `ModelRetry`, so the framework sends the retry prompt back to the model
 (which re-plans, or repeats the decision for a retried act); commit and abort are
-ordinary tool results. The model is Pydantic AI's OpenAI chat model pointed at the
-simulated provider, through the measured transport. The agent is built at import, in
-the worker process, from the runtime the worker configured (Temporal needs it at the
-top level of the workflow module).
+ordinary tool results. Where the act and verify run is the substrate's: in the tool
+itself (Temporal runs every tool call as an activity), or in a step the tool awaits
+(DBOS runs function tools in workflow code, so the I/O is the integration's advice: a
+`@DBOS.step`). The model is Pydantic AI's OpenAI chat model pointed at the simulated
+provider, through the measured transport, with the SDK's own retries off (the
+integrations' advice: the durable step or activity is the retry). The agent is built in
+the worker process, from the runtime the worker configured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from openai import AsyncOpenAI
 from pydantic_ai import Agent, FunctionToolset, ModelRetry, RunContext, Tool
-from pydantic_ai.durable_exec.temporal import TemporalDurability
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -36,20 +37,25 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
-from temporalio.common import RetryPolicy
-from temporalio.workflow import ActivityConfig
 
 from backends.framework.runtime import WorkerRuntime, current
 from backends.framework.tool import perform, verdict_text
 from backends.framework.transport import measured_client
+from harness.services.conversation import Verdict
 
-__all__ = ["AGENT_NAME", "TOOLSET_ID", "RunDeps", "build_agent", "chat_messages"]
+__all__ = [
+    "AGENT_NAME",
+    "TOOLSET_ID",
+    "Act",
+    "RunDeps",
+    "act_here",
+    "build_agent",
+    "chat_messages",
+]
 
 AGENT_NAME = "durabench_rav"
 TOOLSET_ID = "durabench_tools"
 INSTRUCTIONS = "You are a procurement agent. Call exactly one tool per step."
-RETRY_INITIAL_S = 0.2
-RETRY_MAX_S = 2.0
 
 
 @dataclass
@@ -59,7 +65,16 @@ class RunDeps:
     run_id: str
 
 
-def _tool(name: str) -> Tool[RunDeps]:
+# (run id, tool name, the call's arguments, its tool call id) -> the act's verdict
+Act = Callable[[str, str, dict[str, Any], str], Awaitable[Verdict]]
+
+
+async def act_here(run_id: str, tool: str, arguments: dict[str, Any], call_id: str) -> Verdict:
+    """Act and verify in the tool call itself (where the substrate made it durable)."""
+    return await perform(current().context, run_id, tool, arguments)
+
+
+def _tool(name: str, act: Act) -> Tool[RunDeps]:
     async def call(
         ctx: RunContext[RunDeps],
         item: str,
@@ -77,7 +92,7 @@ def _tool(name: str) -> Tool[RunDeps]:
             "step": step,
             "attempt": attempt,
         }
-        verdict = await perform(current().context, ctx.deps.run_id, name, arguments)
+        verdict = await act(ctx.deps.run_id, name, arguments, ctx.tool_call_id or "")
         if verdict.move in ("retry_act", "replan"):
             raise ModelRetry(verdict_text(verdict))
         return verdict_text(verdict)
@@ -86,27 +101,20 @@ def _tool(name: str) -> Tool[RunDeps]:
     return Tool(call, name=name, takes_ctx=True, description=f"The {name} tool.")
 
 
-def build_agent(runtime: WorkerRuntime) -> Agent[RunDeps, str]:
+def build_agent(
+    runtime: WorkerRuntime, capability: AbstractCapability[RunDeps], act: Act = act_here
+) -> Agent[RunDeps, str]:
+    """The workload's agent, made durable by `capability`; tools act through `act`."""
     scenario = runtime.scenario
     client = AsyncOpenAI(
         base_url=runtime.llm_url,
         api_key="durabench",
         http_client=measured_client(),
-        max_retries=0,  # Temporal's activity retries are the retries (the integration's advice)
+        max_retries=0,  # the durable step or activity retries (the integrations' advice)
     )
     model = OpenAIChatModel(scenario.llm.model, provider=OpenAIProvider(openai_client=client))
-    retry = RetryPolicy(
-        initial_interval=timedelta(seconds=RETRY_INITIAL_S),
-        maximum_interval=timedelta(seconds=RETRY_MAX_S),
-    )
-    config = ActivityConfig(
-        start_to_close_timeout=timedelta(seconds=runtime.start_to_close_s),
-        heartbeat_timeout=timedelta(seconds=runtime.heartbeat_s),
-        retry_policy=retry,
-    )
-
     toolset = FunctionToolset[RunDeps](
-        [_tool(name) for name in scenario.tools],
+        [_tool(name, act) for name in scenario.tools],
         id=TOOLSET_ID,
         max_retries=scenario.verify.max_attempts,
     )
@@ -117,7 +125,7 @@ def build_agent(runtime: WorkerRuntime) -> Agent[RunDeps, str]:
         deps_type=RunDeps,
         output_type=str,
         toolsets=[toolset],
-        capabilities=[TemporalDurability(activity_config=config)],
+        capabilities=[capability],
     )
 
 

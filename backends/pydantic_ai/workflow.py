@@ -19,13 +19,14 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from backends.framework.messages import STATE_QUERY, FrameworkInput
     from backends.framework.runtime import current
-    from backends.pydantic_ai.agent import RunDeps, build_agent, chat_messages
+    from backends.pydantic_ai.agent import RunDeps, chat_messages
+    from backends.pydantic_ai.temporal_agent import build_temporal_agent
     from harness.services.conversation import fold_conversation, task_prompt
 
 __all__ = ["AGENT", "WORKFLOW_NAME", "PydanticAIAgentWorkflow"]
 
 WORKFLOW_NAME = "durabench-pydantic-ai"
-AGENT = build_agent(current())
+AGENT = build_temporal_agent(current())
 
 
 @workflow.defn(name=WORKFLOW_NAME)
