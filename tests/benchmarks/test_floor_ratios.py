@@ -22,7 +22,7 @@ import pytest
 from harness.runner import BenchmarkRun
 from tests.conftest import ScenarioFactory
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # CI runs it after the default run
 
 MODES = ("exit", "async", "sync")  # LangGraph durability modes
 

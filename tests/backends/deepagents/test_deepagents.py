@@ -44,6 +44,7 @@ async def test_a_worker_killed_mid_tool_call_resumes_from_its_checkpoint(
     assert deduplicated(runs) > 0
 
 
+@pytest.mark.slow
 async def test_crashes_at_phase_boundaries_and_between_steps_are_survived(
     write_scenario: ScenarioFactory, tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ async def test_a_worker_killed_mid_tool_call_loses_nothing(
     await killed_mid_tool_call_loses_nothing(BACKEND, write_scenario, tmp_path, temporal_server)
 
 
+@pytest.mark.slow
 async def test_crashes_at_phase_boundaries_and_between_steps_are_survived(
     write_scenario: ScenarioFactory, tmp_path: Path, temporal_server: DevServer
 ) -> None:

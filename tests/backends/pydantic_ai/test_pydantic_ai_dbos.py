@@ -86,6 +86,7 @@ async def test_a_worker_killed_mid_tool_call_is_recovered_by_dbos_and_applies_on
     assert resumed, _processes(results.path)
 
 
+@pytest.mark.slow
 async def test_crashes_mid_tool_between_steps_and_after_a_model_answer_are_survived(
     write_scenario: ScenarioFactory, tmp_path: Path, pg_dsn: str
 ) -> None:
