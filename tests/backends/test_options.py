@@ -26,7 +26,6 @@ KNOWN = {
     "pydantic-ai:dbos": "poll_s, slots, workers",
     "openai-agents": "heartbeat_s, sticky_s, task_timeout_s, workers",
     "deepagents": "durability, path, workers",
-    "dbos": "poll_s, slots, workers",
     "cloudflare": "account_id_env, llm_url, poll_ms, recover, token_env, tools_url, workers",
 }
 
