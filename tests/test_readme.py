@@ -132,3 +132,41 @@ def test_the_metrics_command_serves_while_it_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     port = args[args.index("--metrics-port") + 1]
     assert f"metrics: http://127.0.0.1:{port}/metrics" in done.stderr
+
+
+def _readme_durabench_lines() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
+    joined = [b.replace("\\\n", " ") for b in blocks]
+    return [
+        line.split("#", 1)[0].strip()
+        for block in joined
+        for line in block.splitlines()
+        if line.strip().startswith("durabench ")
+    ]
+
+
+def test_every_backend_and_scenario_a_readme_command_names_exists() -> None:
+    """Each `durabench run|floor|suite|load|sweep|explore` line of the README names
+    scenarios that resolve and backends that load with their options (the runs
+    themselves are each backend's integration tests)."""
+    import shlex
+
+    from backends.base import load_backend
+    from harness.scenario import resolve_scenario_path
+
+    checked = 0
+    for line in _readme_durabench_lines():
+        words = shlex.split(line)
+        command, args = words[1], words[2:]
+        if command not in ("run", "floor", "suite", "load", "sweep", "explore"):
+            continue
+        if command != "suite" and args and not args[0].startswith("-"):
+            if "*" not in args[0] and not args[0].startswith("results/"):
+                assert resolve_scenario_path(args[0]).exists(), line
+        for flag, value in zip(args, args[1:], strict=False):
+            # mypackage.mymodule:MyBackend is the README's example of a third-party backend
+            if flag in ("--backend", "-b") and not value.startswith("mypackage."):
+                load_backend(value)
+                checked += 1
+    assert checked >= 20, checked
