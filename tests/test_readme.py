@@ -150,6 +150,7 @@ def test_every_backend_and_scenario_a_readme_command_names_exists() -> None:
     """Each `durabench run|floor|suite|load|sweep|explore` line of the README names
     scenarios that resolve and backends that load with their options (the runs
     themselves are each backend's integration tests)."""
+    import itertools
     import shlex
 
     from backends.base import load_backend
@@ -161,10 +162,10 @@ def test_every_backend_and_scenario_a_readme_command_names_exists() -> None:
         command, args = words[1], words[2:]
         if command not in ("run", "floor", "suite", "load", "sweep", "explore"):
             continue
-        if command != "suite" and args and not args[0].startswith("-"):
-            if "*" not in args[0] and not args[0].startswith("results/"):
-                assert resolve_scenario_path(args[0]).exists(), line
-        for flag, value in zip(args, args[1:], strict=False):
+        scenario = args[0] if command != "suite" and args else "-"
+        if not scenario.startswith(("-", "results/")):
+            assert resolve_scenario_path(scenario).exists(), line
+        for flag, value in itertools.pairwise(args):
             # mypackage.mymodule:MyBackend is the README's example of a third-party backend
             if flag in ("--backend", "-b") and not value.startswith("mypackage."):
                 load_backend(value)
