@@ -171,3 +171,29 @@ def test_every_backend_and_scenario_a_readme_command_names_exists() -> None:
                 load_backend(value)
                 checked += 1
     assert checked >= 20, checked
+
+
+@pytest.mark.integration
+def test_the_results_browser_command_serves_as_written(tmp_path: Path) -> None:
+    """The README's `durabench serve` command, run from a directory with a results root
+    (its port swapped for a free one), answers with the listing page."""
+    import subprocess
+    import urllib.request
+
+    from tests.test_cli import DURABENCH
+
+    (command,) = [line for b in section_blocks("Results browser") for line in b.split("\n")]
+    args = shlex.split(command)
+    assert args[:2] == ["durabench", "serve"] and "--port" in args
+    (tmp_path / args[2]).mkdir()
+    process = subprocess.Popen(
+        [DURABENCH, *args[1:], "--port", "0"], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = re.findall(r"on (http://127\.0\.0\.1:\d+/)", process.stdout.readline())[0]
+        with urllib.request.urlopen(url, timeout=60) as page:
+            assert "no results directories under results" in page.read().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
