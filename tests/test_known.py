@@ -151,6 +151,7 @@ def test_the_readme_s_single_fixture_command_runs_as_written(tmp_path: Path) -> 
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # every shipped fixture on every engine: CI runs it with -m slow
 async def test_every_shipped_fixture_holds_on_the_installed_versions(tmp_path: Path) -> None:
     run = await run_known(tmp_path)
     failed = {f"{r.fixture} x {r.backend}": r.problems for r in run.results if r.status != "pass"}
