@@ -22,6 +22,7 @@ import aiohttp
 from harness.errors import DurabenchError
 from harness.mcptools import McpToolClient, SessionLost
 from harness.measure import PhaseRow, Recorder
+from harness.recorded import InvalidAnswer, decision_of
 from harness.scenario import Scenario
 from harness.services.common import SERVICE_TIME_HEADER
 from harness.services.llm import MARKER
@@ -180,14 +181,16 @@ async def reason(ctx: AgentContext, run_id: str, step: int, attempt: int) -> Dec
     }
     with ctx.recorder.phase(run_id, step, attempt, "reason") as row:
         data = await _post(ctx, f"{ctx.llm_url}/chat/completions", body, row)
-        message = data["choices"][0]["message"]
-        call = message["tool_calls"][0]["function"]
         usage = data.get("usage") or {}
         row.extra = {
             "tokens_in": usage.get("prompt_tokens"),
             "tokens_out": usage.get("completion_tokens"),
         }
-        return Decision(call["name"], json.loads(call["arguments"]), message.get("content") or "")
+        try:
+            return decision_of(ctx.scenario, data)  # as the oracle reads a recorded answer
+        except InvalidAnswer as exc:
+            row.outcome = "fail"
+            raise PhaseError(f"{run_id} step {step} attempt {attempt}: {exc}") from None
 
 
 async def act(
