@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -25,7 +25,7 @@ from harness.recorded import RecordedDecisions
 from harness.scenario import Scenario
 from harness.state import LedgerEntry, PersistedRun, RunState
 from harness.stats import DEFAULT_CONFIDENCE, integrity_interval
-from harness.workload import TRIAL_SEPARATOR, task_of
+from harness.workload import TRIAL_SEPARATOR, digest, task_of
 
 __all__ = [
     "NOT_APPLICABLE",
@@ -125,13 +125,24 @@ def stray_effects(
 
 
 def recorded_decisions(
-    scenario: Scenario, llm_calls: list[dict[str, Any]]
+    scenario: Scenario,
+    llm_calls: list[dict[str, Any]],
+    ledger: Sequence[dict[str, Any]] = (),
 ) -> RecordedDecisions | None:
-    """For a real model (`llm.base_url` set): its first recorded answers, which the oracle
-    takes as the expected decisions (harness/recorded.py); None for the simulator."""
+    """For a real model (`llm.base_url` set): its recorded answers, which the oracle takes
+    as the expected decisions (harness/recorded.py), the ledger's applied effects saying
+    which were acted on; None for the simulator."""
     if scenario.llm.base_url is None:
         return None
-    return RecordedDecisions.from_calls(scenario, llm_calls)
+    acted = []
+    for entry in ledger:
+        request = entry.get("request")
+        if isinstance(request, str):
+            request = json.loads(request)
+        if entry.get("applied") and isinstance(request, dict):
+            key = (str(entry["run_id"]), int(entry["step"]), int(entry["attempt"]))
+            acted.append((*key, str(entry["tool"]), digest(request.get("arguments") or {})))
+    return RecordedDecisions.from_calls(scenario, llm_calls, acted)
 
 
 def judge_runs(
@@ -162,7 +173,7 @@ def judge_runs(
     committed = committed_steps(steps)
     indeterminate = indeterminate_acts(steps)
     tokens_per_call = scenario.llm.tokens_in + scenario.llm.tokens_out
-    recorded = recorded_decisions(scenario, llm_calls)
+    recorded = recorded_decisions(scenario, llm_calls, ledger)
     rows = []
     for item in persisted:
         run_id = str(item["run_id"])

@@ -2,11 +2,12 @@
 
 A real model's answers are not a function of the seed, so the oracle cannot compute
 them; it reads them instead. The expected decision of `(run, step, attempt)` is the
-*first* answer the gateway recorded for it with status 200 (harness/services/gateway.py).
-Whatever a backend does after that (re-run the reason call after a crash, replay it)
-is judged against that first answer: a model that answers a replayed request
-differently shows up as a state that differs from the oracle's (`state_match`), or
-as a kept decision that is not the applied one (`decisions_agree`).
+*first* answer the gateway recorded for it with status 200 (harness/services/gateway.py),
+unless nothing was ever done with it and a later answer was acted on (see
+`RecordedDecisions.from_calls`). Whatever a backend does after that (re-run the reason
+call after a crash, replay it) is judged against that answer: a model that answers a
+replayed request differently shows up as a state that differs from the oracle's
+(`state_match`), or as a kept decision that is not the applied one (`decisions_agree`).
 
 `decision_of` is also how the reason phase reads an answer (harness/agent.py), so the
 phase and the oracle can never read one answer two ways.
@@ -21,7 +22,7 @@ from typing import Any
 
 from harness.errors import DurabenchError
 from harness.scenario import Scenario
-from harness.workload import Decision
+from harness.workload import Decision, digest
 
 __all__ = ["InvalidAnswer", "InvalidDecision", "RecordedDecisions", "decision_of"]
 
@@ -67,33 +68,58 @@ def decision_of(scenario: Scenario, answer: Any) -> Decision:
     return Decision(str(name), arguments, str(message.get("content") or ""))
 
 
+Acted = tuple[str, int, int, str, str]  # run, step, attempt, tool, digest of the arguments
+
+
 @dataclass
 class RecordedDecisions:
-    """(run, step, attempt) -> the first answer recorded for it, read as a decision (or
-    why it is not one); and how many later answers of the same call differed from it."""
+    """(run, step, attempt) -> the expected decision read from the recorded answers (or
+    why the answer is not one); and per run, how many replayed answers differed."""
 
     first: dict[tuple[str, int, int], Decision | InvalidDecision] = field(default_factory=dict)
     tokens: dict[tuple[str, int, int], int] = field(default_factory=dict)  # of the first
     differing_replays: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_calls(cls, scenario: Scenario, calls: Iterable[dict[str, Any]]) -> RecordedDecisions:
-        """From the call log's rows (in log order: `seq`, else time), answered ones only."""
+    def from_calls(
+        cls,
+        scenario: Scenario,
+        calls: Iterable[dict[str, Any]],
+        acted_on: Iterable[Acted] = (),
+    ) -> RecordedDecisions:
+        """From the call log's rows (in log order: `seq`, else time), answered ones only.
+
+        The expected decision of a call is its first answer, with one exception: an
+        answer nothing was done with (no applied tool effect carries its tool and
+        arguments: the backend lost it before acting, and asked again) yields to the
+        first later answer of the same call that an applied effect does carry. Asking
+        again for what was never acted on is lost work, not lost state; acting on one
+        answer and keeping another is the divergence the verdicts catch. `acted_on`:
+        the ledger's applied effects, as (run, step, attempt, tool, digest(arguments))."""
         found = cls()
+        acted = set(acted_on)
+        answers: dict[tuple[str, int, int], list[tuple[Decision | InvalidDecision, int]]] = {}
         ordered = sorted(
             (c for c in calls if _answered(c)),
             key=lambda c: (float(c.get("seq") or 0), float(c.get("time") or 0)),
         )
         for call in ordered:
             key = (str(call["run_id"]), int(call["step"]), int(call["attempt"]))
-            decision = _read(scenario, key, call.get("response"))
-            if key not in found.first:
-                found.first[key] = decision
-                found.tokens[key] = int(call.get("tokens_in") or 0) + int(
-                    call.get("tokens_out") or 0
-                )
-            elif decision != found.first[key]:
-                found.differing_replays[key[0]] = found.differing_replays.get(key[0], 0) + 1
+            tokens = int(call.get("tokens_in") or 0) + int(call.get("tokens_out") or 0)
+            answers.setdefault(key, []).append((_read(scenario, key, call.get("response")), tokens))
+        for key, given in answers.items():
+            chosen = next(
+                (
+                    (d, t)
+                    for d, t in given
+                    if isinstance(d, Decision) and (*key, d.tool, digest(d.arguments)) in acted
+                ),
+                given[0],
+            )
+            found.first[key], found.tokens[key] = chosen
+            differing = sum(1 for d, _ in given[1:] if d != given[0][0])
+            if differing:
+                found.differing_replays[key[0]] = found.differing_replays.get(key[0], 0) + differing
         return found
 
     def decision(self, run_id: str, step: int, attempt: int) -> Decision | InvalidDecision | None:
@@ -101,7 +127,7 @@ class RecordedDecisions:
         return self.first.get((run_id, step, attempt))
 
     def tokens_of(self, run_id: str, asked: Iterable[tuple[int, int]]) -> int:
-        """The tokens of the first answers of these reason calls: a perfect backend's."""
+        """The tokens of the expected answers of these reason calls: a perfect backend's."""
         return sum(self.tokens.get((run_id, s, a), 0) for s, a in asked)
 
 

@@ -17,7 +17,7 @@ from harness.oracle import expected_run
 from harness.recorded import InvalidDecision, RecordedDecisions, decision_of
 from harness.scenario import Scenario, parse_scenario
 from harness.state import PersistedRun
-from harness.workload import Decision, decide, tool_output
+from harness.workload import Decision, decide, digest, tool_output
 from tests.conftest import TINY
 
 MODEL_SEED = 999
@@ -161,3 +161,19 @@ def _no_steps() -> pd.DataFrame:
     return pd.DataFrame(
         columns=["run_id", "step", "attempt", "phase", "outcome", "worker", "start", "end"]
     )
+
+
+def test_an_answer_lost_before_anything_was_done_with_it_yields_to_the_one_acted_on() -> None:
+    """A worker killed between the model's answer and its commit asks again: the first
+    answer was never acted on (no applied effect carries it), so the answer whose effect
+    the ledger applied is the expected one. Asking again is lost work, not lost state."""
+    s = scenario()
+    calls = calls_of(s, RUN, MODEL_SEED, replayed=True)
+    replayed = RecordedDecisions.from_calls(s, calls).first  # (first answers, as a check)
+    model = s.model_copy(update={"seed": MODEL_SEED})
+    second = decide(model, RUN, 0, 1, 1)
+    acted = [(RUN, 0, 1, second.tool, digest(second.arguments))]
+    recorded = RecordedDecisions.from_calls(s, calls, acted)
+    assert recorded.decision(RUN, 0, 1) == second != replayed[(RUN, 0, 1)]
+    assert recorded.decision(RUN, 1, 1) == replayed[(RUN, 1, 1)]  # nothing acted: the first
+    assert recorded.differing_replays[RUN] == s.steps * s.verify.max_attempts
