@@ -24,7 +24,7 @@ from harness.scenario import Scenario, load_scenario
 from harness.services.llm import MARKER
 from harness.workload import decide
 from tests.conftest import TINY
-from tests.services.gateway_support import start_upstream_model, upstream_data
+from tests.services.gateway_support import start_upstream_model
 
 RUN_ID = "run-000002"
 KEY_ENV = "DURABENCH_TEST_MODEL_KEY"
