@@ -59,6 +59,8 @@ class ExternalServices:
     temporal_tls_key: str | None = None  # client key file (mTLS)
     temporal_tls_ca: str | None = None  # server CA file
     temporal_api_key_env: str | None = None  # env var holding a Temporal Cloud API key
+    restate_ingress: str | None = None  # an existing Restate server's ingress URL
+    restate_admin: str | None = None  # ... and its admin URL
 
     def public(self) -> dict[str, Any]:
         """For the manifest: what was used, with passwords masked."""
@@ -228,6 +230,10 @@ class BuiltinBackend:
     extra: str = ""
     floor: str = ""
     options: type[BackendOptions] | None = None
+    # "module:function" giving what the backend still misses outside Python (a server
+    # binary), for the list of available backends; loading it raises the install hint
+    tools: str = ""
+    stage: str = ""  # an integration's release stage when not stable ("experimental", ...)
 
 
 BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
@@ -251,6 +257,50 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         ("langgraph",),
         "langgraph",
         "backends.langgraph.floor",
+    ),
+    "dbos": BuiltinBackend(
+        "backends.dbos:DbosBackend", ("dbos", "psycopg"), "dbos", "backends.dbos.floor"
+    ),
+    "restate": BuiltinBackend(
+        "backends.restate:RestateBackend",
+        ("restate", "hypercorn"),
+        "restate",
+        "backends.restate.floor",
+        tools="backends.restate.server:missing_server",
+    ),
+    "pydantic-ai": BuiltinBackend(
+        "backends.pydantic_ai.backend:PydanticAITemporalBackend",
+        ("pydantic_ai", "temporalio"),
+        "pydantic-ai",
+        "backends.temporal.floor",
+        stage="stable (pydantic-ai-slim; TemporalDurability, TemporalAgent deprecated)",
+    ),
+    # a variant on another substrate is an entry of its own (`family:variant`, its own class)
+    "pydantic-ai:dbos": BuiltinBackend(
+        "backends.pydantic_ai.dbos_backend:PydanticAIDbosBackend",
+        ("pydantic_ai", "dbos", "psycopg"),
+        "pydantic-ai",
+        "backends.dbos.floor",
+        stage="stable (pydantic-ai-slim; DBOSDurability, DBOSAgent deprecated)",
+    ),
+    "openai-agents": BuiltinBackend(
+        "backends.openai_agents.backend:OpenAIAgentsTemporalBackend",
+        ("agents", "temporalio.openai_agents"),
+        "openai-agents",
+        "backends.temporal.floor",
+        stage="stable (temporalio-openai-agents; its streaming is experimental, not used)",
+    ),
+    "deepagents": BuiltinBackend(
+        "backends.deepagents.backend:DeepAgentsBackend",
+        ("deepagents", "langchain_openai", "langgraph"),
+        "deepagents",
+        "backends.langgraph.floor",
+        stage="beta (deepagents 0.x: Development Status 4 - Beta)",
+    ),
+    "cloudflare": BuiltinBackend(
+        "backends.cloudflare:CloudflareBackend",
+        floor="backends.cloudflare.floor",
+        tools="backends.cloudflare.install:missing",
     ),
 }
 MAX_NAME = 1000  # characters of a backend name
@@ -282,9 +332,21 @@ def _missing(backend: BuiltinBackend) -> list[str]:
     return [m for m in (own, *backend.requires) if not _importable(m)]
 
 
+def _missing_tools(backend: BuiltinBackend) -> list[str]:
+    if not backend.tools:
+        return []
+    module, _, function = backend.tools.partition(":")
+    missing: list[str] = getattr(importlib.import_module(module), function)()
+    return missing
+
+
 def available_backends() -> dict[str, list[str]]:
-    """Built-in backend names mapped to the modules they still miss ([] = ready)."""
-    return {name: _missing(backend) for name, backend in BUILTIN_BACKENDS.items()}
+    """Built-in backend names mapped to what they still miss ([] = ready): modules, then
+    the tools outside Python (a server binary) once the modules are there."""
+    return {
+        name: _missing(backend) or _missing_tools(backend)
+        for name, backend in BUILTIN_BACKENDS.items()
+    }
 
 
 def _import_class(path: str, name: str) -> type[Any]:
@@ -323,6 +385,8 @@ def load_backend(name: str) -> Backend:
         raise BackendError(f"backend name of {len(name)} characters: at most {MAX_NAME}")
     base, options = _split_options(name)
     family, _, variant = base.partition(":")
+    if variant and base in BUILTIN_BACKENDS:  # a variant with a class of its own
+        family, variant = base, ""
     builtin = BUILTIN_BACKENDS.get(family)
     if builtin is not None:
         missing = _missing(builtin)

@@ -423,11 +423,14 @@ def write_outcome(
         entry["until_integrity"] = outcomes[name] = outcome
     results.write_json("summary.json", summary)
     # the scenario declared room for every run the budget allowed; the record says how
-    # many were started (run-000000 on), so the stored results re-judge as any run's
+    # many each backend started (run-000000 on), so the stored results re-judge as any
+    # run's: the scenario's `runs` is the most any started, `started` each one's own
     started = max(driver.started.values(), default=0)
     manifest = results.read_json("manifest.json")
     scenario = {**manifest.get("scenario", {}), "runs": max(1, started)}
-    results.update_manifest(until_integrity=asdict(goal), scenario=scenario)
+    results.update_manifest(
+        until_integrity={**asdict(goal), "started": dict(driver.started)}, scenario=scenario
+    )
     stored = results.path / "scenario.yaml"
     if stored.exists():
         data = yaml.safe_load(stored.read_text())

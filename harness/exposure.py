@@ -150,7 +150,7 @@ def _exposed(fault: dict[str, Any], runs: _Runs) -> set[str]:
         kind == "pause" and str(fault.get("target") or "worker") == "worker"
     )
     if targets_worker:
-        return runs.held([s.split(":", 1)[0] for s in selected], start, end)
+        return runs.held([s.rsplit(":", 1)[0] for s in selected], start, end)  # name:ident
     if kind in PHASE_KINDS:
         return runs.phase_open(PHASE_KINDS[kind], start, end)
     return runs.in_flight(start, end)

@@ -18,6 +18,7 @@ a number or another column of the same row (`tool_executions: "== tool_expected 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import re
@@ -258,10 +259,20 @@ class KnownRun:
 
 
 def _installed(package: str) -> str | None:
+    """The installed version: a Python distribution, else an npm package a backend
+    installed in its own folder (backends/<name>/node_modules, e.g. wrangler)."""
     try:
         return version(package)
     except PackageNotFoundError:
-        return None
+        pass
+    for manifest in sorted(
+        Path(__file__).parent.parent.glob(f"backends/*/node_modules/{package}/package.json")
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            found = json.loads(manifest.read_text(encoding="utf-8")).get("version")
+            if found:
+                return str(found)
+    return None
 
 
 def _applicable(result: KnownResult, backend: str) -> bool:

@@ -116,8 +116,12 @@ def _check_persisted(
                     f"state ({type(exc).__name__}: {_short(exc)})"
                 ) from None
     if manifest.get("status") == "complete" and expected is not None:
+        started = _started_per_backend(results, manifest, trials)
         for backend in backends:
-            lacking = {(backend, r) for r in expected} - seen
+            own = expected
+            if backend in started:  # run until confident: each backend stopped on its own
+                own = set(run_ids(scenario.model_copy(update={"runs": started[backend]})))
+            lacking = {(backend, r) for r in own} - seen
             if lacking:
                 raise ResultsError(
                     f"{where}: lacks {len(lacking)} runs of a complete run "
@@ -170,6 +174,28 @@ def _check_tables(
                 f"{where}: rows for backend {', '.join(foreign)}, which persisted.jsonl "
                 "does not have: it comes from another results directory"
             )
+
+
+def _started_per_backend(
+    results: ResultsDir, manifest: dict[str, Any], trials: int
+) -> dict[str, int]:
+    """Runs each backend started, when a run until confident recorded them (it stops each
+    backend on its own goal); {} otherwise."""
+    started = (manifest.get("until_integrity") or {}).get("started")
+    if started is None:
+        return {}
+    if (
+        trials != 1
+        or not isinstance(started, dict)
+        or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in started.values()
+        )
+    ):
+        raise ResultsError(
+            f"{results.path}/manifest.json: `until_integrity.started` must map each backend "
+            "to the runs it started (a count), with one trial"
+        )
+    return {str(name): max(1, n) for name, n in started.items()}
 
 
 def _check_stamps(

@@ -10,6 +10,7 @@ was measured is written even when the run is interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -59,6 +60,7 @@ from harness.scenario import Scenario, load_scenario, resolve_scenario_path
 from harness.workload import seeded_rng
 
 __all__ = [
+    "SESSION_OBSERVERS",
     "BackendSession",
     "BenchmarkRun",
     "LoadDriver",
@@ -77,6 +79,8 @@ INSPECT_CONCURRENCY = 64
 INTERRUPT_INSPECT_S = 20.0  # on an interrupt, how long the finished runs may take to inspect
 COLLECT_TIMEOUT_S = 120.0  # reading a service's records (the ledger, the LLM call log)
 ProgressFn = Callable[[str, int, int], None]  # (backend, runs finished, runs total)
+# called with each BackendSession as it opens (live metrics, harness/metrics.py)
+SESSION_OBSERVERS: list[Callable[[BackendSession], None]] = []
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,15 @@ async def await_run(scenario: Scenario, backend: Backend, run_id: str, started: 
         remaining = scenario.deadline_s - (time.time() - started)
         done = await backend.wait(run_id, max(0.0, remaining))
     finally:
-        if approver is not None:
+        if approver is not None and not approver.done():
             approver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await approver
+    if approver is not None and not approver.cancelled() and approver.exception() is not None:
+        # the approval never reached the run: it would expire and be judged as the
+        # backend's loss, so the adapter's failure is reported as what it is
+        error = approver.exception()
+        raise BackendError(f"{run_id}: the approval could not be delivered: {error}") from error
     finished = time.time()
     in_time = done and finished - started <= scenario.deadline_s
     return RunTiming(run_id, started, finished if done else None, in_time)
@@ -649,6 +660,8 @@ async def open_session(
             progress,
             notify,
         )
+        for observe in list(SESSION_OBSERVERS):
+            observe(session)
         try:
             yield session
         finally:

@@ -99,3 +99,14 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServ
         platform.start(server.component())
         wait_ready(server.dsn)
         yield server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The default run leaves the `slow` cases out (CI runs them with `-m slow`); a run
+    that selects by marker (`-m ...`) or measures (`--benchmark-enable`) keeps them."""
+    if config.option.markexpr or config.getoption("benchmark_enable", default=False):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]

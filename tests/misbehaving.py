@@ -10,7 +10,7 @@ from backends.base import BackendEnv, RunSpec
 from backends.baseline import BaselineBackend
 from harness.state import PersistedRun
 
-__all__ = ["InspectRaises", "StrayEffects"]
+__all__ = ["ApprovalRaises", "InspectRaises", "StrayEffects"]
 
 RAISES_FOR = "run-000001"
 MALFORMED_FOR = "run-000002"
@@ -55,3 +55,11 @@ class StrayEffects(BaselineBackend):
             async with self.http.post(f"{self._tools_url}/tools/search_supplier", json=body) as r:
                 r.raise_for_status()
         await super().start(run)
+
+
+class ApprovalRaises(BaselineBackend):
+    """Cannot deliver an approval (its `approve` raises): the run it was for would
+    expire, and that expiry is not the backend's durability to judge."""
+
+    async def approve(self, run_id: str) -> None:
+        raise RuntimeError("the approval endpoint refused the request")

@@ -107,3 +107,26 @@ def test_it_stops_when_the_budget_is_spent(write_scenario: ScenarioFactory, tmp_
     assert until["stopped"] == "budget" and until["runs"] == 12
     assert until["lower_bound"] < 0.999 and until["runs_needed"] == 2995
     assert "not established: the budget was spent" in stdout
+
+
+PGSTORE = "pgstore?lease_s=1"  # a killed worker's runs are taken over within a second
+
+
+@pytest.mark.integration
+def test_backends_that_stop_at_different_counts_re_judge_with_check(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    """Each backend stops on its own goal: the results record the runs each one started,
+    so `durabench check` re-judges them without calling the early stopper truncated."""
+    path = write_scenario(**QUICK, faults=[{**KILL[0], "at_s": 0.1}])
+    options = ("--until-integrity", "0.999", "--max-runs", "60", "--budget", "60s")
+    done = durabench(
+        "run", str(path), "-b", "baseline", "-b", PGSTORE, "--out", str(tmp_path), *options
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    results = (tmp_path / "latest").resolve()
+    started = json.loads((results / "manifest.json").read_text())["until_integrity"]["started"]
+    assert started["baseline"] < started[PGSTORE], started  # its anomaly stopped it first
+    checked = durabench("check", str(results))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "verdicts reproduced" in checked.stdout

@@ -78,6 +78,12 @@ def test_a_kill_exposes_only_the_runs_its_worker_held() -> None:
     assert exposed(kill) == [{"run-a"}]
 
 
+def test_a_kill_of_a_worker_whose_backend_name_has_a_variant_exposes_what_it_held() -> None:
+    # `pydantic-ai:dbos-worker-0:4242`: the component name itself has a colon
+    kill = fault("kill", 2.5, selected=["pydantic-ai:dbos-worker-0:4242"])
+    assert exposed(kill) == [{"run-a"}]
+
+
 def test_a_kill_of_an_idle_worker_exposes_nothing() -> None:
     kill = fault("kill", 4.5, selected=["pgstore-worker-0:4242"])
     assert exposed(kill) == [set()]

@@ -55,11 +55,16 @@ def test_steady_throughput_leaves_ramp_up_and_drain_out() -> None:
     [
         "baseline",
         "pgstore",
-        "pgstore-naive",
-        "temporal",
-        "langgraph:memory",
-        "langgraph:sqlite",
-        "langgraph:postgres?durability=sync",
+        *(
+            pytest.param(name, marks=pytest.mark.slow)
+            for name in (
+                "pgstore-naive",
+                "temporal",
+                "langgraph:memory",
+                "langgraph:sqlite",
+                "langgraph:postgres?durability=sync",
+            )
+        ),
     ],
 )
 def test_floor_command_measures_each_floor_program(

@@ -28,6 +28,7 @@ from tests.services.gateway_support import (
     LITELLM_MODEL,
     litellm_binary,
     start_litellm,
+    start_text_model,
     start_upstream_model,
 )
 
@@ -124,19 +125,20 @@ async def test_a_kill_and_a_tool_restart_under_a_real_model_give_the_expected_ve
 async def test_first_answers_that_are_no_tool_call_are_reported_as_invalid_not_anomalies(
     tmp_path: Path,
 ) -> None:
-    """A model that answers a tool the scenario does not have (here: one of its own)."""
+    """A model that answers two runs with text instead of a tool call: those runs are
+    listed as invalid decisions, the others judged as usual."""
     with LocalPlatform(tmp_path / "model-platform") as platform:
-        odd = {**JUDGED, "tool_mix": {**TINY["tool_mix"], "launch_missiles": 2}}
-        url = start_upstream_model(platform, odd, tmp_path / "model")
+        upstream = start_upstream_model(platform, JUDGED, tmp_path / "model")
+        url = start_text_model(platform, upstream, ["run-000001", "run-000002"])
         path = write_judged(tmp_path, url, deadline_s=10)
         results = await BenchmarkRun(path, ["baseline"], tmp_path / "r").execute()
 
     summary = results.read_json("summary.json")["baseline"]
     invalid = summary["invalid_decisions"]
-    assert invalid["runs"] > 0
-    assert "launch_missiles" in invalid["first"]
-    assert summary["runs"] + invalid["runs"] == JUDGED["runs"]
-    assert summary["result"] in ("pass", "inconclusive") or summary["runs"] == 0
+    assert invalid["runs"] == 2
+    assert "no tool call" in invalid["first"]
+    assert summary["runs"] == JUDGED["runs"] - 2
+    assert summary["integrity"] == 1.0, summary["result_reason"]
 
 
 # -- through a real third-party gateway ------------------------------------------------

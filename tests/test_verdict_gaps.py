@@ -15,7 +15,7 @@ import yaml
 
 from harness.recheck import recheck
 from harness.results import ResultsDir
-from tests.conftest import TINY
+from tests.conftest import TINY, ScenarioFactory
 from tests.misbehaving import MALFORMED_FOR, RAISES_FOR, STRAY_RUN
 from tests.test_cli import durabench
 
@@ -139,3 +139,21 @@ def test_the_console_summary_reads_in_80_columns(
     assert any("│ pgstore-naive " in line for line in lines)
     for verdict in ("stray_effects", "verdicts unknown", "FAIL", "unknown", "pass"):
         assert verdict in text, verdict
+
+
+def test_an_approval_that_cannot_be_delivered_is_the_adapter_s_error(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    """The run would expire and look like the backend's loss: durabench names the run and
+    the failed delivery instead (no traceback), and keeps what it measured."""
+    path = write_scenario(
+        runs=2, steps=2, approval={"after_step": 0, "delay_s": 0.05, "ttl_s": 5.0}
+    )
+    done = durabench(
+        "run", str(path), "-b", "tests.misbehaving:ApprovalRaises", "--out", str(tmp_path)
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "the approval could not be delivered" in done.stderr
+    assert "the approval endpoint refused the request" in done.stderr
+    assert "partial results kept in" in done.stderr

@@ -108,6 +108,8 @@ class LangGraphBackend:
     bare `langgraph` is the SQLite saver, and no durability option LangGraph's default."""
 
     Options = LangGraphBackendOptions
+    WORKER_MODULE = "backends.langgraph.worker"  # what each worker process runs
+    COMPONENT_PREFIX = "langgraph"
 
     def __init__(
         self,
@@ -200,9 +202,9 @@ class LangGraphBackend:
             worker = WorkerArgs.for_env(env, self.name, slot, options, port)
             specs.append(
                 ComponentSpec(
-                    name=f"langgraph-{self.variant}-worker-{index}",
+                    name=f"{self.COMPONENT_PREFIX}-{self.variant}-worker-{index}",
                     role="worker",
-                    argv=worker.command("backends.langgraph.worker"),
+                    argv=worker.command(self.WORKER_MODULE),
                     port=port,
                     health_url=f"http://127.0.0.1:{port}/health",
                     env={DSN_ENV: worker_dsn(env, store.dsn)} if store.dsn else {},

@@ -258,18 +258,22 @@ class LangGraphWorkerOptions:
     claims_path: Path | None = None
     schema: str | None = None
 
+    def store(self) -> StoreSpec:
+        """The saver and claim store these options name (the DSN from the environment)."""
+        return StoreSpec(
+            variant=self.variant,
+            sqlite_path=self.sqlite_path,
+            claims_path=self.claims_path,
+            dsn=os.environ.get(DSN_ENV),
+            schema=self.schema,
+        )
+
 
 def build_app(worker: WorkerArgs[LangGraphWorkerOptions]) -> web.Application:
     app = web.Application()
     add_common_routes(app)
     options = worker.options
-    store = StoreSpec(
-        variant=options.variant,
-        sqlite_path=options.sqlite_path,
-        claims_path=options.claims_path,
-        dsn=os.environ.get(DSN_ENV),
-        schema=options.schema,
-    )
+    store = options.store()
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         scenario = load_scenario(worker.scenario)

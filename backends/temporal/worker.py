@@ -32,7 +32,7 @@ from backends.workercli import WorkerArgs
 from harness.errors import DurabenchError
 from harness.scenario import load_scenario
 
-__all__ = ["TemporalWorkerOptions", "main", "serve"]
+__all__ = ["TemporalWorkerOptions", "main", "run_until_stopped", "serve"]
 
 CONNECT_WAIT_S = 60.0
 GRACEFUL_SHUTDOWN_S = 2.0
@@ -104,26 +104,36 @@ async def serve(args: WorkerArgs[TemporalWorkerOptions]) -> None:
             identity=f"{args.worker_id}@{os.getpid()}",
             interceptors=crashing,
         )
-        health = web.Application()
-        health.router.add_get("/health", _health)
-        runner = web.AppRunner(health, access_log=None)
-        await runner.setup()
-        running = asyncio.create_task(worker.run())
         try:
-            await web.TCPSite(runner, args.host, args.port).start()
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not running.done():
-                await worker.shutdown()
-            await running  # re-raises a worker failure: exit non-zero, get restarted
+            await run_until_stopped(worker, stop, args.host, args.port)
         finally:
-            if not running.done():
-                running.cancel()
-                with contextlib.suppress(BaseException):
-                    await running
-            await runner.cleanup()
             ctx.recorder.close()
+
+
+async def run_until_stopped(
+    worker: Worker, stop: asyncio.Event, host: str, port: int | None
+) -> None:
+    """Poll with `worker` and serve `GET /health` on host:port until `stop` is set, then
+    shut down gracefully; a worker failure is re-raised (exit non-zero, get restarted)."""
+    health = web.Application()
+    health.router.add_get("/health", _health)
+    runner = web.AppRunner(health, access_log=None)
+    await runner.setup()
+    running = asyncio.create_task(worker.run())
+    try:
+        await web.TCPSite(runner, host, port).start()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not running.done():
+            await worker.shutdown()
+        await running
+    finally:
+        if not running.done():
+            running.cancel()
+            with contextlib.suppress(BaseException):
+                await running
+        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from harness.cli.load import load_command, sweep_command
 from harness.cli.plan import plan_command
 from harness.cli.results import check, compare, list_, report
 from harness.cli.run import run
+from harness.cli.serve import serve_command
 from harness.cli.suite import suite
 from harness.cli.tables import print_summary
 
@@ -34,6 +35,7 @@ for command in (crashpoints_command,):
 cli.add_command(load_command)
 cli.add_command(sweep_command)
 cli.add_command(explore)
+cli.add_command(serve_command)
 
 
 def main() -> None:

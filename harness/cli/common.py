@@ -165,6 +165,19 @@ _EXTERNAL_OPTIONS = (
         help="Name of the environment variable holding a Temporal Cloud API key "
         "(the key itself is never stored).",
     ),
+    click.option(
+        "--restate-ingress",
+        envvar="DURABENCH_RESTATE_INGRESS",
+        metavar="URL",
+        help="Use this Restate server's ingress (http://host:8080) instead of starting one; "
+        "give --restate-admin too. [env: DURABENCH_RESTATE_INGRESS]",
+    ),
+    click.option(
+        "--restate-admin",
+        envvar="DURABENCH_RESTATE_ADMIN",
+        metavar="URL",
+        help="That Restate server's admin API (http://host:9070). [env: DURABENCH_RESTATE_ADMIN]",
+    ),
 )
 _EXTERNAL_NAMES = (
     "pg_dsn",
@@ -174,6 +187,8 @@ _EXTERNAL_NAMES = (
     "temporal_tls_key",
     "temporal_tls_ca",
     "temporal_api_key_env",
+    "restate_ingress",
+    "restate_admin",
 )
 
 

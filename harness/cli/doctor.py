@@ -14,7 +14,8 @@ __all__ = ["doctor"]
 
 @click.command()
 def doctor() -> None:
-    """Show what is installed and reachable (packages, Postgres, temporal, Docker), with fixes."""
+    """Show what is installed and reachable (packages, Postgres, temporal, restate-server,
+    Docker), with fixes."""
     from harness.doctor import run_checks
 
     table = Table(title="durabench doctor")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from harness.cli.ci import ci_options, write_ci
 from harness.cli.common import console, fail, out, out_option, stop_on_signals
 from harness.errors import DurabenchError
+from harness.progress import CellProgress
 
 __all__ = ["explore", "parse_budget"]
 
@@ -74,6 +76,7 @@ def parse_budget(text: str) -> float:
     help="Stop once this many distinct anomalies were found and shrunk.",
 )
 @out_option("Directory that receives explore-<time>/.")
+@ci_options
 def explore(
     scenario: str,
     backend: str,
@@ -85,6 +88,8 @@ def explore(
     shrink_trials: int,
     max_findings: int | None,
     out_dir: Path,
+    junit: Path | None,
+    summary_md: Path | None,
 ) -> None:
     """Search random fault schedules on SCENARIO for durability anomalies: each trial is
     a short run with drawn faults (kinds the backend and platform support); every
@@ -95,6 +100,14 @@ def explore(
 
     seconds = parse_budget(budget)
     stop_on_signals()
+    bar = CellProgress(console, "trials", trials, budget_s=seconds)
+
+    def progress(line: str) -> None:
+        if line.startswith("trial "):
+            bar.advance(line, markup=False, soft_wrap=True)
+        else:
+            bar.note(line, markup=False, soft_wrap=True)
+
     try:
         exploration = Exploration(
             resolve_scenario_path(scenario),
@@ -107,11 +120,10 @@ def explore(
             reruns=reruns,
             shrink_trials=shrink_trials,
             max_findings=max_findings,
-            progress=lambda line: console.print(
-                line, highlight=False, markup=False, soft_wrap=True
-            ),
+            progress=progress,
         )
-        record = exploration.run()
+        with bar:
+            record = exploration.run()
     except DurabenchError as exc:
         fail(str(exc), 1)
     except KeyboardInterrupt:
@@ -129,3 +141,18 @@ def explore(
             f"{finding['reproduced']}/{finding['reruns']}; {finding['reproducer']}"
         )
     out.print(f"results: {exploration.directory}")
+    from harness.cli.tables import print_headline
+    from harness.headline import headline_lines
+    from harness.junit import explore_cases, explore_outcomes
+
+    record = {**record, "directory": str(exploration.directory)}
+    outcomes = [o for o, _ in explore_outcomes(record)]
+    print_headline(headline_lines(outcomes))
+    write_ci(
+        junit,
+        summary_md,
+        f"durabench explore {scenario} --backend {backend}",
+        outcomes,
+        cases=explore_cases(record),
+        results=str(exploration.directory),
+    )

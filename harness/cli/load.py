@@ -18,6 +18,7 @@ import click
 from pydantic import ValidationError
 from rich.table import Table
 
+from harness.cli.ci import ci_options, write_ci
 from harness.cli.common import (
     console,
     execute_bench,
@@ -28,8 +29,10 @@ from harness.cli.common import (
     out_option,
     stop_on_signals,
 )
-from harness.cli.tables import print_summary
+from harness.cli.live import metrics_option, metrics_served
+from harness.cli.tables import print_results_headline, print_summary
 from harness.errors import DurabenchError
+from harness.progress import CellProgress, run_progress
 
 __all__ = ["load_command", "parse_run_time", "parse_shape_option", "sweep_command"]
 
@@ -172,6 +175,8 @@ def parse_shape_option(text: str) -> Any:
 )
 @out_option()
 @external_options
+@ci_options
+@metrics_option
 def load_command(
     scenario: str | None,
     backends: tuple[str, ...],
@@ -195,6 +200,9 @@ def load_command(
     master_host: str,
     timeout_s: float | None,
     out_dir: Path,
+    junit: Path | None,
+    summary_md: Path | None,
+    metrics_port: int | None,
     **services: Any,
 ) -> None:
     """Drive SCENARIO's agent runs on each backend with Locust (local, or distributed with
@@ -245,20 +253,28 @@ def load_command(
             timeout_s=timeout_s,
         )
         driver = LocustDriver(plan)
+        progress, report = run_progress(console)
         bench = BenchmarkRun(
             Path(scenario),
             list(backends),
             out_dir,
+            progress=report,
             external=external_from(services),
             driver=driver,
         )
     except DurabenchError as exc:
         fail(str(exc))
     stop_on_signals()
-    results = execute_bench(bench)
+    with metrics_served(metrics_port):
+        results = execute_bench(bench, progress)
     print_summary(results.read_json("summary.json"))
     _print_locust(results.read_json("load.json"))
     out.print(f"results: {results.path}")
+    print_results_headline(results.path)
+    from harness.headline import outcomes_from_results
+
+    outcomes = outcomes_from_results(results.path)
+    write_ci(junit, summary_md, f"durabench load {scenario}", outcomes, results=str(results.path))
 
 
 def _print_locust(load: dict[str, Any]) -> None:
@@ -340,23 +356,25 @@ def sweep_command(
             if cell.status == "ok"
             else f"[red]failed: {cell.error}[/]"
         )
-        console.print(f"{cell.backend:<24} c={cell.concurrency:<4} steps={cell.steps:<5} {what}")
+        bar.advance(f"{cell.backend:<24} c={cell.concurrency:<4} steps={cell.steps:<5} {what}")
 
     stop_on_signals()
     options = {"external": external_from(services)}
+    bar = CellProgress(console, "sweep cells", len(grid_c) * len(grid_s) * len(backends))
     try:
-        result = asyncio.run(
-            run_sweep(
-                scenario,
-                list(backends),
-                grid_c,
-                grid_s,
-                out_dir,
-                runs=runs,
-                on_cell=show,
-                bench_options=options,
+        with bar:
+            result = asyncio.run(
+                run_sweep(
+                    scenario,
+                    list(backends),
+                    grid_c,
+                    grid_s,
+                    out_dir,
+                    runs=runs,
+                    on_cell=show,
+                    bench_options=options,
+                )
             )
-        )
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except DurabenchError as exc:

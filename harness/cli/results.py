@@ -42,9 +42,11 @@ def list_() -> None:
     backends.add_column("name")
     backends.add_column("status")
     backends.add_column("implementation")
+    backends.add_column("release stage")
     for name, missing in available_backends().items():
         status = "ready" if not missing else f"missing {', '.join(missing)}"
-        backends.add_row(name, status, BUILTIN_BACKENDS[name].path)
+        builtin = BUILTIN_BACKENDS[name]
+        backends.add_row(name, status, builtin.path, builtin.stage or "-")
     out.print(backends)
     out.print("Third-party backends load by import path: --backend package.module:Class")
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.cli.ci import ci_options, write_ci
 from harness.cli.common import (
     backends_option,
     console,
@@ -23,7 +24,8 @@ from harness.cli.common import (
     stop_on_signals,
 )
 from harness.cli.k8s import kube_target
-from harness.cli.tables import print_summary
+from harness.cli.live import metrics_option, metrics_served
+from harness.cli.tables import print_results_headline, print_summary
 from harness.cli.until import (
     goal_from,
     print_until,
@@ -114,6 +116,8 @@ def _progress() -> tuple[Progress, Any]:
     help="After each backend's load, run its raw floor on the same servers (floors.parquet); "
     "the summary then gives step and overhead as a ratio to that floor.",
 )
+@ci_options
+@metrics_option
 def run(
     scenario: str,
     backends: tuple[str, ...],
@@ -124,6 +128,9 @@ def run(
     kube_namespace: str | None,
     kube_dry_run: bool,
     with_floor: bool,
+    junit: Path | None,
+    summary_md: Path | None,
+    metrics_port: int | None,
     **services: Any,
 ) -> None:
     """Run SCENARIO (a YAML file, or the name of a shipped scenario) on each backend,
@@ -160,7 +167,8 @@ def run(
     except DurabenchError as exc:
         fail(str(exc))
     log_to(out_dir)
-    results = execute_bench(bench, progress)
+    with metrics_served(metrics_port):
+        results = execute_bench(bench, progress)
     if bench.dry_run:
         out.print("dry run: nothing was created or run; the API calls above are the plan")
         return
@@ -170,6 +178,16 @@ def run(
     if outcomes is not None:
         print_until(outcomes)
     out.print(f"results: {results.path}")
+    print_results_headline(results.path)
+    from harness.headline import outcomes_from_results
+
+    write_ci(
+        junit,
+        summary_md,
+        f"durabench run {scenario}",
+        outcomes_from_results(results.path),
+        results=str(results.path),
+    )
     misbehaved = [b for b, s in summary.items() if (s.get("inspect_errors") or {}).get("runs")]
     if misbehaved:
         fail(

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from harness.cli.ci import ci_options, write_ci
 from harness.cli.common import (
     backends_option,
     console,
@@ -20,9 +21,11 @@ from harness.cli.common import (
     out_option,
     stop_on_signals,
 )
-from harness.cli.tables import print_matrix
+from harness.cli.live import metrics_option, metrics_served
+from harness.cli.tables import print_headline, print_matrix
 from harness.cli.until import goal_from, until_options
 from harness.errors import DurabenchError
+from harness.progress import CellProgress
 
 __all__ = ["SUITE_LANGGRAPH", "suite", "suite_backends"]
 
@@ -30,11 +33,17 @@ __all__ = ["SUITE_LANGGRAPH", "suite", "suite_backends"]
 # LangGraph runs in the suite in its durable mode: `async` (its default) may legitimately
 # lose the steps it had not yet checkpointed; `sync` is the mode that promises to hold.
 SUITE_LANGGRAPH = "langgraph:sqlite?durability=sync"
+# the framework backends by the names their results carry (the substrate made explicit)
+SUITE_NAMES = {
+    "langgraph": SUITE_LANGGRAPH,
+    "pydantic-ai": "pydantic-ai:temporal",
+    "openai-agents": "openai-agents:temporal",
+}
 
 
 def suite_backends() -> list[str]:
     """Every installed built-in backend, LangGraph as SUITE_LANGGRAPH."""
-    return [SUITE_LANGGRAPH if n == "langgraph" else n for n in installed_backends()]
+    return [SUITE_NAMES.get(n, n) for n in installed_backends()]
 
 
 @click.command()
@@ -63,12 +72,17 @@ def suite_backends() -> list[str]:
 )
 @out_option("Directory that receives suite-<time>/ (known-<time>/ with --known).")
 @until_options
+@ci_options
+@metrics_option
 def suite(
     backends: tuple[str, ...],
     quick: bool,
     only: tuple[str, ...],
     known: bool,
     out_dir: Path,
+    junit: Path | None,
+    summary_md: Path | None,
+    metrics_port: int | None,
     **until: Any,
 ) -> None:
     """Run the standard chaos suite: every backend under every fault class
@@ -98,7 +112,7 @@ def suite(
         goal = goal_from(until)
         for name in names:
             load_backend(name)
-        chaos_scenarios(list(only) or None, quick=quick)
+        classes = chaos_scenarios(list(only) or None, quick=quick)
     except DurabenchError as exc:
         fail(str(exc))
     log_to(out_dir)
@@ -127,19 +141,22 @@ def suite(
         until = ""
         if cell.until is not None:
             until = f"; until: {cell.until}, lower bound {fmt(cell.until_lower_bound, 4)}"
-        console.print(
+        bar.advance(
             f"{cell.fault_class} x {cell.backend}: {evidence}, integrity {fmt(rate, 3)}{ci} "
             f"(all runs {fmt(cell.integrity, 3)}; expected >= {fmt(cell.expected_integrity)})"
-            f"{until} {mark}",
-            highlight=False,
+            f"{until} {mark}"
         )
 
     if quick:
         console.print(QUICK_NOTE, highlight=False)
+    bar = CellProgress(console, "suite cells", len(classes) * len(names))
     try:
-        result = asyncio.run(
-            run_suite(names, out_dir, quick=quick, only=list(only) or None, on_cell=show, goal=goal)
-        )
+        with bar, metrics_served(metrics_port):
+            result = asyncio.run(
+                run_suite(
+                    names, out_dir, quick=quick, only=list(only) or None, on_cell=show, goal=goal
+                )
+            )
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except DurabenchError as exc:
@@ -148,4 +165,10 @@ def suite(
     if quick:
         out.print(QUICK_NOTE, style="yellow", highlight=False)
     out.print(f"suite: {result.path}")
+    from harness.headline import headline_lines, outcome_from_cell
+
+    outcomes = [outcome_from_cell(c) for c in result.cells]
+    print_headline(headline_lines(outcomes))
+    title = "durabench suite" + (" --quick" if quick else "")
+    write_ci(junit, summary_md, title, outcomes, results=str(result.path))
     sys.exit(result.exit_code)

@@ -13,8 +13,10 @@ __all__ = [
     "print_anomalies",
     "print_fidelity",
     "print_floors",
+    "print_headline",
     "print_latency",
     "print_matrix",
+    "print_results_headline",
     "print_summary",
     "print_work",
 ]
@@ -280,3 +282,21 @@ def print_matrix(cells: list[Any]) -> None:
             fmt(c.wasted_tool_executions),
         )
     out.print(table)
+
+
+def print_headline(lines: list[str]) -> None:
+    """The three lines a console summary ends with (harness/headline.py): the verdict,
+    the worst cell (what it lost, how often, its interval), how to reproduce it."""
+    style = "bold red" if lines and lines[0].startswith(("FAIL", "ERROR")) else "bold"
+    out.print(lines[0], style=style, highlight=False, markup=False, soft_wrap=True)
+    for line in lines[1:]:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def print_results_headline(path: Any) -> None:
+    """The headline of one results directory (its summary.json and manifest)."""
+    from pathlib import Path
+
+    from harness.headline import headline_lines, outcomes_from_results
+
+    print_headline(headline_lines(outcomes_from_results(Path(path))))

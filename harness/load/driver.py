@@ -27,6 +27,7 @@ from typing import Any
 
 from harness.errors import DurabenchError
 from harness.load.gateway import RunGateway
+from harness.load.hdr import read_hdr_file
 from harness.load.shapes import SHAPE_ENV, ConstantShape, LoadShape, shape_duration
 from harness.platform.base import free_port
 from harness.runner import BackendSession, RunTiming
@@ -183,7 +184,7 @@ class LocustDriver:
             for process in processes:  # only left running when something failed
                 await _stop(process, grace_s=0.0)
             await gateway.stop()
-        self.stats[session.name] = locust_stats(Path(f"{prefix}.json"))
+        self.stats[session.name] = locust_stats(Path(f"{prefix}.json"), _hdr_path(prefix))
         _record(session, plan, gateway, self.stats[session.name], prefix)
         return timings
 
@@ -212,6 +213,8 @@ class LocustDriver:
             gateway_url,
             "--durabench-user-rate",
             repr(plan.user_rate),
+            "--durabench-hdr-file",
+            str(_hdr_path(prefix)),
         ]
         if not plan.wait:
             argv.append("--durabench-no-wait")
@@ -280,38 +283,38 @@ async def _stop(process: Any, grace_s: float = STOP_GRACE_S) -> None:
             return
 
 
-def _percentile(response_times: dict[str, int], count: int, q: float) -> float | None:
-    """Locust's own rule: the smallest bucketed time with at least q of the requests."""
-    if not count:
-        return None
-    target = count * q
-    seen = 0
-    for value, n in sorted((float(k), int(v)) for k, v in response_times.items()):
-        seen += n
-        if seen >= target:
-            return value
-    return None
+def _hdr_path(prefix: Path) -> Path:
+    return prefix.with_name(f"{prefix.name}_hdr.json")
 
 
-def locust_stats(json_path: Path) -> dict[str, dict[str, Any]]:
+def locust_stats(json_path: Path, hdr_path: Path) -> dict[str, dict[str, Any]]:
     """Locust's final stats (its `--json-file`), per request name: requests, failures,
-    latency percentiles in ms and the request rate over the test."""
+    the request rate over the test, and latency percentiles in ms from the master's
+    merged HDR histograms (harness.load.hdr: exact across workers, never averaged)."""
     try:
         entries: list[dict[str, Any]] = json.loads(json_path.read_text())
     except FileNotFoundError:
         raise DurabenchError(f"{json_path}: Locust wrote no stats") from None
+    histograms = read_hdr_file(hdr_path)
     out: dict[str, dict[str, Any]] = {}
     for entry in entries:
+        name = str(entry["name"])
         count = int(entry["num_requests"])
         span = float(entry["last_request_timestamp"] or 0) - float(entry["start_time"] or 0)
-        times = entry.get("response_times") or {}
-        out[str(entry["name"])] = {
+        hdr = histograms.get(name, {})
+        if count and hdr.get("count") != count:
+            raise DurabenchError(
+                f"{hdr_path}: `{name}` holds {hdr.get('count', 0)} samples, Locust counted "
+                f"{count} requests: a worker's report was lost"
+            )
+        out[name] = {
             "type": entry["method"],
             "requests": count,
             "failures": int(entry["num_failures"]),
             "successes": count - int(entry["num_failures"]),
             "mean_ms": round(float(entry["total_response_time"]) / count, 3) if count else None,
-            **{f"p{int(q * 100)}_ms": _percentile(times, count, q) for q in (0.5, 0.95, 0.99)},
+            **{k: v for k, v in hdr.items() if k.endswith("_ms")},
+            "percentiles": "hdr",
             "per_s": round(count / span, 3) if span > 0 else None,
         }
     return out
@@ -339,6 +342,7 @@ def _record(
             "history_csv": f"locust/{prefix.name}_stats_history.csv",
             "html": f"locust/{prefix.name}.html",
             "json": f"locust/{prefix.name}.json",
+            "hdr": f"locust/{_hdr_path(prefix).name}",
         },
         "recorded_at": time.time(),
     }

@@ -10,7 +10,10 @@ through the durabench run gateway (which calls the backend's own client) and, un
   deadline (or never finished).
 
 So Locust's console, web UI, CSV and HTML reports show agent-level throughput and
-latency. `DURABENCH_LOAD_SHAPE` (JSON, see `harness.load.shapes`) adds the shape class;
+latency. Every request's time also goes into an HDR histogram (harness.load.hdr) that
+workers ship to their master with each stats report, so the master's percentiles
+(written to `--durabench-hdr-file`) are exact over every worker's samples.
+`DURABENCH_LOAD_SHAPE` (JSON, see `harness.load.shapes`) adds the shape class;
 without it, Locust's own `--users/--spawn-rate/--run-time` drive the test.
 """
 
@@ -26,10 +29,13 @@ from typing import Any
 
 from locust import LoadTestShape, User, events, task
 from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
+from locust.runners import WorkerRunner
 
 from harness.load import shapes
+from harness.load.hdr import LatencyHistograms
 
-__all__ = ["SHAPE_ENV", "AgentUser", "DeadlineMissed"]
+__all__ = ["HISTOGRAMS", "SHAPE_ENV", "AgentUser", "DeadlineMissed"]
 
 SHAPE_ENV = shapes.SHAPE_ENV
 GATEWAY_ENV = "DURABENCH_GATEWAY"
@@ -67,9 +73,36 @@ def add_arguments(parser: LocustArgumentParser) -> None:
         default=0.0,
         help="Runs per second per user, Poisson arrivals (0: back to back)",
     )
+    group.add_argument(
+        "--durabench-hdr-file",
+        default="",
+        help="Where the master (or the local runner) writes the merged HDR latency "
+        "histograms per request name as it exits",
+    )
 
 
 events.init_command_line_parser.add_listener(add_arguments)  # type: ignore[no-untyped-call]
+
+HISTOGRAMS = LatencyHistograms()
+_ENVIRONMENT: list[Environment] = []
+
+
+def _remember(environment: Environment, **_: Any) -> None:
+    _ENVIRONMENT[:] = [environment]
+
+
+def _hdr_path() -> str:
+    options = _ENVIRONMENT[0].parsed_options if _ENVIRONMENT else None
+    return str(getattr(options, "durabench_hdr_file", "") or "")
+
+
+def _role() -> str:
+    runner = _ENVIRONMENT[0].runner if _ENVIRONMENT else None
+    return "worker" if isinstance(runner, WorkerRunner) else "master or local"
+
+
+events.init.add_listener(_remember)  # type: ignore[no-untyped-call]
+HISTOGRAMS.attach(events, _hdr_path, _role)
 
 
 def _call(

@@ -1,7 +1,10 @@
 """`durabench report`: results directories in, report.html + report.md + report.json out.
 
-One builder per section; each returns a Section whose first line is a plain reading of
-what it shows, with the headline number. A section whose data is absent still appears
+The findings come first (harness/report/summary.py: what was lost or duplicated, under
+which fault, how often, how to reproduce it), the integrity matrix next, provenance and
+the commands that reproduce the results at the end. One builder per section; each
+returns a Section whose first line is a plain reading of what it shows, with the
+headline number. A section whose data is absent still appears
 and says what is missing and how to get it, instead of failing.
 """
 
@@ -19,6 +22,7 @@ from harness.report.document import Code, Document, Note, Plot, Section, Table, 
 from harness.report.findings import findings_section
 from harness.report.load import ResultSet, load_results
 from harness.report.render import render_html, render_json, render_markdown, write_figures
+from harness.report.summary import summary_section
 
 __all__ = ["ReportPaths", "build_document", "build_report"]
 
@@ -60,7 +64,7 @@ def environment_section(results: ResultSet) -> Section:
         f"({facts.get('cores')} cores) at commit {facts.get('commit')}; "
         f"the command{'' if one else 's'} below reproduce{'s' if one else ''} them."
     )
-    section = Section("environment", "Environment and how to reproduce", reading)
+    section = Section("environment", "Provenance: environment and how to reproduce", reading)
     section.add(
         Table("environment", env), Table("results", metrics.runs_table(results), "Results read")
     )
@@ -445,18 +449,21 @@ def scaling_section(results: ResultSet) -> Section:
 
 def build_document(results: ResultSet, inputs: list[str]) -> Document:
     colours = figures.backend_colours(results.backends)
-    sections = [findings_section(results.explorations)] if results.explorations else []
+    # findings first, the integrity matrix next, provenance and reproduction at the end
+    sections = [summary_section(results)]
+    if results.explorations:
+        sections.append(findings_section(results.explorations))
     sections += [
-        environment_section(results),
         integrity_section(results),
+        anomaly_section(results),
         latency_section(results, colours),
         durability_section(results),
         fidelity_section(results),
         timeline_section(results, colours),
         recovery_section(results, colours),
         bloat_section(results, colours),
-        anomaly_section(results),
         scaling_section(results),
+        environment_section(results),
     ]
     subtitle = (
         f"{len(results.items)} results, backends {', '.join(results.backends)}; "

@@ -19,6 +19,14 @@ KNOWN = {
     "pgstore": "lease_s, slots, snapshot_every, workers",
     "pgstore-naive": "slots, stale_s, workers",
     "langgraph": "durability, path, workers",
+    "dbos": "poll_s, slots, workers",
+    "restate": "abort_timeout_s, inactivity_timeout_s, partitions, retry_initial_s, retry_max_s, "
+    "workers",
+    "pydantic-ai": "heartbeat_s, sticky_s, task_timeout_s, workers",
+    "pydantic-ai:dbos": "poll_s, slots, workers",
+    "openai-agents": "heartbeat_s, sticky_s, task_timeout_s, workers",
+    "deepagents": "durability, path, workers",
+    "cloudflare": "account_id_env, llm_url, poll_ms, recover, token_env, tools_url, workers",
 }
 
 

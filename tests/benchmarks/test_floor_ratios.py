@@ -22,19 +22,30 @@ import pytest
 from harness.runner import BenchmarkRun
 from tests.conftest import ScenarioFactory
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # CI runs it after the default run
 
 MODES = ("exit", "async", "sync")  # LangGraph durability modes
 
 # behaviour (benchmarks disabled): one cell per backend family
-BACKENDS = ("baseline", "pgstore", "pgstore-naive", "temporal", "langgraph:sqlite")
+BACKENDS = (
+    "baseline",
+    "pgstore",
+    "pgstore-naive",
+    "temporal",
+    "langgraph:sqlite",
+    "dbos",
+    "restate",
+)
 # measured (--benchmark-enable): every LangGraph saver x durability mode as well
 MEASURED = (
     "baseline",
     "pgstore",
     "pgstore-naive",
     "temporal",
+    "dbos",
+    "cloudflare",
     *(f"langgraph:{s}?durability={m}" for s in ("sqlite", "postgres") for m in MODES),
+    "restate",
 )
 CONCURRENCY = (1, 8)
 ROUNDS = 3

@@ -50,6 +50,7 @@ def zero_latency(write_scenario: ScenarioFactory, name: str, **overrides: Any) -
     )
 
 
+@pytest.mark.slow
 def test_langgraph_state_grows_with_the_number_of_steps(
     benchmark: Any, write_scenario: ScenarioFactory, pg_dsn: str, tmp_path: Path
 ) -> None:

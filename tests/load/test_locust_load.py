@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from harness.load.driver import LocustDriver, LocustPlan
+from harness.load.hdr import read_hdr_file
 from harness.load.shapes import ConstantShape
 from harness.results import ResultsDir
 from harness.runner import BenchmarkRun
@@ -164,5 +165,11 @@ def test_distributed_locust_accounts_for_every_run_its_workers_started(
     runs = pd.read_parquet(results.path / "runs.parquet")
     assert len(runs) == 16 and runs["run_id"].is_unique
     assert successes(stats["agent_run"]) == int(runs["complete"].sum()) == 16
+    # the percentiles are the master's merged HDR histograms (tests/load/test_hdr_merge.py)
+    hdr = read_hdr_file(results.path / load["reports"]["hdr"])
+    for name in ("agent_start", "agent_run"):
+        assert load["locust"][name]["percentiles"] == "hdr"
+        assert hdr[name]["count"] == stats[name]["num_requests"]
+        assert load["locust"][name]["p99_ms"] == hdr[name]["p99_ms"]
     logs = results.path / "baseline" / "logs"
     assert (logs / "locust-worker-0.log").is_file() and (logs / "locust-worker-1.log").is_file()

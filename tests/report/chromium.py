@@ -54,6 +54,7 @@ class PageVisit:
     errors: list[str] = field(default_factory=list)  # console errors, exceptions, log errors
     requests: list[str] = field(default_factory=list)  # every URL the page asked for
     screenshot: bytes = b""
+    text: str = ""  # what the page shows (document.body.innerText)
 
     @property
     def external_requests(self) -> list[str]:
@@ -111,8 +112,27 @@ def _record(visit: PageVisit, event: dict[str, Any]) -> None:
         visit.requests.append(params["request"]["url"])
 
 
-async def _drive(port: int, browser_path: str, page: Path, width: int) -> PageVisit:
-    visit = PageVisit(page.resolve().as_uri())
+async def _wait_for_load(cdp: _Session, visit: PageVisit) -> None:
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    loaded_at: float | None = None
+    while time.monotonic() < deadline:
+        if loaded_at is not None and time.monotonic() - loaded_at > SETTLE_S:
+            break
+        try:
+            event = await asyncio.wait_for(cdp.events.get(), 0.1)
+        except TimeoutError:
+            continue
+        if event.get("method") == "Page.loadEventFired":
+            loaded_at = time.monotonic()
+        _record(visit, event)
+    if loaded_at is None:
+        raise TimeoutError(f"{visit.url} did not finish loading in {LOAD_TIMEOUT_S} s")
+
+
+async def _drive(
+    port: int, browser_path: str, page: Path | str, width: int, then: str | None
+) -> PageVisit:
+    visit = PageVisit(page if isinstance(page, str) else page.resolve().as_uri())
     async with connect(f"ws://127.0.0.1:{port}{browser_path}", max_size=None) as ws:
         cdp = _Session(ws)
         target = (await cdp.send("Target.createTarget", url="about:blank"))["targetId"]
@@ -124,20 +144,18 @@ async def _drive(port: int, browser_path: str, page: Path, width: int) -> PageVi
         viewport = {"width": width, "deviceScaleFactor": 1, "mobile": False}
         await cdp.send("Emulation.setDeviceMetricsOverride", session, height=900, **viewport)
         await cdp.send("Page.navigate", session, url=visit.url)
-        deadline = time.monotonic() + LOAD_TIMEOUT_S
-        loaded_at: float | None = None
-        while time.monotonic() < deadline:
-            if loaded_at is not None and time.monotonic() - loaded_at > SETTLE_S:
-                break
-            try:
-                event = await asyncio.wait_for(cdp.events.get(), 0.1)
-            except TimeoutError:
-                continue
-            if event.get("method") == "Page.loadEventFired":
-                loaded_at = time.monotonic()
-            _record(visit, event)
-        if loaded_at is None:
-            raise TimeoutError(f"{visit.url} did not finish loading in {LOAD_TIMEOUT_S} s")
+        await _wait_for_load(cdp, visit)
+        if then is not None:  # e.g. fill in a form and submit it: the next page is shot
+            await cdp.send("Runtime.evaluate", session, expression=then)
+            await _wait_for_load(cdp, visit)
+            location = await cdp.send(
+                "Runtime.evaluate", session, expression="location.href", returnByValue=True
+            )
+            visit.url = str(location["result"]["value"])
+        shown = await cdp.send(
+            "Runtime.evaluate", session, expression="document.body.innerText", returnByValue=True
+        )
+        visit.text = str(shown["result"].get("value", ""))
         metrics = await cdp.send("Page.getLayoutMetrics", session)
         height = int(metrics["cssContentSize"]["height"])
         await cdp.send("Emulation.setDeviceMetricsOverride", session, height=height, **viewport)
@@ -153,8 +171,10 @@ async def _drive(port: int, browser_path: str, page: Path, width: int) -> PageVi
     return visit
 
 
-def visit(page: Path, width: int = 1280) -> PageVisit:
-    """Load `page` in a fresh headless Chromium profile and report what happened."""
+def visit(page: Path | str, width: int = 1280, then: str | None = None) -> PageVisit:
+    """Load `page` (a file, or a URL as text) in a fresh headless Chromium profile and
+    report what happened; `then`, a script run after the load that navigates (a form
+    submitted), makes the screenshot and `url` those of the page it leads to."""
     with (
         tempfile.TemporaryDirectory(prefix="durabench-chromium-") as profile,
         tempfile.TemporaryFile() as log,
@@ -175,7 +195,7 @@ def visit(page: Path, width: int = 1280) -> PageVisit:
                     raise RuntimeError(f"chromium did not start: {error[-2000:]}")
                 time.sleep(0.05)
             port, browser_path = active.read_text().splitlines()[:2]
-            return asyncio.run(_drive(int(port), browser_path, page, width))
+            return asyncio.run(_drive(int(port), browser_path, page, width, then))
         finally:
             _end_group(process)
 

@@ -23,17 +23,19 @@ from tests.report.conftest import FAULTS, Runs
 
 pytestmark = pytest.mark.integration
 
+# in reading order: findings first, the integrity matrix next, provenance at the end
 SECTIONS = (
-    "environment",
+    "summary",
     "integrity",
+    "anomalies",
     "latency",
     "durability",
     "fidelity",
     "timeline",
     "recovery",
     "bloat",
-    "anomalies",
     "scaling",  # says so when no sweep was given (tests/load/test_sweep.py gives one)
+    "environment",
 )
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
 
@@ -103,6 +105,52 @@ def test_every_section_is_written_to_html_markdown_and_json(report: ReportPaths)
         assert f"]({figure.name})" in markdown
     names = {f.stem for f in report.figures}
     assert {"integrity", "latency_cdf", "timeline_1", "recovery", "wasted", "bloat"} <= names
+
+
+def test_the_report_leads_with_findings_and_ends_with_provenance(report: ReportPaths) -> None:
+    html, markdown = report.html.read_text(), report.markdown.read_text()
+    at_html = [html.index(f'<section id="{key}">') for key in SECTIONS]
+    at_md = [markdown.index(f'<a id="{key}"></a>') for key in SECTIONS]
+    assert at_html == sorted(at_html) and at_md == sorted(at_md)
+    assert list(data(report)["sections"]) == list(SECTIONS)
+    first_table = html.index("<table")
+    assert html.index('<section id="summary">') < first_table < html.index('id="integrity"')
+    assert html.index('data-name="environment"') > html.index('<section id="scaling">')
+
+
+def test_findings_say_what_was_lost_how_often_and_how_to_reproduce(
+    report: ReportPaths, runs: Runs
+) -> None:
+    """Each cell's row is what its summary.json says, in words; the reading is the
+    console's three-line headline."""
+    from harness.headline import LOSS, headline_lines, outcomes_from_results
+
+    rows = {(r["fault_class"], r["backend"]): r for r in table(report, "summary", "summary")}
+    outcomes = [o for p in (runs.steady, runs.faulty) for o in outcomes_from_results(p)]
+    assert len(rows) == len(outcomes) == 3
+    for path in (runs.steady, runs.faulty):
+        manifest = manifest_of(path)
+        for backend, summary in summary_of(path).items():
+            row = rows[(fault_class(path), backend)]
+            evidence = summary["evidence"]
+            broken = evidence["n"] - evidence["passed"]
+            assert row["how_often"].startswith(f"{broken} of {evidence['n']} ")
+            assert row["interval"] == f"[{evidence['lower']:.3f}, {evidence['upper']:.3f}]"
+            for verdict, count in summary["anomalies"].items():
+                said = f"{LOSS[verdict]} in {count} run"
+                assert (said in row["what"]) == bool(count), (verdict, row["what"])
+            assert row["reproduce"] == (
+                f"durabench run {manifest['scenario_path']} --backend "
+                + (f"'{backend}'" if "?" in backend else backend)
+            )
+    faulty = rows[(fault_class(runs.faulty), "baseline")]
+    assert faulty["result"] == "FAIL" and "lost steps" in faulty["what"]
+    assert next(iter(rows)) == (fault_class(runs.faulty), "baseline"), "failing cells first"
+    lines = headline_lines(outcomes)
+    reading = data(report)["sections"]["summary"]["reading"]
+    assert reading.startswith("FAIL: 1 of 3 cells lost or duplicated work (baseline)")
+    assert "Worst: baseline under faulty (pause, kill): lost steps in" in reading
+    assert reading == ". ".join(x[:1].upper() + x[1:] for x in lines) + "."
 
 
 def test_the_html_is_self_contained(report: ReportPaths) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "LITELLM_MODEL",
     "litellm_binary",
     "start_litellm",
+    "start_text_model",
     "start_upstream_model",
     "upstream_data",
 ]
@@ -104,6 +105,33 @@ def start_litellm(
             health_url=f"http://127.0.0.1:{port}/health/liveliness",
             env={"LITELLM_MASTER_KEY": master_key, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
             ready_timeout_s=180.0,
+        )
+    )
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def start_text_model(platform: LocalPlatform, upstream: str, text_runs: list[str]) -> str:
+    """tests/services/text_model.py in front of `upstream`: text instead of a tool call
+    for `text_runs`; its OpenAI base URL (…/v1)."""
+    port = free_port()
+    platform.start(
+        ComponentSpec(
+            name="text-model",
+            role="model",
+            argv=(
+                sys.executable,
+                "-m",
+                "tests.services.text_model",
+                "--port",
+                str(port),
+                "--upstream",
+                upstream,
+                "--text-runs",
+                ",".join(text_runs),
+            ),
+            port=port,
+            health_url=f"http://127.0.0.1:{port}/health",
+            env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         )
     )
     return f"http://127.0.0.1:{port}/v1"

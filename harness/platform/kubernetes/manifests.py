@@ -92,12 +92,14 @@ def pod_argv(spec: ComponentSpec, services: Mapping[int, str]) -> list[str]:
 
 def listen_on_pod_network(role: str, argv: list[str]) -> list[str]:
     """Loopback binds become pod-network binds: services take `--host 0.0.0.0`, the
-    Temporal dev server `--ip 0.0.0.0`, the embedded Postgres `--admit-network`
+    Temporal dev server `--ip 0.0.0.0`, restate-server `--bind-ip 0.0.0.0`, the embedded
+    Postgres `--admit-network`
     (listen on all addresses, password auth from any host)."""
     if role in SERVICE_HOST_ROLES and "--host" not in argv:
         return [*argv, "--host", "0.0.0.0"]
     if role == "server":
-        return ["0.0.0.0" if i > 0 and argv[i - 1] == "--ip" else a for i, a in enumerate(argv)]
+        binds = ("--ip", "--bind-ip")
+        return ["0.0.0.0" if i > 0 and argv[i - 1] in binds else a for i, a in enumerate(argv)]
     if role == "store" and "harness.postgres" in argv and "--admit-network" not in argv:
         return [*argv, "--admit-network"]
     return argv

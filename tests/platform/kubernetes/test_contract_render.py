@@ -18,7 +18,8 @@ K8S_VERSION = "1.30.0"
 
 
 @pytest.mark.parametrize(
-    "backend", ["baseline", "pgstore", "temporal", "langgraph:sqlite", "langgraph:postgres"]
+    "backend",
+    ["baseline", "pgstore", "temporal", "langgraph:sqlite", "langgraph:postgres", "restate"],
 )
 def test_contract_rendered_manifests_validate_offline(backend: str) -> None:
     objects = render_manifests("smoke", backend, "durabench-chaos")

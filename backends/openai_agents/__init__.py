@@ -1,0 +1,4 @@
+"""The OpenAI Agents SDK on durable substrates (`openai-agents:temporal`: `backend.py`).
+
+Kept empty: the Temporal sandbox imports this package when it loads the workflow
+module, and must not import the harness side with it."""
