@@ -20,10 +20,13 @@ from typing import Any
 import aiohttp
 
 from harness.errors import DurabenchError
+from harness.mcptools import McpToolClient, SessionLost
 from harness.measure import PhaseRow, Recorder
+from harness.recorded import InvalidAnswer, decision_of
 from harness.scenario import Scenario
 from harness.services.common import SERVICE_TIME_HEADER
 from harness.services.llm import MARKER
+from harness.services.tools_mcp import CALL_META, MCP_PATH
 from harness.steppolicy import StepOutcome, plan_step, run_step_async
 from harness.workload import Decision, idempotency_key, verify_output
 
@@ -59,6 +62,13 @@ class AgentContext:
     recorder: Recorder
     api_key: str | None = None
     _tool_specs: list[dict[str, Any]] = field(default_factory=list)
+    _mcp: McpToolClient | None = None
+
+    def mcp_tools(self) -> McpToolClient:
+        """This worker's MCP session with the tool service (opened on first use)."""
+        if self._mcp is None:
+            self._mcp = McpToolClient(f"{self.tools_url}{MCP_PATH}")
+        return self._mcp
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """OpenAI `tools` declarations, so a real provider can answer too."""
@@ -123,6 +133,37 @@ async def _post(ctx: AgentContext, url: str, body: dict[str, Any], row: PhaseRow
     raise PhaseError(f"{url}: gave up after {MAX_TRANSIENT_RETRIES} retries ({row.error})")
 
 
+async def _call_mcp(
+    ctx: AgentContext, tool: str, body: dict[str, Any], row: PhaseRow
+) -> dict[str, Any]:
+    """`tools/call` through the worker's MCP session, with the same transient retries as
+    `_post`; the key and the run's coordinates travel in `_meta[CALL_META]`. A lost
+    session is reopened and the call retried with the same key."""
+    client = ctx.mcp_tools()
+    meta = {CALL_META: {k: v for k, v in body.items() if k != "arguments"}}
+    for retry in range(MAX_TRANSIENT_RETRIES + 1):
+        row.retries = retry
+        delay = _retry_delay(None, retry)
+        try:
+            answer = await client.call(tool, body["arguments"], meta)
+        except SessionLost as exc:
+            row.error = str(exc)[:500]
+        else:
+            row.service_ms += answer.service_ms
+            if answer.status == 200:
+                return answer.body
+            if answer.status not in RETRYABLE_STATUS:
+                row.outcome = "fail"
+                raise PhaseError(f"MCP tool {tool} answered {answer.status}: {answer.body}")
+            if answer.retry_after_s is not None:
+                delay = min(answer.retry_after_s, BACKOFF_CAP_S * 5)
+        if retry < MAX_TRANSIENT_RETRIES:
+            await asyncio.sleep(delay)
+    raise PhaseError(
+        f"MCP tool {tool}: gave up after {MAX_TRANSIENT_RETRIES} retries ({row.error})"
+    )
+
+
 async def reason(ctx: AgentContext, run_id: str, step: int, attempt: int) -> Decision:
     """One chat-completion request; the answer names a tool, its arguments, a thought."""
     prompt = {
@@ -140,20 +181,23 @@ async def reason(ctx: AgentContext, run_id: str, step: int, attempt: int) -> Dec
     }
     with ctx.recorder.phase(run_id, step, attempt, "reason") as row:
         data = await _post(ctx, f"{ctx.llm_url}/chat/completions", body, row)
-        message = data["choices"][0]["message"]
-        call = message["tool_calls"][0]["function"]
         usage = data.get("usage") or {}
         row.extra = {
             "tokens_in": usage.get("prompt_tokens"),
             "tokens_out": usage.get("completion_tokens"),
         }
-        return Decision(call["name"], json.loads(call["arguments"]), message.get("content") or "")
+        try:
+            return decision_of(ctx.scenario, data)  # as the oracle reads a recorded answer
+        except InvalidAnswer as exc:
+            row.outcome = "fail"
+            raise PhaseError(f"{run_id} step {step} attempt {attempt}: {exc}") from None
 
 
 async def act(
     ctx: AgentContext, run_id: str, step: int, attempt: int, decision: Decision, key: str
 ) -> dict[str, Any]:
-    """One tool execution with the backend's idempotency key; returns the tool output."""
+    """One tool execution with the backend's idempotency key, over the scenario's tool
+    transport (plain HTTP, or MCP: `tools: {transport: mcp}`); returns the tool output."""
     body = {
         "run_id": run_id,
         "step": step,
@@ -162,7 +206,10 @@ async def act(
         "arguments": decision.arguments,
     }
     with ctx.recorder.phase(run_id, step, attempt, "act") as row:
-        data = await _post(ctx, f"{ctx.tools_url}/tools/{decision.tool}", body, row)
+        if ctx.scenario.tool_transport.transport == "mcp":
+            data = await _call_mcp(ctx, decision.tool, body, row)
+        else:
+            data = await _post(ctx, f"{ctx.tools_url}/tools/{decision.tool}", body, row)
         row.extra = {"applied": bool(data.get("applied"))}
         output: dict[str, Any] = data["output"]
         return output

@@ -151,20 +151,36 @@ def _applied(evidence: RunEvidence) -> list[LedgerEntry]:
     return [e for e in evidence.ledger if e.applied]
 
 
-CheckResult = tuple[bool, dict[str, Any]]
+CheckResult = tuple[bool | None, dict[str, Any]]
 
 
 def _check_complete(evidence: RunEvidence) -> CheckResult:
+    """With a partial oracle (a real model's recorded decisions end early) a run that did
+    not reach an end in time is still incomplete; one that did is unknown."""
     state = evidence.persisted.state
     expected = evidence.oracle.state.status
     actual = None if state is None else state.status
-    valid = actual == expected and actual in TERMINAL_STATUSES and evidence.finished_in_time
+    ended = actual in TERMINAL_STATUSES and evidence.finished_in_time
     detail = {"expected": expected, "actual": actual, "finished_in_time": evidence.finished_in_time}
-    return valid, detail
+    if not evidence.oracle.known:
+        return (None if ended else False), {**detail, "expected": "unknown (no recorded decision)"}
+    return actual == expected and ended, detail
 
 
 def _check_state_match(evidence: RunEvidence) -> CheckResult:
-    diffs = diff_states(evidence.oracle.state, evidence.persisted.state)
+    """Field by field; with a partial oracle, over the steps it knows (a difference there
+    is a mismatch, none is unknown)."""
+    oracle, state = evidence.oracle, evidence.persisted.state
+    if not oracle.known and state is not None:
+        known = len(oracle.state.steps)
+        diffs = [
+            d
+            for i, (want, got) in enumerate(zip(oracle.state.steps, state.steps, strict=False))
+            for d in _diff_step(f"steps[{i}]", want, got)
+        ]
+        detail = {"differing": len(diffs), "diffs": [d.to_dict() for d in diffs[:MAX_DIFFS]]}
+        return (False if diffs else None), {**detail, "known_steps": known}
+    diffs = diff_states(oracle.state, state)
     return not diffs, {"differing": len(diffs), "diffs": [d.to_dict() for d in diffs[:MAX_DIFFS]]}
 
 
@@ -173,7 +189,7 @@ def _check_no_lost_step(evidence: RunEvidence) -> CheckResult:
     history once terminal, otherwise every step the worker acknowledged as committed.
     Applied effects beyond that are orphans, not lost steps."""
     state = evidence.persisted.state
-    if state is not None and state.status in TERMINAL_STATUSES:
+    if state is not None and state.status in TERMINAL_STATUSES and evidence.oracle.known:
         reached = len(evidence.oracle.state.steps)
     else:
         reached = max(evidence.committed_steps) + 1 if evidence.committed_steps else 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -21,10 +21,11 @@ from harness.exposure import (
     with_run_exposure,
 )
 from harness.oracle import expected_run
+from harness.recorded import RecordedDecisions
 from harness.scenario import Scenario
 from harness.state import LedgerEntry, PersistedRun, RunState
 from harness.stats import DEFAULT_CONFIDENCE, integrity_interval
-from harness.workload import TRIAL_SEPARATOR, task_of
+from harness.workload import TRIAL_SEPARATOR, digest, task_of
 
 __all__ = [
     "NOT_APPLICABLE",
@@ -34,6 +35,7 @@ __all__ = [
     "floor_figures",
     "indeterminate_acts",
     "judge_runs",
+    "recorded_decisions",
     "recovery_table",
     "start_latencies",
     "steady_steps_per_s",
@@ -122,6 +124,27 @@ def stray_effects(
     return out
 
 
+def recorded_decisions(
+    scenario: Scenario,
+    llm_calls: list[dict[str, Any]],
+    ledger: Sequence[dict[str, Any]] = (),
+) -> RecordedDecisions | None:
+    """For a real model (`llm.base_url` set): its recorded answers, which the oracle takes
+    as the expected decisions (harness/recorded.py), the ledger's applied effects saying
+    which were acted on; None for the simulator."""
+    if scenario.llm.base_url is None:
+        return None
+    acted = []
+    for entry in ledger:
+        request = entry.get("request")
+        if isinstance(request, str):
+            request = json.loads(request)
+        if entry.get("applied") and isinstance(request, dict):
+            key = (str(entry["run_id"]), int(entry["step"]), int(entry["attempt"]))
+            acted.append((*key, str(entry["tool"]), digest(request.get("arguments") or {})))
+    return RecordedDecisions.from_calls(scenario, llm_calls, acted)
+
+
 def judge_runs(
     scenario: Scenario,
     backend: str,
@@ -150,10 +173,11 @@ def judge_runs(
     committed = committed_steps(steps)
     indeterminate = indeterminate_acts(steps)
     tokens_per_call = scenario.llm.tokens_in + scenario.llm.tokens_out
+    recorded = recorded_decisions(scenario, llm_calls, ledger)
     rows = []
     for item in persisted:
         run_id = str(item["run_id"])
-        oracle = expected_run(scenario, run_id)
+        oracle = expected_run(scenario, run_id, recorded)
         entries = tuple(ledger_by_run.get(run_id, ()))
         raw_extra = item.get("extra")
         extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
@@ -164,8 +188,13 @@ def judge_runs(
                 state = RunState.from_dict(item["state"]) if item.get("state") else None
             except Exception as exc:
                 error = f"malformed state: {type(exc).__name__}: {exc}"[:500]
+        invalid = oracle.invalid.describe() if oracle.invalid is not None else None
         if error is not None:
             verdicts = unknown_verdicts(str(error))
+        elif invalid is not None:  # about the model, not the backend: not judged
+            verdicts = unknown_verdicts(
+                f"the model's first answer is no valid tool call: {invalid}"
+            )
         else:
             evidence = RunEvidence(
                 oracle=oracle,
@@ -201,7 +230,13 @@ def judge_runs(
                 "llm_tokens": sum(
                     int(c.get("tokens_in", 0)) + int(c.get("tokens_out", 0)) for c in calls
                 ),
-                "llm_tokens_expected": oracle.llm_calls * tokens_per_call,
+                "llm_tokens_expected": oracle.llm_calls * tokens_per_call
+                if recorded is None
+                else recorded.tokens_of(run_id, oracle.asked),
+                "invalid_decision": invalid,
+                "replayed_answers_differ": 0
+                if recorded is None
+                else recorded.differing_replays.get(run_id, 0),
                 "acts_indeterminate": indeterminate.get(run_id, 0),
                 "tool_executions": len(entries),
                 "tool_applied": sum(1 for e in entries if e.applied),
@@ -412,6 +447,15 @@ def _judged(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["stray"] != True]  # noqa: E712  (NaN in old tables: judged)
 
 
+def _split_invalid(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """(the runs judged for durability, why each other run's first answer from a real
+    model was no valid tool call): those runs say something about the model only."""
+    if "invalid_decision" not in runs:
+        return runs, pd.Series(dtype=str)
+    bad = runs["invalid_decision"].notna()
+    return runs[~bad], runs.loc[bad, "invalid_decision"].astype(str)
+
+
 def _interval(passed: int, n: int, confidence: float) -> dict[str, Any]:
     return integrity_interval(passed, n, confidence).to_dict()
 
@@ -498,7 +542,7 @@ def summarize(
     summary: dict[str, dict[str, Any]] = {}
     for backend, everything in runs.groupby("backend"):
         name = str(backend)
-        group = _judged(everything)
+        group, invalid = _split_invalid(_judged(everything))
         stray = strays.get(name, NO_STRAYS)
         own_faults = faults[faults["backend"] == name] if not faults.empty else faults
         mine = per_step[per_step["backend"] == name]
@@ -536,6 +580,10 @@ def summarize(
             "anomalies": {v: int((group[v] == False).sum()) for v in VERDICTS if v in group},  # noqa: E712
             "unknown": {v: int(group[v].isna().sum()) for v in VERDICTS if v in group},
             "stray_effects": stray,
+            "invalid_decisions": {
+                "runs": len(invalid),
+                "first": str(invalid.iloc[0]) if len(invalid) else None,
+            },
             "inspect_errors": {
                 "runs": len(errors),
                 "first": str(errors.iloc[0]) if len(errors) else None,

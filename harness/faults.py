@@ -149,10 +149,12 @@ class PauseFault(TimedFault):
 
 
 class RestartFault(TimedFault):
-    """Kill the server or the store and start it again on the same data."""
+    """Kill the server, the store, the tool service or the LLM provider (the simulator,
+    or the recording gateway in front of a real one) and start it again on the same
+    data: the ledger and the call log survive, MCP sessions do not."""
 
     kind: Literal["restart"]
-    target: Literal["server", "store"]
+    target: Literal["server", "store", "tools", "llm"]
     down_s: float = Field(0.0, ge=0)
 
 

@@ -95,27 +95,29 @@ class RunTiming:
 def service_specs(scenario: Scenario, scenario_path: Path, workdir: Path) -> list[ComponentSpec]:
     specs = []
     python = sys.executable
-    if scenario.llm.base_url is None:
-        port = free_port()
-        specs.append(
-            ComponentSpec(
-                name="llm",
-                role="llm",
-                argv=(
-                    python,
-                    "-m",
-                    "harness.services.llm",
-                    "--scenario",
-                    str(scenario_path),
-                    "--port",
-                    str(port),
-                    "--call-log",
-                    str(workdir / "llm_calls.jsonl"),
-                ),
-                port=port,
-                health_url=f"http://127.0.0.1:{port}/health",
-            )
+    # the simulated provider, or the recording gateway in front of a real endpoint
+    port = free_port()
+    real = scenario.llm.base_url is not None
+    module = "harness.services.gateway" if real else "harness.services.llm"
+    specs.append(
+        ComponentSpec(
+            name="llm",
+            role="llm",
+            argv=(
+                python,
+                "-m",
+                module,
+                "--scenario",
+                str(scenario_path),
+                "--port",
+                str(port),
+                "--call-log",
+                str(workdir / "llm_calls.jsonl"),
+            ),
+            port=port,
+            health_url=f"http://127.0.0.1:{port}/health",
         )
+    )
     port = free_port()
     specs.append(
         ComponentSpec(
@@ -404,8 +406,8 @@ def check_platform(
 
 @dataclass(frozen=True)
 class Services:
-    """The simulated LLM (unless a real provider is used) and the tool service, as
-    started for one backend: their direct (unproxied) admin URLs."""
+    """The simulated LLM (or the recording gateway in front of a real one) and the tool
+    service, as started for one backend: their direct (unproxied) admin URLs."""
 
     llm: Handle | None
     tools: Handle

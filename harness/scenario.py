@@ -28,6 +28,7 @@ __all__ = [
     "Load",
     "LognormalLatency",
     "Scenario",
+    "ToolTransport",
     "UniformLatency",
     "VerifyPolicy",
     "list_scenarios",
@@ -115,6 +116,16 @@ class LlmModel(_Frozen):
         return value
 
 
+class ToolTransport(_Frozen):
+    """How the act phase reaches the tool service: plain HTTP (`POST /tools/{name}`) or
+    the Model Context Protocol over streamable HTTP (`/mcp`, one client session per
+    worker process). `mcp_responses` is how the MCP server answers a call: an SSE
+    stream (the SDK's default) or one JSON body."""
+
+    transport: Literal["http", "mcp"] = "http"
+    mcp_responses: Literal["sse", "json"] = "sse"
+
+
 class VerifyPolicy(_Frozen):
     """What verify checks and what a failed verify leads to."""
 
@@ -177,6 +188,11 @@ class Expectations(_Frozen):
 
 
 class Scenario(_Frozen):
+    # `tools:` in YAML is the transport block; `Scenario.tools` stays the tool names
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, serialize_by_alias=True
+    )
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     description: str = ""
     seed: int = Field(ge=0, strict=True)
@@ -190,6 +206,7 @@ class Scenario(_Frozen):
     verify: VerifyPolicy = VerifyPolicy()
     llm: LlmModel = LlmModel()
     tool_latency: LatencyModel = ConstantLatency()
+    tool_transport: ToolTransport = Field(ToolTransport(), alias="tools")
     approval: Approval | None = None
     deadline_s: float = Field(60.0, gt=0)
     faults: tuple[Fault, ...] = ()

@@ -70,6 +70,101 @@ def test_each_fidelity_command_runs_as_written(command: str, tmp_path: Path) -> 
         assert (results / "floors.parquet").is_file()
 
 
+# -- "MCP transport" and "Bring your own model": every command block runs as written ----
+
+OWN_SECTIONS = ("MCP transport", "Bring your own model")
+
+
+def command_blocks(title: str) -> list[list[str]]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+    return [[line for line in block.splitlines() if line.strip()] for block in blocks]
+
+
+def test_the_mcp_and_byom_sections_show_their_commands() -> None:
+    mcp = [c for block in command_blocks("MCP transport") for c in block]
+    assert "durabench run scenarios/mcp/procurement.yaml --backend pgstore" in mcp
+    byom = [c for block in command_blocks("Bring your own model") for c in block]
+    assert any("scenarios/byom/procurement.yaml" in c for c in byom)
+    assert any("litellm --config deploy/litellm/config.yaml" in c for c in byom)
+    readme = (REPO / "README.md").read_text()
+    for path in re.findall(r"`python -m pytest (tests/\S+\.py)", readme):
+        assert (REPO / path).is_file(), path
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("title", OWN_SECTIONS)
+def test_each_mcp_and_byom_command_runs_as_written(title: str, tmp_path: Path) -> None:
+    """The section's commands in order, as a reader follows it: background lines
+    (`... &`) are started, and waited for on their port, until the section ends; each
+    `durabench run` runs with `--out`, and every backend it ran keeps integrity 1.0.
+    Without the LiteLLM proxy installed, the commands from its line on are left out."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import warnings
+
+    from tests.services.gateway_support import litellm_binary
+    from tests.test_cli import DURABENCH
+
+    for name in ("scenarios", "deploy"):
+        (tmp_path / name).symlink_to(REPO / name)
+    started: list[subprocess.Popen[bytes]] = []
+    lines = [line for block in command_blocks(title) for line in block]
+    try:
+        for line in lines:
+            words = shlex.split(line.removesuffix("&"))
+            env = dict(os.environ, COLUMNS="200")
+            while "=" in words[0] and not words[0].startswith("-"):
+                key, _, value = words.pop(0).partition("=")
+                env[key] = value
+            program = {"durabench": DURABENCH, "python": sys.executable}.get(words[0])
+            if words[0].endswith("bin/litellm"):
+                program = litellm_binary()
+                if program is None:
+                    warnings.warn(
+                        "LiteLLM is not installed: its README commands not run", stacklevel=1
+                    )
+                    return
+                env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+            assert program is not None, f"unknown program in {line!r}"
+            if line.rstrip().endswith("&"):
+                log = (tmp_path / f"background-{len(started)}.log").open("wb")
+                started.append(
+                    subprocess.Popen(
+                        [program, *words[1:]], cwd=tmp_path, env=env, stdout=log, stderr=log
+                    )
+                )
+                port = int(words[words.index("--port") + 1])
+                deadline = time.monotonic() + 180
+                while True:
+                    with socket.socket() as probe:
+                        if probe.connect_ex(("127.0.0.1", port)) == 0:
+                            break
+                    assert time.monotonic() < deadline, f"{line!r} did not listen"
+                    assert started[-1].poll() is None, f"{line!r} exited"
+                    time.sleep(0.5)
+                continue
+            assert words[:2] == ["durabench", "run"], line
+            args = [*words[1:], "--out", str(tmp_path / f"results-{lines.index(line)}")]
+            done = subprocess.run(
+                [program, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+            )
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            out = tmp_path / f"results-{lines.index(line)}"
+            (results,) = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
+            summary = json.loads((results / "summary.json").read_text())
+            for backend, entry in summary.items():
+                assert entry["integrity"] == 1.0, (backend, entry["result_reason"])
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def section_blocks(title: str, language: str = "bash") -> list[str]:
     readme = (REPO / "README.md").read_text()
     section = readme.split(f"## {title}", 1)[1].split("\n## ", 1)[0]

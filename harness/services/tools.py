@@ -5,7 +5,8 @@ a SQLite ledger (WAL, synchronous=FULL: committed before the answer leaves) with
 run, step, attempt, idempotency key, request, response and timestamps. An
 execution whose idempotency key was already applied is recorded with
 `applied = 0` and answered with the original response: the side effect is not
-performed twice. `GET /ledger` exports the ledger for the checker.
+performed twice. `GET /ledger` exports the ledger for the checker. The same tools are MCP tools at
+`/mcp` (harness/services/tools_mcp.py), recorded in the same ledger.
 
 Run as `python -m harness.services.tools --scenario F --port P --ledger F`.
 """
@@ -16,6 +17,7 @@ import json
 import random
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,18 @@ from harness.services.common import (
     sleep_ms,
     switches,
 )
+from harness.services.tools_mcp import add_mcp_routes
 from harness.workload import sample_latency_ms, seeded_rng, task_of, tool_output
 
-__all__ = ["build_app", "open_ledger", "read_ledger"]
+__all__ = [
+    "ToolAnswer",
+    "ToolCall",
+    "build_app",
+    "open_ledger",
+    "perform",
+    "read_ledger",
+    "unknown_tool",
+]
 
 SCENARIO_KEY: web.AppKey[Scenario] = web.AppKey("scenario", Scenario)
 DB_KEY: web.AppKey[sqlite3.Connection] = web.AppKey("db", sqlite3.Connection)
@@ -96,12 +107,12 @@ def read_ledger(db: sqlite3.Connection, run_id: str | None = None) -> list[dict[
 
 
 def _record(
-    db: sqlite3.Connection, body: dict[str, Any], tool: str, response: dict[str, Any], began: float
+    db: sqlite3.Connection, call: ToolCall, response: dict[str, Any], began: float
 ) -> tuple[bool, dict[str, Any]]:
     """Append one execution; returns (applied, the response to answer with)."""
-    key = str(body["idempotency_key"])
     previous = db.execute(
-        "SELECT response FROM ledger WHERE idempotency_key = ? AND applied = 1", (key,)
+        "SELECT response FROM ledger WHERE idempotency_key = ? AND applied = 1",
+        (call.idempotency_key,),
     ).fetchone()
     applied = previous is None
     if not applied:
@@ -110,13 +121,13 @@ def _record(
         "INSERT INTO ledger (run_id, step, attempt, tool, idempotency_key, applied, request,"
         " response, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            str(body["run_id"]),
-            int(body["step"]),
-            int(body["attempt"]),
-            tool,
-            key,
+            call.run_id,
+            call.step,
+            call.attempt,
+            call.tool,
+            call.idempotency_key,
             int(applied),
-            json.dumps(body, sort_keys=True),
+            json.dumps(call.request(), sort_keys=True),
             json.dumps(response, sort_keys=True),
             began,
             time.time(),
@@ -125,41 +136,114 @@ def _record(
     return applied, response
 
 
-async def _execute(request: web.Request) -> web.Response:
-    began_wall, began = time.time(), time.perf_counter()
-    app = request.app
-    scenario = app[SCENARIO_KEY]
-    tool = request.match_info["tool"]
-    if tool not in scenario.tools:
-        return web.json_response(
-            {"error": f"unknown tool {tool!r}; this scenario has {list(scenario.tools)}"},
-            status=404,
-        )
-    try:
-        body = await request.json()
-        run_id, step, attempt = body["run_id"], int(body["step"]), int(body["attempt"])
-        arguments = dict(body["arguments"])
+@dataclass(frozen=True)
+class ToolCall:
+    """One execution request, however it arrived (a POST body or an MCP `tools/call`)."""
+
+    tool: str
+    run_id: str
+    step: int
+    attempt: int
+    idempotency_key: str
+    arguments: dict[str, Any]
+    transport: str = "http"
+
+    @classmethod
+    def parse(cls, tool: str, body: Any, transport: str = "http") -> ToolCall:
+        """From `{run_id, step, attempt, idempotency_key, arguments}`; ValueError, KeyError
+        or TypeError when a field is missing or of the wrong kind."""
         for name in ("run_id", "idempotency_key"):
             if not isinstance(body[name], str) or not body[name]:
                 raise TypeError(f"{name} must be a non-empty string")
-    except (ValueError, KeyError, TypeError) as exc:
-        return web.json_response({"error": f"bad tool request: {exc!r}"}, status=400)
+        return cls(
+            tool,
+            body["run_id"],
+            int(body["step"]),
+            int(body["attempt"]),
+            body["idempotency_key"],
+            dict(body["arguments"]),
+            transport,
+        )
+
+    def request(self) -> dict[str, Any]:
+        """What the ledger keeps as the request: the same shape for every transport."""
+        body: dict[str, Any] = {
+            "run_id": self.run_id,
+            "step": self.step,
+            "attempt": self.attempt,
+            "idempotency_key": self.idempotency_key,
+            "arguments": self.arguments,
+        }
+        if self.transport != "http":
+            body["transport"] = self.transport
+        return body
+
+
+@dataclass(frozen=True)
+class ToolAnswer:
+    """What the service answers one call: 200 with `{output, applied}`, or an error status
+    with `{error}` (and a Retry-After for 429)."""
+
+    status: int
+    body: dict[str, Any]
+    service_ms: float
+    retry_after_s: float | None = None
+
+
+async def perform(app: web.Application, call: ToolCall) -> ToolAnswer:
+    """Execute one call: the scenario's latency, the fault switches, then the effect,
+    recorded in the ledger before the answer leaves."""
+    began_wall, began = time.time(), time.perf_counter()
+    scenario = app[SCENARIO_KEY]
+
+    def elapsed_ms() -> float:
+        return (time.perf_counter() - began) * 1000
+
+    unknown = unknown_tool(scenario, call.tool)
+    if unknown is not None:
+        return ToolAnswer(404, {"error": unknown}, elapsed_ms())
     sw = switches(app)
     latency = sample_latency_ms(
         scenario.tool_latency,
-        seeded_rng(scenario.seed, "tool-latency", task_of(run_id), step, attempt),
+        seeded_rng(scenario.seed, "tool-latency", task_of(call.run_id), call.step, call.attempt),
     )
-    await sleep_ms(latency + (sw.extra_latency_ms if sw.applies_to(tool) else 0.0))
-    error = sw.error_response(app[RNG_KEY], tool)
-    if error is not None:
-        error.headers[SERVICE_TIME_HEADER] = f"{(time.perf_counter() - began) * 1000:.3f}"
-        return error
-    output = tool_output(scenario, run_id, step, attempt, tool, arguments)
-    applied, output = _record(app[DB_KEY], body, tool, output, began_wall)
-    return web.json_response(
-        {"output": output, "applied": applied},
-        headers={SERVICE_TIME_HEADER: f"{(time.perf_counter() - began) * 1000:.3f}"},
-    )
+    await sleep_ms(latency + (sw.extra_latency_ms if sw.applies_to(call.tool) else 0.0))
+    injected = sw.error_response(app[RNG_KEY], call.tool)
+    if injected is not None:
+        assert isinstance(injected.body, bytes)
+        retry_after = injected.headers.get("Retry-After")
+        return ToolAnswer(
+            injected.status,
+            json.loads(injected.body),
+            elapsed_ms(),
+            float(retry_after) if retry_after is not None else None,
+        )
+    output = tool_output(scenario, call.run_id, call.step, call.attempt, call.tool, call.arguments)
+    applied, output = _record(app[DB_KEY], call, output, began_wall)
+    return ToolAnswer(200, {"output": output, "applied": applied}, elapsed_ms())
+
+
+def unknown_tool(scenario: Scenario, tool: str) -> str | None:
+    """The error for a tool the scenario does not have (None when it has it)."""
+    if tool in scenario.tools:
+        return None
+    return f"unknown tool {tool!r}; this scenario has {list(scenario.tools)}"
+
+
+async def _execute(request: web.Request) -> web.Response:
+    tool = request.match_info["tool"]
+    unknown = unknown_tool(request.app[SCENARIO_KEY], tool)
+    if unknown is not None:
+        return web.json_response({"error": unknown}, status=404)
+    try:
+        call = ToolCall.parse(tool, await request.json())
+    except (ValueError, KeyError, TypeError) as exc:
+        return web.json_response({"error": f"bad tool request: {exc!r}"}, status=400)
+    answer = await perform(request.app, call)
+    headers = {SERVICE_TIME_HEADER: f"{answer.service_ms:.3f}"}
+    if answer.retry_after_s is not None:
+        headers["Retry-After"] = f"{answer.retry_after_s:g}"
+    return web.json_response(answer.body, status=answer.status, headers=headers)
 
 
 async def _ledger(request: web.Request) -> web.Response:
@@ -174,6 +258,7 @@ def build_app(scenario: Scenario, ledger: Path) -> web.Application:
     app[DB_KEY] = open_ledger(ledger)
     app[RNG_KEY] = random.Random(scenario.seed)
     app.router.add_post("/tools/{tool}", _execute)
+    add_mcp_routes(app, scenario, perform, ToolCall.parse)
     app.router.add_get("/ledger", _ledger)
     return app
 
