@@ -7,7 +7,6 @@ LiteLLM proxy (a real third-party gateway from PyPI) too, when it is installed."
 from __future__ import annotations
 
 import os
-
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
