@@ -79,3 +79,13 @@ def test_an_unknown_deploy_version_stops_the_run_before_anything_starts(
     assert "faults.0 (deploy) version: unknown version 'v9'" in message
     assert "v2-patched" in message and str(path) in message
     assert not (tmp_path / "results").exists(), "nothing started"
+
+
+def test_a_backend_with_one_code_version_has_no_deploy_to_another(tmp_path: Path) -> None:
+    """A framework backend on Temporal runs one workflow version: a deploy to another is
+    refused (not applicable, as in the chaos suite), not an error that stops a suite."""
+    pytest.importorskip("pydantic_ai")
+    faults: list[Fault] = [DeployFault(kind="deploy", at_s=1, version="v2-patched")]
+    with LocalPlatform(tmp_path) as platform:
+        refused = refuse_faults(faults, platform, load_backend("pydantic-ai:temporal"))
+    assert refused == {0: "this backend has one code version (v1): none to deploy"}

@@ -25,6 +25,8 @@ class DeployInjector(Injector[DeployFault], kind="deploy"):
             if not isinstance(backend, Deployable):
                 return "this backend has no code versions to deploy"
             versions = backend.versions()
+            if fault.version not in versions and len(versions) == 1:
+                return f"this backend has one code version ({versions[0]}): none to deploy"
             if fault.version not in versions:
                 raise DurabenchError(
                     f"version: unknown version {fault.version!r}; this backend has "
