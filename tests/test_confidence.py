@@ -113,13 +113,18 @@ PGSTORE = "pgstore?lease_s=1"  # a killed worker's runs are taken over within a 
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a few hundred runs under recurring kills
 def test_backends_that_stop_at_different_counts_re_judge_with_check(
     write_scenario: ScenarioFactory, tmp_path: Path
 ) -> None:
     """Each backend stops on its own goal: the results record the runs each one started,
     so `durabench check` re-judges them without calling the early stopper truncated."""
-    path = write_scenario(**QUICK, faults=[{**KILL[0], "at_s": 0.1}])
-    options = ("--until-integrity", "0.999", "--max-runs", "60", "--budget", "60s")
+    # a kill early in each cycle stops the baseline at its first loss; a short pause late
+    # in the cycle spaces the kills out, so pgstore's restarted worker moves its runs on
+    faults = [{**KILL[0], "at_s": 0.1}, {**PAUSE[0], "at_s": 3.0, "duration_s": 0.1}]
+    slower = {**QUICK, "llm": {"latency": {"distribution": "constant", "ms": 50}}}
+    path = write_scenario(**slower, faults=faults)
+    options = ("--until-integrity", "0.999", "--max-runs", "120", "--budget", "90s")
     done = durabench(
         "run", str(path), "-b", "baseline", "-b", PGSTORE, "--out", str(tmp_path), *options
     )
