@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 POLL_S = 0.02
+REACH_S = 0.1  # from an act's invoke row to its request inside the tool service
 KILL_WAIT_S = 60.0
 # a tool call in flight long enough to be killed in it; no verify failures (a clean count)
 KILL_SCENARIO: dict[str, Any] = {
@@ -86,6 +87,9 @@ async def kill_mid_act(bench: BenchmarkRun, backend: str, victim: str, after_com
         commits = sum(1 for r in rows if r["phase"] == "commit")
         if commits >= after_commits and _act_in_flight(rows):
             break
+    # the invoke row is written just before the request leaves: give it time to reach
+    # the tool service (KILL_SCENARIO's calls take 400 ms), so the kill lands mid-call
+    await asyncio.sleep(REACH_S)
     bench.platform.signal(victim, signal.SIGKILL)
     while loop.time() < deadline:
         await asyncio.sleep(POLL_S)
