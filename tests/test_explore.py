@@ -166,6 +166,7 @@ def test_explore_finds_shrinks_and_explains_a_duplicated_effect_on_pgstore_naive
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a full explore budget; CI runs it with -m slow
 def test_explore_finds_nothing_on_pgstore_under_the_same_budget(tmp_path: Path) -> None:
     record = _explore("pgstore", tmp_path)
     assert record["trials_run"] == 3
@@ -190,6 +191,7 @@ def test_the_readme_explore_section_shows_explore_on_both_stores_and_the_report(
 
 @pytest.mark.integration
 @pytest.mark.parametrize("command", readme_explore_commands()[:2])
+@pytest.mark.slow  # CI runs the README explore commands with -m slow
 def test_each_readme_explore_command_runs_as_written_for_one_trial(
     command: str, tmp_path: Path
 ) -> None:

@@ -44,6 +44,9 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "langgraph:sqlite?durability=sync": (),
 }
 
+# in the default run: a durable store and a checkpointer (the rest with -m slow)
+DEFAULT_RUN = {"pgstore", "langgraph:sqlite?durability=sync"}
+
 
 def _params() -> list[Any]:
     missing = available_backends()
@@ -51,6 +54,8 @@ def _params() -> list[Any]:
     for name, servers in BACKENDS.items():
         lacks = missing.get(name.partition("?")[0].partition(":")[0], [])
         marks = [pytest.mark.skip(reason=f"needs {', '.join(lacks)}")] if lacks else []
+        if name not in DEFAULT_RUN:
+            marks.append(pytest.mark.slow)  # CI runs every backend with -m slow
         params.append(pytest.param(name, servers, id=name.partition("?")[0], marks=marks))
     return params
 

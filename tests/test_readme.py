@@ -54,6 +54,7 @@ def test_the_fidelity_section_shows_the_floor_command_and_the_run_with_floor() -
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # CI runs the README fidelity commands with -m slow
 @pytest.mark.parametrize("command", fidelity_commands())
 def test_each_fidelity_command_runs_as_written(command: str, tmp_path: Path) -> None:
     from tests.test_cli import durabench

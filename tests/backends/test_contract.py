@@ -70,6 +70,9 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "deepagents:postgres": ("postgres",),
     "cloudflare": (),
 }
+# variants whose substrate another cell already holds to the contract in the default run
+# (the same saver, engine or integration family); CI runs them with `-m slow`
+SLOW = {"langgraph:memory", "langgraph:postgres", "deepagents:postgres", "pydantic-ai:dbos"}
 SCENARIO: dict[str, Any] = {
     "runs": 4,
     "steps": 3,
@@ -92,6 +95,8 @@ def _under_test() -> list[Any]:
         family = base if base in missing else base.partition(":")[0]
         lacks = missing.get(family, [])
         marks = [pytest.mark.skip(reason=f"needs {', '.join(lacks)}")] if lacks else []
+        if base in SLOW:
+            marks.append(pytest.mark.slow)
         params.append(pytest.param(name, servers, id=name.partition("?")[0], marks=marks))
     return params
 

@@ -76,6 +76,7 @@ async def test_instances_of_a_killed_runtime_stay_running_with_the_steps_they_ha
     assert _left_in(tmp_path) == []  # wrangler and every workerd died with the runtime
 
 
+@pytest.mark.slow  # CI runs it with -m slow
 async def test_woken_instances_replay_persisted_steps_and_rerun_only_the_phase_in_flight(
     write_scenario: ScenarioFactory, tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 BACKEND = "openai-agents:temporal?heartbeat_s=1&sticky_s=1&task_timeout_s=2"
 
 
+@pytest.mark.slow  # the contract suite kills its worker by default; CI runs this with -m slow
 async def test_a_worker_killed_mid_tool_call_loses_nothing(
     write_scenario: ScenarioFactory, tmp_path: Path, temporal_server: DevServer
 ) -> None:

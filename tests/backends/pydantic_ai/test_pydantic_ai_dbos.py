@@ -62,6 +62,7 @@ def _processes(results_dir: Path) -> dict[str, set[str]]:
     return held
 
 
+@pytest.mark.slow  # CI runs it with -m slow
 async def test_a_worker_killed_mid_tool_call_is_recovered_by_dbos_and_applies_once(
     write_scenario: ScenarioFactory, tmp_path: Path, pg_dsn: str
 ) -> None:
