@@ -161,7 +161,7 @@ def test_explore_finds_shrinks_and_explains_a_duplicated_effect_on_pgstore_naive
     assert "effects_exactly_once fails" in explanation or "no_lost_step fails" in explanation
     report = build_report([Path(str(record["directory"]))], tmp_path / "report")
     markdown = report.markdown.read_text()
-    assert markdown.index("## Findings from explore") < markdown.index("## Environment")
+    assert markdown.index("## Findings from explore") < markdown.index("## Provenance")
     assert str(reproducer) in markdown
 
 

