@@ -20,13 +20,12 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import BackendError
-from harness.platform.base import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, binary_version, free_port
 
 __all__ = [
     "INSTALL_HINT",
@@ -120,13 +119,7 @@ def missing_server() -> list[str]:
 
 
 def restate_version(binary: Path) -> str:
-    try:
-        out = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=10, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip()
+    return binary_version(binary)
 
 
 @dataclass(frozen=True)

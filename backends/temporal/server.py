@@ -10,14 +10,13 @@ binary at run time, which fails offline.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import BackendError
-from harness.platform.base import ComponentSpec, free_port
+from harness.platform.base import ComponentSpec, binary_version, free_port
 
 __all__ = [
     "SERVER_COMPONENT",
@@ -66,13 +65,7 @@ def temporal_binary() -> Path:
 
 
 def temporal_version(binary: Path) -> str:
-    try:
-        out = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=10, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip()
+    return binary_version(binary)
 
 
 @dataclass(frozen=True)

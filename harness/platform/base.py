@@ -9,14 +9,35 @@ it for free.
 from __future__ import annotations
 
 import socket
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from harness.errors import ComponentError
 from harness.heal_entry import HealEntry
 
-__all__ = ["ComponentSpec", "Handle", "Platform", "find_component", "free_port", "with_role"]
+__all__ = [
+    "ComponentSpec",
+    "Handle",
+    "Platform",
+    "binary_version",
+    "find_component",
+    "free_port",
+    "with_role",
+]
+
+
+def binary_version(binary: Path) -> str:
+    """What a server binary says of itself (`BINARY --version`), or `unknown`."""
+    try:
+        out = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
 
 
 def free_port() -> int:
