@@ -13,13 +13,13 @@ either: a copy is where a retry or re-plan rule quietly diverges.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.scenario import VerifyPolicy
-from harness.state import StepRecord
-from harness.workload import Decision, Move, next_move
+from harness.state import RunState, RunStatus, StepRecord
+from harness.workload import Decision, Move, final_answer, next_move
 
 __all__ = [
     "Act",
@@ -32,6 +32,7 @@ __all__ = [
     "StepPlan",
     "Verify",
     "plan_step",
+    "replay_recorded",
     "run_step",
     "run_step_async",
     "settle",
@@ -177,3 +178,76 @@ async def run_step_async(plan: StepPlan, phases: AsyncStepPhases) -> StepOutcome
     except StopIteration as done:
         outcome: StepOutcome = done.value
         return outcome
+
+
+class _NotRecorded(Exception):
+    """The plan asked for an output the store has not recorded: the step is open."""
+
+
+class _RecordedPhases:
+    """Answers a step plan's requests with recorded outputs (StepPhases)."""
+
+    def __init__(self, output: Callable[[str, int, int], Mapping[str, Any] | None], step: int,
+                 names: tuple[str, str, str]) -> None:  # fmt: skip
+        self.output, self.step, self.names = output, step, names
+
+    def _get(self, phase: int, attempt: int) -> Mapping[str, Any]:
+        found = self.output(self.names[phase], self.step, attempt)
+        if found is None:
+            raise _NotRecorded
+        return found
+
+    def reason(self, attempt: int) -> Decision:
+        return Decision(**self._get(0, attempt)["decision"])
+
+    def act(self, attempt: int, decision: Decision) -> dict[str, Any]:
+        return dict(self._get(1, attempt)["output"])
+
+    def verify(self, attempt: int, decision: Decision, output: dict[str, Any]) -> bool:
+        return bool(self._get(2, attempt)["verified"])
+
+
+def replay_recorded(
+    spec: Mapping[str, Any],
+    output: Callable[[str, int, int], Mapping[str, Any] | None],
+    approval: Callable[[int], bool | None],
+    still_running: bool,
+    started: bool,
+    names: tuple[str, str, str] = ("reason", "act", "verify"),
+) -> RunState:
+    """A run's state rebuilt from a durable engine's recorded step outputs: the step plan
+        replayed over them (`output(name, step, attempt)`: reason's `decision`, act's
+        `output`, verify's `verified`; None when not recorded) until it asks for one that is
+        not (that step is open). `approval(step)` is the recorded verdict (None: waiting);
+        `still_running` the engine's own status, which keeps a run whose every output is in
+        running until the engine records its end; `started`, whether anything was recorded
+    (a run with nothing is pending)."""
+    run_id = str(spec["run_id"])
+    policy = VerifyPolicy.model_validate(
+        {"on_failure": spec["on_failure"], "max_attempts": spec["max_attempts"]}
+    )
+    steps: list[StepRecord] = []
+    status: RunStatus = "running" if started else "pending"
+    for step in range(int(spec["steps"])):
+        try:
+            outcome = run_step(plan_step(policy, step), _RecordedPhases(output, step, names))
+        except _NotRecorded:
+            break
+        steps.append(outcome.record)
+        if outcome.move == "abort":
+            status = "aborted"
+            break
+        if spec.get("approval_after_step") == step:
+            approved = approval(step)
+            if approved is None:
+                status = "waiting_approval"
+                break
+            if not approved:
+                status = "expired"
+                break
+    else:
+        status = "completed"
+    if still_running and status in ("completed", "aborted", "expired"):
+        status = "running"  # every output is in, the engine has not recorded the end
+    answer = final_answer(run_id, [s.output for s in steps]) if status == "completed" else None
+    return RunState(run_id, status, tuple(steps), answer)

@@ -15,18 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from backends.dbos.settings import ACT, APPROVAL, REASON, VERIFY
-from harness.scenario import VerifyPolicy
-from harness.state import RunState, RunStatus, StepRecord
-from harness.steppolicy import StepOutcome, plan_step, run_step
-from harness.workload import Decision, final_answer
+from harness.state import RunState
+from harness.steppolicy import replay_recorded
 
 __all__ = ["Recorded", "state_from_steps"]
 
 RUNNING_STATUSES = frozenset({"PENDING", "ENQUEUED", "DELAYED"})
-
-
-class _NotRecorded(Exception):
-    """The step policy asked for an output DBOS has not recorded: the step is open."""
 
 
 class Recorded:
@@ -46,59 +40,18 @@ class Recorded:
             elif name == APPROVAL:
                 self.approval = bool(output)
 
-    def get(self, name: str, step: int, attempt: int) -> dict[str, Any]:
+    def get(self, name: str, step: int, attempt: int) -> dict[str, Any] | None:
         found: dict[str, Any] | None = self.outputs.get((name, step, attempt))
-        if found is None:
-            raise _NotRecorded
         return found
-
-
-class _RecordedPhases:
-    """Answers a step plan's requests with the recorded outputs (StepPhases)."""
-
-    def __init__(self, recorded: Recorded, step: int) -> None:
-        self.recorded, self.step = recorded, step
-
-    def reason(self, attempt: int) -> Decision:
-        return Decision(**self.recorded.get(REASON, self.step, attempt)["decision"])
-
-    def act(self, attempt: int, decision: Decision) -> dict[str, Any]:
-        output: dict[str, Any] = self.recorded.get(ACT, self.step, attempt)["output"]
-        return output
-
-    def verify(self, attempt: int, decision: Decision, output: dict[str, Any]) -> bool:
-        return bool(self.recorded.get(VERIFY, self.step, attempt)["verified"])
 
 
 def state_from_steps(spec: dict[str, Any], recorded: Recorded, dbos_status: str) -> RunState:
     """The run's state from its recorded outputs and DBOS's workflow status."""
-    run_id = str(spec["run_id"])
-    policy = VerifyPolicy.model_validate(
-        {"on_failure": spec["on_failure"], "max_attempts": spec["max_attempts"]}
+    return replay_recorded(
+        spec,
+        recorded.get,
+        lambda step: recorded.approval,
+        still_running=dbos_status in RUNNING_STATUSES,
+        started=bool(recorded.outputs),
+        names=(REASON, ACT, VERIFY),
     )
-    steps: list[StepRecord] = []
-    status: RunStatus = "running" if recorded.outputs else "pending"
-    for step in range(int(spec["steps"])):
-        try:
-            outcome: StepOutcome = run_step(
-                plan_step(policy, step), _RecordedPhases(recorded, step)
-            )
-        except _NotRecorded:
-            break
-        steps.append(outcome.record)
-        if outcome.move == "abort":
-            status = "aborted"
-            break
-        if spec.get("approval_after_step") == step:
-            if recorded.approval is None:
-                status = "waiting_approval"
-                break
-            if not recorded.approval:
-                status = "expired"
-                break
-    else:
-        status = "completed"
-    if dbos_status in RUNNING_STATUSES and status in ("completed", "aborted", "expired"):
-        status = "running"  # every output is in, the workflow has not recorded its end
-    answer = final_answer(run_id, [s.output for s in steps]) if status == "completed" else None
-    return RunState(run_id, status, tuple(steps), answer)
