@@ -147,7 +147,7 @@ async def test_first_answers_that_are_no_tool_call_are_reported_as_invalid_not_a
 LITELLM = litellm_binary()
 # under CI=true (.ci/run installs it) a missing proxy fails the test instead of skipping
 needs_litellm = pytest.mark.skipif(
-    LITELLM is None and not os.environ.get("CI"),
+    LITELLM is None and os.environ.get("CI") != "true",
     reason="the LiteLLM proxy is not installed (pip install 'litellm[proxy]' into "
     ".venv-litellm, or set DURABENCH_LITELLM to its `litellm` executable)",
 )
