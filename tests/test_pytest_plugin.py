@@ -21,6 +21,9 @@ REPO = Path(__file__).resolve().parent.parent
 # the plugin by module, whether or not the installed entry point registers it already
 PLUGIN = ("-p", "no:durabench", "-p", "harness.pytest_plugin")
 KILLS = [{"kind": "kill", "after_steps": 4}, {"kind": "kill", "after_steps": 10}]
+# slow enough answers that runs are still in flight when the kills land: at zero latency
+# the baseline can finish all 24 steps before the first kill, and nothing is exposed
+SLOWER_LLM = {"latency": {"distribution": "constant", "ms": 30}}
 
 
 def test_the_plugin_is_registered_through_the_pytest11_entry_point() -> None:
@@ -52,7 +55,9 @@ def test_a_session_that_does_not_use_it_is_unchanged(pytester: pytest.Pytester) 
 @pytest.mark.integration
 def test_users_assert_durability_in_their_own_tests(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", steady=json.dumps(TINY))
-    pytester.makefile(".yaml", killed=json.dumps({**TINY, "name": "killed", "faults": KILLS}))
+    pytester.makefile(
+        ".yaml", killed=json.dumps({**TINY, "name": "killed", "llm": SLOWER_LLM, "faults": KILLS})
+    )
     pytester.makepyfile(
         """
         import pytest
