@@ -67,6 +67,7 @@ def test_doctor_reports_each_check_with_a_fix() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the README's default benchmark as written: about 100 s
 def test_readme_run_then_check(tmp_path: Path) -> None:
     """The README's default benchmark, then `check` on its results directory."""
     result = durabench("run", "scenarios/smoke.yaml", "--out", str(tmp_path))

@@ -141,6 +141,7 @@ def _explore(backend: str, out: Path, *extra: str) -> dict[str, Any]:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a search, a shrink and the explanation: about 60 s
 def test_explore_finds_shrinks_and_explains_a_duplicated_effect_on_pgstore_naive(
     tmp_path: Path,
 ) -> None:

@@ -104,6 +104,7 @@ async def test_a_partitioned_store_link_holds_commits_until_it_heals(
     assert summary(results, "pgstore")["integrity"] == 1.0
 
 
+@pytest.mark.slow  # a server restart and a rolling deploy: about 18 s
 async def test_temporal_survives_a_server_restart_and_a_patched_deploy(
     write_scenario: ScenarioFactory, tmp_path: Path
 ) -> None:

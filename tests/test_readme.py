@@ -74,6 +74,8 @@ def test_each_fidelity_command_runs_as_written(command: str, tmp_path: Path) -> 
 # -- "MCP transport" and "Bring your own model": every command block runs as written ----
 
 OWN_SECTIONS = ("MCP transport", "Bring your own model")
+# the LiteLLM proxy's start and its runs take about 25 s: with the long cases
+SECTION_CASES = (OWN_SECTIONS[0], pytest.param(OWN_SECTIONS[1], marks=pytest.mark.slow))
 
 
 def command_blocks(title: str) -> list[list[str]]:
@@ -95,7 +97,7 @@ def test_the_mcp_and_byom_sections_show_their_commands() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("title", OWN_SECTIONS)
+@pytest.mark.parametrize("title", SECTION_CASES)
 def test_each_mcp_and_byom_command_runs_as_written(title: str, tmp_path: Path) -> None:
     """The section's commands in order, as a reader follows it: background lines
     (`... &`) are started, and waited for on their port, until the section ends; each

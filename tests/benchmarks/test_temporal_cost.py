@@ -45,7 +45,7 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.address
 
 
-@pytest.mark.parametrize("concurrency", [1, 8, 32])
+@pytest.mark.parametrize("concurrency", [1, 8, pytest.param(32, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("backend_name", ["baseline", "temporal"])
 def test_cost_per_step(
     benchmark: Any,

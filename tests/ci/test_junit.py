@@ -52,6 +52,7 @@ def suite_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the suite behind it takes about 30 s
 def test_the_suite_junit_is_valid_and_reads_back_with_failures_and_skips(
     suite_run: dict[str, Any],
 ) -> None:
@@ -89,6 +90,7 @@ def test_the_suite_junit_is_valid_and_reads_back_with_failures_and_skips(
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # shares the suite above
 def test_the_summary_markdown_leads_with_the_headline_and_reaches_the_step_summary(
     suite_run: dict[str, Any],
 ) -> None:
@@ -104,6 +106,7 @@ def test_the_summary_markdown_leads_with_the_headline_and_reaches_the_step_summa
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a real explore with a shrink: about 15 s
 def test_explore_junit_carries_each_finding_with_its_explanation(tmp_path: Path) -> None:
     from tests.conftest import TINY
 

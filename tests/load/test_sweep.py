@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 GRID_C, GRID_S = (1, 4), (5, 20)
 
 
+@pytest.mark.slow  # eight cells of real runs: about 15 s
 def test_a_small_sweep_records_every_cell(write_scenario: ScenarioFactory, tmp_path: Path) -> None:
     path = write_scenario(verify={"failure_probability": 0.0}, runs=2)
     out = subprocess.run(

@@ -93,7 +93,11 @@ async def test_exit_runs_every_node_again_when_killed_before_its_only_checkpoint
     assert repeated(runs)[killed[f"langgraph.after_put:{STEPS - 1}"]] == 0
 
 
-@pytest.mark.parametrize("durability", ["exit", "async", "sync"])
+# exit in the default run; async and sync (about 16 s each) with the long cases
+SLOW_MODES = [pytest.param(mode, marks=pytest.mark.slow) for mode in ("async", "sync")]
+
+
+@pytest.mark.parametrize("durability", ["exit", *SLOW_MODES])
 async def test_the_memory_saver_loses_the_runs_its_killed_worker_had_finished(
     durability: str, write_scenario: ScenarioFactory, external_for: ExternalFor, tmp_path: Path
 ) -> None:
