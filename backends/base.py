@@ -272,7 +272,7 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "backends.pydantic_ai.backend:PydanticAITemporalBackend",
         ("pydantic_ai", "temporalio"),
         "pydantic-ai",
-        "backends.temporal.floor",
+        "backends.pydantic_ai.floor",
         stage="stable (pydantic-ai-slim; TemporalDurability, TemporalAgent deprecated)",
     ),
     # a variant on another substrate is an entry of its own (`family:variant`, its own class)
@@ -287,7 +287,7 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "backends.openai_agents.backend:OpenAIAgentsTemporalBackend",
         ("agents", "temporalio.openai_agents"),
         "openai-agents",
-        "backends.temporal.floor",
+        "backends.openai_agents.floor",
         stage="stable (temporalio-openai-agents; its streaming is experimental, not used)",
     ),
     "deepagents": BuiltinBackend(

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 from openai import AsyncOpenAI
 from pydantic_ai import Agent, FunctionToolset, ModelRetry, RunContext, Tool
 from pydantic_ai.capabilities import AbstractCapability
@@ -102,14 +103,19 @@ def _tool(name: str, act: Act) -> Tool[RunDeps]:
 
 
 def build_agent(
-    runtime: WorkerRuntime, capability: AbstractCapability[RunDeps], act: Act = act_here
+    runtime: WorkerRuntime,
+    capability: AbstractCapability[RunDeps],
+    act: Act = act_here,
+    http_client: httpx2.AsyncClient | None = None,
 ) -> Agent[RunDeps, str]:
-    """The workload's agent, made durable by `capability`; tools act through `act`."""
+    """The workload's agent, made durable by `capability`; tools act through `act`, model
+    requests go through `http_client` (default: the measured transport; the raw floor,
+    backends/pydantic_ai/floor.py, gives its own)."""
     scenario = runtime.scenario
     client = AsyncOpenAI(
         base_url=runtime.llm_url,
         api_key="durabench",
-        http_client=measured_client(),
+        http_client=http_client or measured_client(),
         max_retries=0,  # the durable step or activity retries (the integrations' advice)
     )
     model = OpenAIChatModel(scenario.llm.model, provider=OpenAIProvider(openai_client=client))
