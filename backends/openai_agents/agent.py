@@ -15,10 +15,11 @@ Built in the worker process after `backends.framework.runtime.configure`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 from agents import RunContextWrapper
 from openai import AsyncOpenAI
 from temporalio import activity
@@ -26,8 +27,9 @@ from temporalio import activity
 from backends.framework.runtime import WorkerRuntime, current
 from backends.framework.tool import perform, verdict_text
 from backends.framework.transport import measured_client
+from harness.services.conversation import Verdict
 
-__all__ = ["RunDeps", "chat_messages", "model_provider", "tool_activities"]
+__all__ = ["Act", "RunDeps", "act_here", "chat_messages", "model_provider", "tool_activities"]
 
 ACTIVITY_PREFIX = "durabench_tool_"
 
@@ -39,7 +41,16 @@ class RunDeps:
     run_id: str
 
 
-def _activity(name: str) -> Any:
+# (run id, tool name, the call's arguments) -> the act's verdict
+Act = Callable[[str, str, dict[str, Any]], Awaitable[Verdict]]
+
+
+async def act_here(run_id: str, tool: str, arguments: dict[str, Any]) -> Verdict:
+    """Act and verify in the tool activity, on the worker's phase context."""
+    return await perform(current().context, run_id, tool, arguments)
+
+
+def _activity(name: str, act: Act) -> Any:
     async def call(
         ctx: RunContextWrapper[RunDeps],
         item: str,
@@ -58,7 +69,7 @@ def _activity(name: str) -> Any:
             "attempt": attempt,
         }
         run_id = ctx.context.run_id if isinstance(ctx.context, RunDeps) else ctx.context["run_id"]
-        verdict = await perform(current().context, run_id, name, arguments)
+        verdict = await act(run_id, name, arguments)
         return verdict_text(verdict)
 
     call.__name__ = name
@@ -67,18 +78,21 @@ def _activity(name: str) -> Any:
     return activity.defn(name=f"{ACTIVITY_PREFIX}{name}")(call)
 
 
-def tool_activities(runtime: WorkerRuntime) -> dict[str, Any]:
-    """Tool name -> its activity function, for every tool of the scenario."""
-    return {name: _activity(name) for name in runtime.scenario.tools}
+def tool_activities(runtime: WorkerRuntime, act: Act = act_here) -> dict[str, Any]:
+    """Tool name -> its activity function, for every tool of the scenario (acting through
+    `act`; the raw floor, backends/openai_agents/floor.py, gives its own)."""
+    return {name: _activity(name, act) for name in runtime.scenario.tools}
 
 
-def model_provider(runtime: WorkerRuntime) -> Any:
+def model_provider(runtime: WorkerRuntime, http_client: httpx2.AsyncClient | None = None) -> Any:
+    """The SDK's chat-completions provider on the simulated LLM (`http_client` default: the
+    measured transport; the raw floor gives its own)."""
     from agents import OpenAIProvider
 
     client = AsyncOpenAI(
         base_url=runtime.llm_url,
         api_key="durabench",
-        http_client=measured_client(),
+        http_client=http_client or measured_client(),
         max_retries=0,  # the model activity's retries are the retries (the plugin's default)
     )
     return OpenAIProvider(openai_client=client, use_responses=False)
