@@ -12,12 +12,16 @@ in the floor's schema), and invoked once per run with the task prompt and the ba
 durability mode. No claim table, no worker process, no Recorder, no measured transport.
 
 A step starts when the model request whose answer calls its tool goes out (the
-backend's `reason` row starts there), and ends when the saver's `aput` of the first
-checkpoint holding its closing tool result returns: the checkpoint of the superstep the
-tool ran in (`langgraph_step`), which the backend's `commit` row acknowledges (in
-`sync` it is stored before the next model request, where that row is written). The
-only instruments are an `httpx2` event hook (request time, service time) and a saver
-subclass noting when that put returned.
+backend's `reason` row starts there), and ends once both the saver's `aput` of the
+first checkpoint holding its closing tool result returned (the checkpoint of the
+superstep the tool ran in, `langgraph_step`) and the agent's next model request went
+out: the instant the backend's `commit` row takes (its measured transport sees that
+request, which in `sync` follows the put). In `sync` that is the next request; between
+the put and it, Deep Agents prepares the next model call (its middleware, the prompt),
+about 7 ms a step on this machine, which a step ending at the put would leave out of
+the floor while the backend's step counts it. In `exit` a step ends at the final put.
+The only instruments are an `httpx2` event hook (request times, service time) and a
+saver subclass noting when that put returned.
 
 Run as `python -m backends.deepagents.floor --json --variant sqlite --durability sync ...`.
 """
@@ -93,12 +97,24 @@ class Notes:
 
     started: dict[tuple[str, int], float] = field(default_factory=dict)
     stored: dict[tuple[str, int], float] = field(default_factory=dict)
+    answered: dict[tuple[str, int], float] = field(default_factory=dict)  # closing tool result
+    asked: dict[str, list[float]] = field(default_factory=dict)  # model requests per run
     service_ms: dict[tuple[str, int], float] = field(default_factory=dict)
     closing: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     requests: dict[int, float] = field(default_factory=dict)
 
     def add_service(self, key: tuple[str, int], ms: float) -> None:
         self.service_ms[key] = self.service_ms.get(key, 0.0) + ms
+
+    def ended(self, key: tuple[str, int]) -> float | None:
+        """When the step's closing checkpoint was stored and the agent asked the model
+        again after its closing tool result, whichever came later (None: not stored)."""
+        stored = self.stored.get(key)
+        if stored is None:
+            return None
+        answered = self.answered.get(key, stored)
+        later = [t for t in self.asked.get(key[0], []) if t >= answered]
+        return max(stored, min(later)) if later else stored
 
 
 def timed(saver_class: type[BaseCheckpointSaver[Any]], notes: Notes) -> type[Any]:
@@ -161,6 +177,7 @@ def _tools(scenario: Scenario, svc_box: list[Services], notes: Notes) -> list[An
                 raise ToolException(text)
             superstep = int((config.get("metadata") or {}).get("langgraph_step", 0))
             notes.closing.setdefault(run_id, []).append((step, superstep))
+            notes.answered[(run_id, step)] = time.time()
             return text
 
         return StructuredTool.from_function(
@@ -181,7 +198,8 @@ def _http_client(notes: Notes) -> Any:
     from langgraph.config import get_config
 
     async def on_request(request: httpx2.Request) -> None:
-        notes.requests[id(request)] = time.time()
+        sent = notes.requests[id(request)] = time.time()
+        notes.asked.setdefault(str(get_config()["configurable"]["run_id"]), []).append(sent)
 
     async def on_response(response: httpx2.Response) -> None:
         sent = notes.requests.pop(id(response.request), None)
@@ -266,7 +284,7 @@ async def _floor(args: argparse.Namespace) -> None:
             samples.start(run_id, requested, notes.started[(run_id, 0)])
             for step in range(scenario.steps):
                 key = (run_id, step)
-                end = notes.stored.get(key)
+                end = notes.ended(key)
                 if end is not None:
                     samples.step(run_id, step, notes.started[key], end, notes.service_ms[key])
 
