@@ -280,7 +280,7 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "backends.pydantic_ai.dbos_backend:PydanticAIDbosBackend",
         ("pydantic_ai", "dbos", "psycopg"),
         "pydantic-ai",
-        "backends.dbos.floor",
+        "backends.pydantic_ai.dbos_floor",
         stage="stable (pydantic-ai-slim; DBOSDurability, DBOSAgent deprecated)",
     ),
     "openai-agents": BuiltinBackend(
@@ -294,7 +294,7 @@ BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
         "backends.deepagents.backend:DeepAgentsBackend",
         ("deepagents", "langchain_openai", "langgraph"),
         "deepagents",
-        "backends.langgraph.floor",
+        "backends.deepagents.floor",
         stage="beta (deepagents 0.x: Development Status 4 - Beta)",
     ),
     "cloudflare": BuiltinBackend(

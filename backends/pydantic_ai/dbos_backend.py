@@ -92,8 +92,9 @@ class PydanticAIDbosBackend(DbosBackend):
         return fold_conversation(policy, chat, finished=finished), errors
 
     def floor_programs(self, env: BackendEnv) -> list[FloorProgram]:
-        """HasFloor: the DBOS backend's floor, on the same store."""
-        from backends.dbos.floor import floor_programs
+        """HasFloor: the same agent as a plain Pydantic AI on DBOS program (its own floor),
+        then the hand-written DBOS floor, on the same store."""
+        from backends.pydantic_ai.dbos_floor import floor_programs
 
         return floor_programs(self, env)
 
