@@ -46,6 +46,12 @@ MEASURED = (
     "cloudflare",
     *(f"langgraph:{s}?durability={m}" for s in ("sqlite", "postgres") for m in MODES),
     "restate",
+    # framework backends: the ratio to their own framework floor (the substrate's
+    # hand-written floor is the second program in the same summary)
+    "pydantic-ai:temporal",
+    "pydantic-ai:dbos",
+    "openai-agents:temporal",
+    "deepagents",
 )
 CONCURRENCY = (1, 8)
 ROUNDS = 3
