@@ -132,8 +132,14 @@ class Outcome:
 
 
 def reproduce_command(scenario: str | None, backend: str) -> str | None:
+    """The command that reruns one cell; a scenario inside the working directory is
+    named relative to it, so a published report shows `scenarios/...`, not this
+    machine's checkout path."""
     if not scenario:
         return None
+    path = Path(scenario)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        scenario = str(path.relative_to(Path.cwd()))
     quote = "'" if any(c in backend for c in "?&*") else ""
     return f"durabench run {scenario} --backend {quote}{backend}{quote}"
 
