@@ -2,7 +2,7 @@
 # Regenerate the published report: a fault-free procurement run for latency and overhead,
 # the fidelity workload with every backend's raw floor (the ratio to its own floor), the
 # standard chaos suite (quick) on every installed backend, and a scaling sweep, then one
-# report. Takes about 35 minutes on a 2-core machine.
+# report. Takes about 50 minutes on an idle 2-core machine.
 #   bash reports/build.sh            (from the repository root, after the README install)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +11,10 @@ work=$(mktemp -d /tmp/durabench-published-XXXX)
 out=reports/latest
 
 "$python" -m harness.cli run scenarios/procurement.yaml --out "$work/steady"
-"$python" -m harness.cli run fidelity --with-floor -b baseline -b pgstore -b pgstore-naive \
-    -b temporal -b langgraph:sqlite -b 'langgraph:sqlite?durability=sync' -b langgraph:postgres \
+"$python" -m harness.cli run fidelity --with-floor -b baseline -b pgstore -b pgstore-naive -b temporal \
+    -b 'langgraph:sqlite?durability=exit' -b 'langgraph:sqlite?durability=async' \
+    -b 'langgraph:sqlite?durability=sync' -b 'langgraph:postgres?durability=exit' \
+    -b 'langgraph:postgres?durability=async' -b 'langgraph:postgres?durability=sync' \
     -b dbos -b restate -b pydantic-ai:temporal -b pydantic-ai:dbos -b openai-agents:temporal \
     -b deepagents -b cloudflare \
     --out "$work/fidelity"

@@ -37,6 +37,7 @@ from harness.scenario import load_scenario
 
 __all__ = ["floor_programs", "main"]
 
+ROWS_PROGRAM = "cloudflare+rows"
 WAIT_MS = 2000  # the same long-poll the backend's `wait` uses: no status polling load
 
 
@@ -44,10 +45,12 @@ def floor_programs(backend: Any, env: BackendEnv) -> list[FloorProgram]:
     """The session's runtime (the local variant only: a deployed Worker has no floor here)."""
     if getattr(backend, "account", None) is not None:
         return []
+    url = ("--runtime-url", backend.runtime_url)
     return [
-        FloorProgram(
-            "cloudflare", "backends.cloudflare.floor", ("--runtime-url", backend.runtime_url)
-        )
+        FloorProgram("cloudflare", "backends.cloudflare.floor", url),
+        # the same Workflow writing the adapter's five console rows per step: what the
+        # measurement channel through wrangler's log costs, apart from the adapter
+        FloorProgram(ROWS_PROGRAM, "backends.cloudflare.floor", (*url, "--rows")),
     ]
 
 
@@ -64,6 +67,7 @@ async def _floor(args: argparse.Namespace) -> None:
                 "steps": scenario.steps,
                 "on_failure": scenario.verify.on_failure,
                 "max_attempts": scenario.verify.max_attempts,
+                "rows": args.rows,
             }
             instance = instance_id("floor", run_id)
             requested = time.time()
@@ -89,13 +93,16 @@ async def _floor(args: argparse.Namespace) -> None:
         wall = await closed_loop(floor_run_ids(scenario, args.runs), args.concurrency, one)
     finally:
         await api.close()
-    emit("cloudflare", args, samples, wall)
+    emit(ROWS_PROGRAM if args.rows else "cloudflare", args, samples, wall)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="durabench raw floor: Cloudflare Workflows")
     add_common_arguments(parser)
     parser.add_argument("--runtime-url", required=True, help="the session's wrangler dev")
+    parser.add_argument(
+        "--rows", action="store_true", help="also write the adapter's console rows per step"
+    )
     asyncio.run(_floor(parser.parse_args(argv)))
 
 

@@ -243,6 +243,16 @@ def fidelity_section(results: ResultSet) -> Section:
         )
     section = Section("fidelity", title, reading)
     section.add(Table("fidelity", table))
+    others = metrics.other_floors_table(results)
+    if not others.empty:
+        section.add(
+            Table(
+                "other_floors",
+                others,
+                "The backend's step p50 against the other floors it lists (framework "
+                "backends: their substrate's hand-written floor)",
+            )
+        )
     section.add(
         Note(
             "Start latency: from asking the backend to start a run to its first phase. "

@@ -45,6 +45,7 @@ LABELS = {
     "extra_ms_p50": "extra ms/step (p50)",
     "step_ratio_p50": "step p50 (x baseline)",
     "floor_ratio_p50": "ratio p50 (x raw floor)",
+    "step_vs_this_floor": "step p50 (x this floor)",
     "bytes_per_step": "bytes/step",
     "history_per_step": "history entries/step",
     "max_bytes_run": "max bytes in one run",

@@ -441,6 +441,35 @@ def fidelity_table(results: ResultSet) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FIDELITY_COLUMNS)
 
 
+OTHER_FLOOR_COLUMNS = ["fault_class", "backend", "floor", "floor_step_p50", "step_vs_this_floor"]
+
+
+def other_floors_table(results: ResultSet) -> pd.DataFrame:
+    """The floors a backend lists after its own, each against the backend's step p50:
+    a framework backend's substrate floor (what the framework costs over a hand-written
+    workflow on the same engine), pgstore's unfenced log and one-row insert, and
+    Cloudflare's floor writing the adapter's console rows (what that channel costs)."""
+    rows = []
+    for item in results.items:
+        for backend, s in item.summary.items():
+            floor = s.get("floor") or {}
+            step = (s.get("step_latency_ms") or {}).get("p50")
+            for name, program in (floor.get("programs") or {}).items():
+                floor_step = (program.get("step_ms") or {}).get("p50")
+                if program.get("own") or name == floor.get("program") or not floor_step:
+                    continue
+                rows.append(
+                    {
+                        "fault_class": item.fault_class,
+                        "backend": backend,
+                        "floor": name,
+                        "floor_step_p50": floor_step,
+                        "step_vs_this_floor": round(step / floor_step, 3) if step else None,
+                    }
+                )
+    return pd.DataFrame(rows, columns=OTHER_FLOOR_COLUMNS)
+
+
 # -- state bloat -------------------------------------------------------------------------
 
 

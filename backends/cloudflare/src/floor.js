@@ -5,9 +5,26 @@
 // no transient retries of its own. It returns its own timings: each step from the start
 // of its reason call to the moment verify's `step.do` handed back its persisted output.
 
+//
+// With `spec.rows` (the `cloudflare+rows` floor) it also writes, as console lines, as many
+// rows as the adapter writes per step (reason, the act's invoke and end, verify, commit;
+// the same fields), under a mark of their own that the runtime component only logs: what
+// the adapter's measurement channel through wrangler's log costs, measured on its own.
+
 import { digest } from "./digest.js";
 
 const SERVICE_TIME_HEADER = "x-durabench-service-ms";
+const FLOOR_ROW_MARK = "@@durabench-floor-row ";
+
+function note(spec, step, attempt, phase, start) {
+  if (!spec.rows) return;
+  const r = {
+    backend: "cloudflare", run_id: spec.run_id, step, attempt, phase, worker: "floor",
+    start: start / 1000, end: Date.now() / 1000, outcome: "ok", service_ms: 0, retries: 0,
+    bytes: null, error: null,
+  };
+  console.warn(FLOOR_ROW_MARK + JSON.stringify(r));
+}
 
 async function post(url, body) {
   const response = await fetch(url, {
@@ -47,6 +64,7 @@ export async function runFloor(env, spec, wf) {
         tool_choice: "required",
       });
       const call = data.choices[0].message.tool_calls[0].function;
+      note(spec, step, attempt, "reason", start);
       return { start, ms, tool: call.name, arguments: JSON.parse(call.arguments), thought: data.choices[0].message.content || "" };
     });
     let decision = await reasonStep(1);
@@ -56,17 +74,26 @@ export async function runFloor(env, spec, wf) {
     let move;
     for (;;) {
       const acted = await wf.do(`act-${step}-${attempt}`, async () => {
+        const began = Date.now();
+        note(spec, step, attempt, "act", began);
         const body = { run_id: runId, step, attempt, idempotency_key: `${runId}/${step}/${attempt}`, arguments: decision.arguments };
         const { data, ms } = await post(`${toolsUrl}/tools/${decision.tool}`, body);
+        note(spec, step, attempt, "act", began);
         return { output: data.output, ms };
       });
       serviceMs += acted.ms;
-      const verified = await wf.do(`verify-${step}-${attempt}`, async () => (
-        acted.output.status === "ok" && acted.output.tool === decision.tool &&
-        acted.output.request_digest === digest(decision.arguments)
-      ));
+      const verified = await wf.do(`verify-${step}-${attempt}`, async () => {
+        const began = Date.now();
+        const v = acted.output.status === "ok" && acted.output.tool === decision.tool &&
+          acted.output.request_digest === digest(decision.arguments);
+        note(spec, step, attempt, "verify", began);
+        return v;
+      });
       move = verified ? "commit" : attempt >= spec.max_attempts ? "abort" : spec.on_failure;
-      if (move === "commit" || move === "abort") break;
+      if (move === "commit" || move === "abort") {
+        note(spec, step, attempt, "commit", Date.now());
+        break;
+      }
       attempt += 1;
       if (move === "replan") {
         decision = await reasonStep(attempt);
