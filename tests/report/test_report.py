@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 from dataclasses import asdict
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,7 @@ def test_environment_names_host_cores_versions_commit_seeds_and_the_command(
     for path in (runs.steady, runs.faulty):
         command = manifest_of(path)["command"]
         assert command and command in report.markdown.read_text()
-        assert command.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in html
+        assert html_escape(command) in html  # quoted options (`-m 'a or b'`) included
 
 
 def test_integrity_matrix_matches_each_summary(report: ReportPaths, runs: Runs) -> None:
