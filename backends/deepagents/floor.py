@@ -31,10 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -59,12 +57,11 @@ from backends.baseline.floor import (
     open_http,
     resolve_counts,
 )
+from backends.langgraph.floor import DSN_ENV, open_saver
 from harness.scenario import Scenario, load_scenario
 from harness.services.common import SERVICE_TIME_HEADER
 
 __all__ = ["DSN_ENV", "Notes", "floor_programs", "main", "program_name"]
-
-DSN_ENV = "DURABENCH_FLOOR_DSN"
 
 
 def program_name(variant: str, durability: str | None) -> str:
@@ -240,24 +237,6 @@ def build_agent(
     )
 
 
-@asynccontextmanager
-async def open_saver(args: argparse.Namespace, notes: Notes) -> AsyncIterator[Any]:
-    if args.variant == "sqlite":
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        async with timed(AsyncSqliteSaver, notes).from_conn_string(args.sqlite_path) as saver:
-            yield saver
-    else:
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
-        dsn = os.environ.get(DSN_ENV)
-        if not dsn:
-            raise SystemExit(f"error: set {DSN_ENV} to the floor's DSN")
-        async with timed(AsyncPostgresSaver, notes).from_conn_string(dsn) as saver:
-            await saver.setup()
-            yield saver
-
-
 async def _floor(args: argparse.Namespace) -> None:
     from backends.langgraph.graph import thread_config
     from harness.services.conversation import task_prompt
@@ -269,7 +248,7 @@ async def _floor(args: argparse.Namespace) -> None:
     durability = cast(Durability, args.durability) if args.durability else None
     svc_box: list[Services] = []
     model_http = _http_client(notes)
-    async with open_http() as http, open_saver(args, notes) as saver:
+    async with open_http() as http, open_saver(args, lambda cls: timed(cls, notes)) as saver:
         svc_box.append(Services(scenario, http, args.llm_url, args.tools_url))
         tools = _tools(scenario, svc_box, notes)
         agent = build_agent(args, scenario, tools, model_http, saver)

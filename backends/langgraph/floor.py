@@ -22,7 +22,7 @@ import asyncio
 import operator
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypedDict, cast
 
@@ -174,13 +174,17 @@ def build(scenario: Scenario, svc: Services, acks: Acks) -> StateGraph[State]:
 
 
 @asynccontextmanager
-async def open_saver(args: argparse.Namespace, acks: Acks) -> AsyncIterator[Any]:
+async def open_saver(
+    args: argparse.Namespace, instrument: Callable[[type[Any]], type[Any]]
+) -> AsyncIterator[Any]:
+    """LangGraph's own saver for `args.variant`, its class wrapped by `instrument` (the
+    floor's timing subclass); shared by the Deep Agents floor."""
     if args.variant == "memory":
-        yield timed(InMemorySaver, acks)()
+        yield instrument(InMemorySaver)()
     elif args.variant == "sqlite":
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        async with timed(AsyncSqliteSaver, acks).from_conn_string(args.sqlite_path) as saver:
+        async with instrument(AsyncSqliteSaver).from_conn_string(args.sqlite_path) as saver:
             yield saver
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -188,7 +192,7 @@ async def open_saver(args: argparse.Namespace, acks: Acks) -> AsyncIterator[Any]
         dsn = os.environ.get(DSN_ENV)
         if not dsn:
             raise SystemExit(f"error: set {DSN_ENV} to the floor's DSN")
-        async with timed(AsyncPostgresSaver, acks).from_conn_string(dsn) as saver:
+        async with instrument(AsyncPostgresSaver).from_conn_string(dsn) as saver:
             await saver.setup()
             yield saver
 
@@ -200,7 +204,7 @@ async def _floor(args: argparse.Namespace) -> None:
     samples = Samples()
     durability = cast(Durability, args.durability) if args.durability else None
     limit = scenario.steps * scenario.verify.max_attempts * 3 + 10
-    async with open_http() as http, open_saver(args, acks) as saver:
+    async with open_http() as http, open_saver(args, lambda cls: timed(cls, acks)) as saver:
         svc = Services(scenario, http, args.llm_url, args.tools_url)
         graph = build(scenario, svc, acks).compile(checkpointer=saver)
 
