@@ -33,6 +33,7 @@ __all__ = [
     "STEADY_WINDOW",
     "committed_steps",
     "floor_figures",
+    "floor_passes",
     "indeterminate_acts",
     "judge_runs",
     "recorded_decisions",
@@ -379,15 +380,23 @@ def floor_figures(floors: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
     if floors is None or floors.empty:
         return out
     for (backend, program), rows in floors.groupby(["backend", "program"], sort=False):
-        wall = float(rows["floor_wall_s"].max() or 0.0)
+        passes = rows["floor_pass"] if "floor_pass" in rows else pd.Series("only", rows.index)
+        walls = rows.groupby(passes)["floor_wall_s"].max()
+        wall = float(walls.sum() or 0.0)
         out.setdefault(str(backend), {})[str(program)] = {
             "own": bool(rows["own"].any()),
             "concurrency": int(rows["concurrency"].max()),
             "samples": len(rows),
             "step_ms": _quantiles(rows["step_ms"]),
             "overhead_ms": _quantiles(rows["overhead_ms"]),
+            "service_ms": _quantiles(pd.to_numeric(rows["service_ms"]).dropna()),
             "start_latency_ms": _quantiles(pd.to_numeric(rows["start_latency_ms"]).dropna()),
             "steps_per_s": round(len(rows) / wall, 2) if wall > 0 else None,
+            # each pass's own step p50: how far the floor moved between its passes
+            "step_p50_by_pass": {
+                str(name): round(float(group.median()), 4)
+                for name, group in rows["step_ms"].groupby(passes, sort=False)
+            },
         }
     return out
 
@@ -403,16 +412,35 @@ def _floor_block(entry: dict[str, Any], programs: dict[str, Any]) -> dict[str, A
     own_name = next((p for p, f in programs.items() if f["own"]), next(iter(programs)))
     own = programs[own_name]
     step, overhead = own["step_ms"]["p50"], own["overhead_ms"]["p50"]
+    service = (own.get("service_ms") or {}).get("p50")
+    by_pass = own.get("step_p50_by_pass") or {}
     return {
         "program": own_name,
         "concurrency": own["concurrency"],
         "step_p50_ms": step,
         "overhead_p50_ms": overhead,
+        "service_p50_ms": service,
         "start_latency_p50_ms": own["start_latency_ms"]["p50"],
         "step_vs_floor": _ratio(entry["step_latency_ms"]["p50"], step),
+        # the ratio to each floor pass alone: its spread is the floor's own noise
+        "step_vs_floor_by_pass": {
+            name: _ratio(entry["step_latency_ms"]["p50"], p50) for name, p50 in by_pass.items()
+        },
         "overhead_vs_floor": _ratio(entry["overhead_ms"]["p50"], overhead),
+        # the services' own time per step against the floor's: > 1 means the simulated
+        # LLM and tools themselves ran slower beside the backend's processes, not its code
+        "service_vs_floor": _ratio((entry.get("service_ms") or {}).get("p50"), service),
         "programs": programs,
     }
+
+
+def floor_passes(floor: dict[str, Any]) -> str | None:
+    """The step ratio to each floor pass alone ('before 1.02x, after 1.21x'): how much
+    of a ratio is the floor's own noise."""
+    by_pass = {k: v for k, v in (floor.get("step_vs_floor_by_pass") or {}).items() if v}
+    if len(by_pass) < 2:
+        return None
+    return ", ".join(f"{name} {ratio:.2f}x" for name, ratio in by_pass.items())
 
 
 def _add_relative(summary: dict[str, dict[str, Any]], floors: pd.DataFrame | None) -> None:
@@ -597,6 +625,7 @@ def summarize(
             ),
             "step_latency_ms": _quantiles(mine["step_ms"]),
             "overhead_ms": _quantiles(mine["overhead_ms"]),
+            "service_ms": _quantiles(mine["service_ms"]),
             "phase_mean_ms": {
                 str(phase): round(float(((rows["end"] - rows["start"]) * 1000).mean()), 4)
                 for phase, rows in phase_rows[phase_rows["outcome"] != "invoke"].groupby("phase")

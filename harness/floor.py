@@ -6,7 +6,8 @@ their `floor.py`, listed by `BUILTIN_BACKENDS[...].floor`), its own floor first.
 a backend's session is open (its server and store running, the simulated LLM and tool
 service up), `record_floor` runs each program as a subprocess at the scenario's
 concurrency and appends its per-step samples to `floors.parquet`; `summarize` then
-reports each backend's step cost and overhead as a ratio to its own floor.
+reports each backend's step cost and overhead as a ratio to its own floor. A benchmark
+runs the floors once before its runs and once after (BEFORE_PASS, AFTER_PASS).
 `durabench floor` (`FloorRun`, harness/floor_run.py) does only that: the same servers,
 no benchmark load.
 """
@@ -36,7 +37,10 @@ from harness.results import ResultsDir
 from harness.scenario import Scenario
 
 __all__ = [
+    "AFTER_PASS",
+    "BEFORE_PASS",
     "FLOOR_TABLE",
+    "ONLY_PASS",
     "FloorError",
     "floor_programs_for",
     "floor_rows",
@@ -46,6 +50,10 @@ __all__ = [
 ]
 
 FLOOR_TABLE = "floors"
+# `run --with-floor` brackets the benchmark's runs with a floor pass before and one after:
+# a floor that always ran second (warmer disk, bigger database) would bias every ratio
+# one way, and the two passes' spread is the floor's own noise, reported with the ratio.
+BEFORE_PASS, AFTER_PASS, ONLY_PASS = "before", "after", "only"
 FLOOR_TIMEOUT_S = 900.0
 STDERR_TAIL = 2000
 
@@ -121,7 +129,11 @@ async def run_program(
 
 
 def floor_rows(
-    backend: str, program: FloorProgram, own: bool, result: dict[str, Any]
+    backend: str,
+    program: FloorProgram,
+    own: bool,
+    result: dict[str, Any],
+    floor_pass: str = ONLY_PASS,
 ) -> list[dict[str, Any]]:
     """floors.parquet rows: one per step sample; a run's start latency on its step 0."""
     starts = {s["run_id"]: s["start_latency_ms"] for s in result.get("starts", [])}
@@ -130,6 +142,7 @@ def floor_rows(
             "backend": backend,
             "program": program.name,
             "own": own,
+            "floor_pass": floor_pass,
             "concurrency": int(result.get("concurrency") or 0),
             "floor_wall_s": float(result.get("wall_s") or 0.0),
             **sample,
@@ -140,18 +153,22 @@ def floor_rows(
 
 
 async def record_floor(
-    session: Any, runs: int | None = None, concurrency: int | None = None
+    session: Any,
+    runs: int | None = None,
+    concurrency: int | None = None,
+    floor_pass: str = ONLY_PASS,
 ) -> list[dict[str, Any]]:
-    """Run every floor of an open `BackendSession` and append the rows to floors.parquet."""
+    """Run every floor of an open `BackendSession` and append the rows to floors.parquet,
+    marked with `floor_pass` (`before` or `after` the benchmark's runs, or `only`)."""
     scenario: Scenario = session.scenario
     runs = runs or scenario.runs
     concurrency = concurrency or scenario.load.concurrency or runs
     programs = floor_programs_for(session.name, session.backend, session.env)
     rows: list[dict[str, Any]] = []
     for index, program in enumerate(programs):
-        log = session.env.workdir / "logs" / f"floor-{index}.log"
+        log = session.env.workdir / "logs" / f"floor-{index}-{floor_pass}.log"
         result = await run_program(program, session.env, runs, concurrency, log)
-        rows += floor_rows(session.name, program, index == 0, result)
+        rows += floor_rows(session.name, program, index == 0, result, floor_pass)
     session.results.append_table(FLOOR_TABLE, rows)
     return rows
 

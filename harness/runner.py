@@ -37,7 +37,7 @@ from harness.crashpoints import expand_crash_points
 from harness.errors import BackendError, DryRunPlanned, DurabenchError
 from harness.evaluate import judge_runs, summarize, with_exposure
 from harness.faults import DeployFault, NetworkFault
-from harness.floor import record_floor
+from harness.floor import AFTER_PASS, BEFORE_PASS, record_floor
 from harness.healing import ActiveFaults, default_state_dir
 from harness.injectors import refuse_faults
 from harness.injectors.crash_point import crash_point_records, with_crash_points
@@ -731,7 +731,7 @@ class BenchmarkRun:
     trials: int = 1  # each task runs this many times: pass^k
     platform_name: str = "local"
     driver: LoadDriver = default_driver  # how runs arrive: the scenario's loop, or Locust
-    with_floor: bool = False  # also run each backend's raw floor in its session (floors.parquet)
+    with_floor: bool = False  # each backend's raw floor before and after its runs (floors.parquet)
 
     def __post_init__(self) -> None:
         # validate everything before anything starts
@@ -807,6 +807,8 @@ class BenchmarkRun:
             ) as session:
                 self.platform = session.platform
                 try:
+                    if self.with_floor:
+                        await record_floor(session, floor_pass=BEFORE_PASS)
                     timings = await session.drive(self.driver)
                 except asyncio.CancelledError as exc:
                     interrupted = exc  # faults healed already; judge what finished, then stop
@@ -819,7 +821,7 @@ class BenchmarkRun:
                         self.scenario.approval.ttl_s if self.scenario.approval else 0
                     )
                     if self.with_floor:
-                        await record_floor(session)
+                        await record_floor(session, floor_pass=AFTER_PASS)
                 else:
                     persisted, stale = await self._inspect_interrupted(session, timings, ids)
         except DryRunPlanned:

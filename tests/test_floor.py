@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from backends.base import BUILTIN_BACKENDS
-from harness.evaluate import start_latencies, steady_steps_per_s
+from harness.evaluate import floor_passes, start_latencies, steady_steps_per_s
+from harness.floor import AFTER_PASS, BEFORE_PASS, read_floors
 from harness.oracle import expected_run
 from harness.runner import BenchmarkRun
 from harness.scenario import load_scenario
@@ -111,3 +112,39 @@ async def test_with_floor_puts_ratios_to_the_floor_and_the_baseline_in_the_summa
         assert summary[backend]["start_latency_ms"]["p50"] is not None
     # the floor's tool calls are its own trials: the benchmark's runs are judged as before
     assert summary["pgstore"]["integrity"] == 1.0
+
+
+@pytest.mark.integration
+async def test_with_floor_runs_the_floor_before_and_after_the_runs_and_reports_each_pass(
+    write_scenario: ScenarioFactory, tmp_path: Path
+) -> None:
+    scenario = write_scenario(**FLOOR_SCENARIO)
+    bench = BenchmarkRun(scenario, ["baseline"], tmp_path)
+    bench.with_floor = True
+    results = await bench.execute()
+    floors = read_floors(results)
+    steps = results.read_table("steps")
+    # the floor ran once entirely before the benchmark's first phase (its log is written
+    # when the program exits) and once after its last; each pass under its own run ids
+    logs = results.path / "baseline" / "logs"
+    assert (logs / "floor-0-before.log").stat().st_mtime <= steps["start"].min()
+    assert (logs / "floor-0-after.log").stat().st_mtime >= steps["end"].max()
+    assert set(floors["floor_pass"]) == {BEFORE_PASS, AFTER_PASS}
+    before = floors[floors["floor_pass"] == BEFORE_PASS]
+    after = floors[floors["floor_pass"] == AFTER_PASS]
+    assert len(before) == len(after) > 0
+    assert not set(before["run_id"]) & set(after["run_id"])
+    assert floors["service_ms"].gt(0).all()
+
+    entry = results.read_json("summary.json")["baseline"]
+    floor = entry["floor"]
+    by_pass = floor["step_vs_floor_by_pass"]
+    assert set(by_pass) == {BEFORE_PASS, AFTER_PASS}
+    assert min(by_pass.values()) <= floor["step_vs_floor"] * 1.001
+    assert max(by_pass.values()) >= floor["step_vs_floor"] * 0.999
+    assert floor_passes(floor) == ", ".join(f"{k} {v:.2f}x" for k, v in by_pass.items())
+    # the services' own time per step, the benchmark's against the floor's
+    assert entry["service_ms"]["p50"] > 0 and floor["service_p50_ms"] > 0
+    assert floor["service_vs_floor"] == pytest.approx(
+        entry["service_ms"]["p50"] / floor["service_p50_ms"], rel=1e-2
+    )

@@ -46,6 +46,7 @@ from backends.baseline.floor import (
 )
 from backends.restate.client import RestateClient, ServerAddress
 from backends.restate.messages import service_name, step_key
+from harness.platform.base import free_port
 from harness.scenario import load_scenario
 from harness.workload import Decision, next_move, verify_output
 
@@ -140,9 +141,7 @@ async def _floor(args: argparse.Namespace) -> None:
     times, samples = FloorTimes(), Samples()
     client = RestateClient(ServerAddress.of(args.ingress, args.admin))
     stop = asyncio.Event()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     async with open_http() as http:
         svc = Services(scenario, http, args.llm_url, args.tools_url)
         config = Config()

@@ -113,8 +113,9 @@ def _progress() -> tuple[Progress, Any]:
 @click.option(
     "--with-floor",
     is_flag=True,
-    help="After each backend's load, run its raw floor on the same servers (floors.parquet); "
-    "the summary then gives step and overhead as a ratio to that floor.",
+    help="Before and after each backend's load, run its raw floor on the same servers "
+    "(floors.parquet); the summary then gives step and overhead as a ratio to that floor, "
+    "and to each floor pass alone.",
 )
 @ci_options
 @metrics_option

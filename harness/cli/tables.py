@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from harness.cli.common import fmt, out
+from harness.evaluate import floor_passes
 
 __all__ = [
     "interval_text",
@@ -186,14 +187,27 @@ def print_fidelity(summary: dict[str, dict[str, Any]]) -> None:
         return
     table = _table(
         "cost against the raw floors and the baseline (p50)",
-        ["backend", "step/floor", "overhead/floor", "step/base", "overhead/base"],
+        [
+            "backend",
+            "step/floor",
+            "per floor pass",
+            "overhead/floor",
+            "services/floor",
+            "step/base",
+            "overhead/base",
+        ],
     )
-    table.caption = "floor: the backend's own raw SDK program; base: the baseline backend"
+    table.caption = (
+        "floor: the backend's own raw SDK program, run before and after the benchmark; "
+        "services: the simulated LLM's and tools' own time per step; base: the baseline"
+    )
     for backend, floor, s in ratios:
         table.add_row(
             backend,
             _times(floor.get("step_vs_floor")),
+            floor_passes(floor) or "-",
             _times(floor.get("overhead_vs_floor")),
+            _times(floor.get("service_vs_floor")),
             _times(s.get("step_vs_baseline")),
             _times(s.get("overhead_vs_baseline")),
         )

@@ -8,8 +8,10 @@ it for free.
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +42,56 @@ def binary_version(binary: Path) -> str:
     return out.stdout.strip()
 
 
+# Ports are picked from here up to the kernel's ephemeral range (never inside it).
+LOWEST_PICKED_PORT = 10000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PICK_ATTEMPTS = 200
+_picked: set[int] = set()
+_picked_lock = threading.Lock()
+_random = random.SystemRandom()
+
+
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (the kernel's pick)."""
+    """A free TCP port on 127.0.0.1 for a component to listen on, never the same twice
+    in one process.
+
+    It is picked below the kernel's ephemeral range. A port the kernel hands out (a bind
+    to port 0) is free again once released, so the kernel can hand it to any other
+    process's next bind to 0 or outgoing connection before our component binds it: the
+    Temporal dev server picks its internal services' ports that way, took one of ours and
+    died while starting. Below the range the kernel never picks, so the port waits for us.
+    """
+    low, high = _picked_range()
+    with _picked_lock:
+        for _ in range(_PICK_ATTEMPTS if high > low else 0):
+            port = _random.randrange(low, high)
+            if port not in _picked and _bindable(port):
+                _picked.add(port)
+                return port
+        while True:  # no room below the ephemeral range: the kernel's pick
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _picked:
+                _picked.add(port)
+                return port
+
+
+def _picked_range() -> tuple[int, int]:
+    try:
+        ephemeral_low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768  # Linux's default range starts here
+    return LOWEST_PICKED_PORT, ephemeral_low
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from harness.checker import VERDICTS
-from harness.evaluate import NOT_APPLICABLE, with_exposure
+from harness.evaluate import NOT_APPLICABLE, floor_passes, with_exposure
 from harness.report.load import ResultSet
 from harness.stats import DEFAULT_CONFIDENCE, integrity_interval
 from harness.workload import task_of
@@ -396,9 +396,12 @@ FIDELITY_COLUMNS = [
     "step_p50",
     "floor_step_p50",
     "step_vs_floor",
+    "step_vs_floor_passes",
     "overhead_p50",
     "floor_overhead_p50",
     "overhead_vs_floor",
+    "service_p50",
+    "service_vs_floor",
     "step_vs_baseline",
     "overhead_vs_baseline",
     "start_p50",
@@ -427,9 +430,12 @@ def fidelity_table(results: ResultSet) -> pd.DataFrame:
                     "step_p50": (s.get("step_latency_ms") or {}).get("p50"),
                     "floor_step_p50": floor.get("step_p50_ms"),
                     "step_vs_floor": floor.get("step_vs_floor"),
+                    "step_vs_floor_passes": floor_passes(floor),
                     "overhead_p50": (s.get("overhead_ms") or {}).get("p50"),
                     "floor_overhead_p50": floor.get("overhead_p50_ms"),
                     "overhead_vs_floor": floor.get("overhead_vs_floor"),
+                    "service_p50": (s.get("service_ms") or {}).get("p50"),
+                    "service_vs_floor": floor.get("service_vs_floor"),
                     "step_vs_baseline": s.get("step_vs_baseline"),
                     "overhead_vs_baseline": s.get("overhead_vs_baseline"),
                     "start_p50": start.get("p50"),

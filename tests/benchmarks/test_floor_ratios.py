@@ -1,7 +1,8 @@
 """Each backend's step p50 and overhead p50 against its own raw floor, at concurrency 1 and 8.
 
-One `durabench run --with-floor` per backend and concurrency: the benchmark's runs, then
-the backend's floor (`backends/<name>/floor.py`) on the same servers in the same session,
+One `durabench run --with-floor` per backend and concurrency: the backend's floor
+(`backends/<name>/floor.py`), the benchmark's runs, the floor again, on the same servers
+in the same session,
 on the README's fidelity workload (zero LLM and tool latency, 10-step runs, 256-byte
 thoughts, one worker). With `--benchmark-enable` each cell runs ROUNDS times and
 reports the median ratio (the machine is shared: one round can be disturbed); the
@@ -118,6 +119,10 @@ async def test_step_and_overhead_against_the_backends_own_floor(
         "step_vs_floor": statistics.median(e["floor"]["step_vs_floor"] for e in rounds),
         "overhead_vs_floor": statistics.median(e["floor"]["overhead_vs_floor"] for e in rounds),
         "step_vs_floor_rounds": [e["floor"]["step_vs_floor"] for e in rounds],
+        "step_vs_floor_passes": [e["floor"]["step_vs_floor_by_pass"] for e in rounds],
+        "service_vs_floor": statistics.median(
+            e["floor"]["service_vs_floor"] or 0.0 for e in rounds
+        ),
     }
     benchmark.extra_info.update(
         figures, target_ratio=TARGET_RATIO, floor=rounds[0]["floor"]["program"]
@@ -128,6 +133,7 @@ async def test_step_and_overhead_against_the_backends_own_floor(
         print(
             f"\n{backend} c={concurrency}: step p50 {figures['step_p50_ms']:.2f} ms vs floor "
             f"{figures['floor_step_p50_ms']:.2f} ms = {figures['step_vs_floor']:.2f}x; overhead "
-            f"{figures['overhead_vs_floor']:.2f}x ({verdict} {TARGET_RATIO}x; rounds "
-            f"{figures['step_vs_floor_rounds']})"
+            f"{figures['overhead_vs_floor']:.2f}x; services {figures['service_vs_floor']:.2f}x "
+            f"({verdict} {TARGET_RATIO}x; rounds {figures['step_vs_floor_rounds']}, per floor "
+            f"pass {figures['step_vs_floor_passes']})"
         )
