@@ -20,6 +20,7 @@ from harness.exposure import (
     with_fault_exposure,
     with_run_exposure,
 )
+from harness.floor import AFTER_PASS, BEFORE_PASS
 from harness.oracle import expected_run
 from harness.recorded import RecordedDecisions
 from harness.scenario import Scenario
@@ -395,7 +396,7 @@ def floor_figures(floors: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
             # each pass's own step p50: how far the floor moved between its passes
             "step_p50_by_pass": {
                 str(name): round(float(group.median()), 4)
-                for name, group in rows["step_ms"].groupby(passes, sort=False)
+                for name, group in rows["step_ms"].groupby(passes)
             },
         }
     return out
@@ -435,12 +436,13 @@ def _floor_block(entry: dict[str, Any], programs: dict[str, Any]) -> dict[str, A
 
 
 def floor_passes(floor: dict[str, Any]) -> str | None:
-    """The step ratio to each floor pass alone ('before 1.02x, after 1.21x'): how much
-    of a ratio is the floor's own noise."""
-    by_pass = {k: v for k, v in (floor.get("step_vs_floor_by_pass") or {}).items() if v}
-    if len(by_pass) < 2:
+    """The step ratio to the floor pass before the load and to the one after it
+    ('1.02x / 1.21x'): how much of a ratio is the floor's own noise."""
+    by_pass = floor.get("step_vs_floor_by_pass") or {}
+    before, after = by_pass.get(BEFORE_PASS), by_pass.get(AFTER_PASS)
+    if not before or not after:
         return None
-    return ", ".join(f"{name} {ratio:.2f}x" for name, ratio in by_pass.items())
+    return f"{before:.2f}x / {after:.2f}x"
 
 
 def _add_relative(summary: dict[str, dict[str, Any]], floors: pd.DataFrame | None) -> None:

@@ -190,7 +190,7 @@ def print_fidelity(summary: dict[str, dict[str, Any]]) -> None:
         [
             "backend",
             "step/floor",
-            "per floor pass",
+            "step/floor before / after",
             "overhead/floor",
             "services/floor",
             "step/base",
