@@ -36,9 +36,19 @@ class StepRecord:
     attempts: int
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["verdicts"] = list(self.verdicts)
-        return data
+        """Field by field, not `asdict`: that deep-copies, and a store that saves the
+        whole run state after every step converts every step so far each time (27 µs a
+        record with `asdict`; pgstore-naive's worker spent 7% of its CPU here at c=8).
+        The tool's arguments and output are copied one level deep."""
+        return {
+            "index": self.index,
+            "tool": self.tool,
+            "arguments": dict(self.arguments),
+            "thought": self.thought,
+            "output": dict(self.output),
+            "verdicts": list(self.verdicts),
+            "attempts": self.attempts,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRecord:
