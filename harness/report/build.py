@@ -253,6 +253,19 @@ def fidelity_section(results: ResultSet) -> Section:
                 "backends: their substrate's hand-written floor)",
             )
         )
+    if not floored.empty:
+        section.add(
+            Note(
+                "Each floor ran once before the backend's load and once after it; 'step vs "
+                "floor before after' is the ratio to each pass alone. Where the two differ "
+                "widely the floor itself moved between its passes, and one run cannot settle "
+                "the ratio: `python -m pytest tests/benchmarks/test_floor_ratios.py "
+                "--benchmark-enable -s` reports the median of three rounds. 'service vs "
+                "floor' is the simulated LLM's and tools' own time per step against the "
+                "same during the floor: above 1, the services themselves ran slower beside "
+                "the backend's processes."
+            )
+        )
     section.add(
         Note(
             "Start latency: from asking the backend to start a run to its first phase. "
