@@ -40,6 +40,7 @@ __all__ = [
 POLL_INTERVAL_S = 0.05
 PAUSE_ROUNDS = 5  # rescans for processes forked while their parent was being stopped
 STOP_GRACE_S = 5.0
+TREE_EXIT_S = 5.0  # how long a stop waits for a SIGKILLed descendant to be gone
 LOG_TAIL_LINES = 30
 _PR_SET_PDEATHSIG = 1
 
@@ -102,6 +103,39 @@ def process_tree(root: int) -> list[int]:
         tree.append(pid)
         queue.extend(sorted(children.get(pid, ())))
     return tree
+
+
+ProcessTree = list[tuple[int, int | None]]  # (pid, kernel start time), parents first
+
+
+def tree_of(root: int) -> ProcessTree:
+    """A component's processes as they are now, each with its start time."""
+    return [(pid, process_start_time(pid)) for pid in process_tree(root)]
+
+
+def _living(pid: int, start_time: int | None) -> bool:
+    """Still that process and not a zombie (a zombie holds no port, file or directory)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z" and int(fields[19]) == start_time
+
+
+def end_tree(tree: ProcessTree, timeout_s: float = TREE_EXIT_S) -> None:
+    """SIGKILL what is left of a component's process tree, and wait until it is gone.
+
+    Signals to the process group do not reach a descendant in a group of its own, and a
+    runtime's child that dies with its parent (PR_SET_PDEATHSIG) is still tearing down
+    when the parent has been reaped: without this, such a process outlives stop(),
+    holding its port, its files and its working directory a moment longer."""
+    for pid, start_time in tree:
+        if _living(pid, start_time):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while any(_living(*entry) for entry in tree) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @dataclass
@@ -277,6 +311,7 @@ class LocalPlatform:
         with self._lock:
             components = list(self._components.values())
             self._components.clear()
+        trees = [tree_of(component.pid) for component in components]
         for component in components:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(component.pid, signal.SIGTERM)
@@ -289,10 +324,13 @@ class LocalPlatform:
                 self._terminate(component, grace_s=0)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(component.pid, signal.SIGKILL)  # leftovers in its group
+        for tree in trees:
+            end_tree(tree)
         self._supervisor.stop()
 
     @staticmethod
     def _terminate(component: Component, grace_s: float = STOP_GRACE_S) -> None:
+        tree = tree_of(component.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(component.pid, signal.SIGTERM if grace_s else signal.SIGKILL)
         try:
@@ -301,6 +339,7 @@ class LocalPlatform:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(component.pid, signal.SIGKILL)
             component.process.wait()
+        end_tree(tree)
 
     # -- inspection and signals ----------------------------------------------------------
 

@@ -45,6 +45,11 @@ SPAWNS_A_GRANDCHILD = HTTP_SERVER.replace(
 )
 
 
+SPAWNS_A_GRANDCHILD_IN_ITS_OWN_SESSION = SPAWNS_A_GRANDCHILD.replace(
+    "'import time; time.sleep(600)'])", "'import time; time.sleep(600)'], start_new_session=True)"
+)
+
+
 def http_spec(name: str, *, restart: bool = False, script: str = HTTP_SERVER) -> ComponentSpec:
     port = free_port()
     return ComponentSpec(
@@ -228,6 +233,39 @@ def test_stop_all_leaves_no_process_alive(tmp_path: Path) -> None:
             os.kill(pid, 0)
     assert local.components() == []
     assert wait_until_dead(grandchild)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie: a zombie holds no port, file or directory."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["stop", "stop_all"])
+def test_a_descendant_in_a_session_of_its_own_is_gone_when_stop_returns(
+    how: str, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    spec = http_spec("parent", script=SPAWNS_A_GRANDCHILD_IN_ITS_OWN_SESSION)
+    with LocalPlatform(tmp_path / "platform") as local:
+        local.start(
+            ComponentSpec(
+                name=spec.name,
+                role=spec.role,
+                argv=(*spec.argv, str(pid_file)),
+                port=spec.port,
+                health_url=spec.health_url,
+            )
+        )
+        grandchild = int(pid_file.read_text())
+        assert os.getpgid(grandchild) == grandchild  # beyond a signal to the group
+        if how == "stop":
+            local.stop("parent")
+        else:
+            local.stop_all()
+        assert not _running(grandchild)  # at once: stop waited for it
 
 
 def test_stop_removes_one_component_and_leaves_the_others(platform: LocalPlatform) -> None:
