@@ -20,7 +20,7 @@ from harness.exposure import (
     with_fault_exposure,
     with_run_exposure,
 )
-from harness.floor import AFTER_PASS, BEFORE_PASS
+from harness.floor import AFTER_PASS, BEFORE_PASS, ONLY_PASS
 from harness.oracle import expected_run
 from harness.recorded import RecordedDecisions
 from harness.scenario import Scenario
@@ -381,7 +381,7 @@ def floor_figures(floors: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
     if floors is None or floors.empty:
         return out
     for (backend, program), rows in floors.groupby(["backend", "program"], sort=False):
-        passes = rows["floor_pass"] if "floor_pass" in rows else pd.Series("only", rows.index)
+        passes = rows["floor_pass"] if "floor_pass" in rows else pd.Series(ONLY_PASS, rows.index)
         walls = rows.groupby(passes)["floor_wall_s"].max()
         wall = float(walls.sum() or 0.0)
         out.setdefault(str(backend), {})[str(program)] = {
