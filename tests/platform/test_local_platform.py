@@ -4,6 +4,7 @@ leaves nothing running."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -210,21 +211,18 @@ def test_a_component_without_restart_stays_dead(platform: LocalPlatform) -> None
     assert platform.component("mortal") is first
 
 
+def parent_spec(script: str, pid_file: Path) -> ComponentSpec:
+    """A component named `parent` that writes its grandchild's pid to `pid_file`."""
+    spec = http_spec("parent", script=script)
+    return dataclasses.replace(spec, argv=(*spec.argv, str(pid_file)))
+
+
 def test_stop_all_leaves_no_process_alive(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
     with LocalPlatform(tmp_path / "platform") as local:
         plain = local.start(http_spec("plain"))
         phoenix = local.start(http_spec("phoenix", restart=True))
-        parent_spec = http_spec("parent", script=SPAWNS_A_GRANDCHILD)
-        parent = local.start(
-            ComponentSpec(
-                name=parent_spec.name,
-                role=parent_spec.role,
-                argv=(*parent_spec.argv, str(pid_file)),
-                port=parent_spec.port,
-                health_url=parent_spec.health_url,
-            )
-        )
+        parent = local.start(parent_spec(SPAWNS_A_GRANDCHILD, pid_file))
         grandchild = int(pid_file.read_text())
         pids = [plain.pid, phoenix.pid, parent.pid]
         assert all(alive(pid) for pid in [*pids, grandchild])
@@ -248,17 +246,8 @@ def test_a_descendant_in_a_session_of_its_own_is_gone_when_stop_returns(
     how: str, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "grandchild.pid"
-    spec = http_spec("parent", script=SPAWNS_A_GRANDCHILD_IN_ITS_OWN_SESSION)
     with LocalPlatform(tmp_path / "platform") as local:
-        local.start(
-            ComponentSpec(
-                name=spec.name,
-                role=spec.role,
-                argv=(*spec.argv, str(pid_file)),
-                port=spec.port,
-                health_url=spec.health_url,
-            )
-        )
+        local.start(parent_spec(SPAWNS_A_GRANDCHILD_IN_ITS_OWN_SESSION, pid_file))
         grandchild = int(pid_file.read_text())
         assert os.getpgid(grandchild) == grandchild  # beyond a signal to the group
         if how == "stop":
